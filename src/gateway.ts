@@ -1,0 +1,97 @@
+import cluster from 'node:cluster';
+import { readFile } from 'node:fs/promises';
+import { runPrimary } from './primary/supervisor.js';
+import { ConfigError, parseConfigText } from './shared/config/load.js';
+import type { Config } from './shared/config/schema.js';
+import { createLogger } from './shared/logger.js';
+import { MiddlewareRegistry } from './worker/middleware/registry.js';
+import type { Middleware } from './worker/middleware/types.js';
+import { runWorker } from './worker/worker.js';
+
+const CONFIG_TEXT_ENV = 'PORTICO_CONFIG_TEXT';
+const CONFIG_NAME_ENV = 'PORTICO_CONFIG_NAME';
+
+/** A config file path, or the config itself as a plain object (same keys as the YAML). */
+export type ConfigSource = string | Record<string, unknown>;
+
+/**
+ * A gateway before it starts: register middleware, then `start()`. The same entry file runs in
+ * the primary and in every worker (node:cluster re-executes it), so registrations made before
+ * `start()` exist in every worker.
+ *
+ * @example
+ * import { createGateway, contextOf } from 'portico';
+ * await createGateway('./config.yaml')
+ *   .register('hello', (next) => async function hello(req, res) {
+ *     res.setHeader('x-hello', contextOf(req).params.id ?? 'world');
+ *     await next(req, res);
+ *   })
+ *   .start();
+ */
+export class Gateway {
+  readonly #registry = new MiddlewareRegistry();
+  readonly #source: ConfigSource;
+
+  constructor(source: ConfigSource) {
+    this.#source = source;
+  }
+
+  /** Adds a named middleware that routes can list in `middleware:`. */
+  register(name: string, middleware: Middleware): this {
+    this.#registry.register(name, middleware);
+    return this;
+  }
+
+  /** Validates the config against the registered middleware; throws `ConfigError`. */
+  async check(): Promise<Config> {
+    const { text, name } = await this.#read();
+    return parseConfigText(text, name, this.#registry);
+  }
+
+  /**
+   * Starts the primary (which forks the workers) or, inside a worker, the server. In the
+   * primary it resolves once every worker has drained after SIGTERM/SIGINT. An invalid config
+   * prints one line per problem to stderr and exits 1.
+   */
+  async start(): Promise<void> {
+    const { text, name } = await this.#read();
+    let config: Config;
+    try {
+      config = parseConfigText(text, name, this.#registry);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.lines.join('\n')}\n`);
+      process.exit(1);
+    }
+    if (cluster.isPrimary) {
+      const logger = createLogger(config.logging, { role: 'primary', pid: process.pid });
+      await runPrimary({ config, logger, workerEnv: { [CONFIG_TEXT_ENV]: text, [CONFIG_NAME_ENV]: name } });
+      return;
+    }
+    const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
+    runWorker(
+      config,
+      this.#registry,
+      createLogger(config.logging, { role: 'worker', worker: slot, pid: process.pid }),
+    );
+  }
+
+  async #read(): Promise<{ text: string; name: string }> {
+    // Workers parse the exact bytes the primary validated, even if the file changed since.
+    const inherited = process.env[CONFIG_TEXT_ENV];
+    if (cluster.isWorker && inherited !== undefined) {
+      return { text: inherited, name: process.env[CONFIG_NAME_ENV] ?? 'config' };
+    }
+    if (typeof this.#source !== 'string')
+      return { text: JSON.stringify(this.#source), name: '<inline config>' };
+    try {
+      return { text: await readFile(this.#source, 'utf8'), name: this.#source };
+    } catch (err) {
+      throw new ConfigError([`${this.#source}: cannot read config: ${(err as Error).message}`]);
+    }
+  }
+}
+
+export function createGateway(source: ConfigSource): Gateway {
+  return new Gateway(source);
+}

@@ -1,0 +1,81 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import type { Config } from '../shared/config/schema.js';
+import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
+import { RespawnBackoff } from './backoff.js';
+
+export interface SupervisorOptions {
+  config: Config;
+  logger: Logger;
+  /** Extra environment for workers (e.g. the config text, so all workers use the same bytes). */
+  workerEnv: Record<string, string>;
+}
+
+/**
+ * The primary process: forks the workers, respawns any that die (with backoff, so a crash
+ * loop does not spin a core), and on SIGTERM/SIGINT asks them all to drain, then exits 0.
+ */
+export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+  const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+  const backoff = new RespawnBackoff();
+  const ready = new Set<number>();
+  let shuttingDown = false;
+  let announced = false;
+
+  const fork = (slot: number): Worker => {
+    const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
+    const startedAt = Date.now();
+    worker.on('message', (message: unknown) => {
+      if (!isWorkerToPrimary(message)) return;
+      ready.add(slot);
+      if (!announced && ready.size === count) {
+        announced = true;
+        logger.info({ port: config.server.port, host: config.server.host, workers: count }, 'portico ready');
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      ready.delete(slot);
+      if (shuttingDown) return;
+      const delay = backoff.next(slot, Date.now() - startedAt);
+      logger.error(
+        { worker: worker.process.pid, code, signal, respawn_in_ms: delay },
+        'worker died; respawning',
+      );
+      setTimeout(() => {
+        if (!shuttingDown) fork(slot);
+      }, delay).unref();
+    });
+    return worker;
+  };
+
+  for (let slot = 0; slot < count; slot++) fork(slot);
+
+  return new Promise((resolve) => {
+    const shutdown = (signal: string) => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      logger.info({ signal }, 'shutting down: draining workers');
+      const message: PrimaryToWorker = { type: 'portico:shutdown' };
+      for (const worker of Object.values(cluster.workers ?? {})) {
+        if (worker?.isConnected()) worker.send(message);
+      }
+      // Workers bound their own drain; this is the backstop if one is stuck.
+      const backstop = setTimeout(() => {
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+      }, config.server.drain_timeout + 5_000);
+      backstop.unref();
+      const check = () => {
+        if (Object.keys(cluster.workers ?? {}).length === 0) {
+          clearTimeout(backstop);
+          logger.info('all workers stopped');
+          logger.flush(() => resolve());
+        }
+      };
+      cluster.on('exit', check);
+      check();
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+}

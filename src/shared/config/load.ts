@@ -1,0 +1,148 @@
+import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { parseRoutePattern } from '../route-pattern.js';
+import { expandEnv } from './env-expand.js';
+import { type Config, configSchema, HTTP_METHODS } from './schema.js';
+
+export type KeyPath = (string | number)[];
+
+export interface ConfigProblem {
+  path: KeyPath;
+  message: string;
+}
+
+/** What the validator needs to know about middleware names; supplied by the gateway's registry. */
+export interface MiddlewareCatalog {
+  has(name: string): boolean;
+  /** A reason why a known name cannot be used yet (e.g. not implemented in this build). */
+  unavailable(name: string): string | undefined;
+  names(): string[];
+}
+
+/** Thrown when a config cannot be used; `lines` has one human line per problem. */
+export class ConfigError extends Error {
+  readonly code = 'PORTICO_ERR_CONFIG';
+  constructor(readonly lines: string[]) {
+    super(`invalid configuration:\n${lines.join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `routes[2].middleware[1]` */
+export function formatKeyPath(path: KeyPath): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/**
+ * Expands and validates a YAML config. Throws `ConfigError` listing every problem
+ * (file, line, key path, reason); never returns a half-valid config.
+ */
+export function parseConfigText(
+  text: string,
+  file: string,
+  catalog: MiddlewareCatalog,
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const problems: ConfigProblem[] = [];
+  const expanded = expandEnv(raw, env, problems);
+  const result = configSchema.safeParse(expanded);
+  if (result.success) checkRoutes(result.data, catalog, problems);
+  else problems.push(...zodProblems(result.error.issues));
+  if (problems.length > 0) {
+    throw new ConfigError(
+      problems.map(
+        (p) => `${file}${position(doc, lineCounter, p.path)}: ${formatKeyPath(p.path)}: ${p.message}`,
+      ),
+    );
+  }
+  return (result as { data: Config }).data;
+}
+
+function zodProblems(
+  issues: readonly { code: string; path: PropertyKey[]; message: string; keys?: string[] }[],
+) {
+  const out: ConfigProblem[] = [];
+  for (const issue of issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys' && issue.keys) {
+      for (const key of issue.keys) out.push({ path: [...path, key], message: 'unknown key' });
+    } else {
+      out.push({ path, message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** Cross-route rules the per-field schema cannot see. */
+function checkRoutes(config: Config, catalog: MiddlewareCatalog, problems: ConfigProblem[]): void {
+  const seen = new Map<string, { index: number; methods: Set<string> }[]>();
+  config.routes.forEach((route, index) => {
+    route.middleware.forEach((name, i) => {
+      const path = ['routes', index, 'middleware', i];
+      if (!catalog.has(name)) {
+        problems.push({
+          path,
+          message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})`,
+        });
+        return;
+      }
+      const reason = catalog.unavailable(name);
+      if (reason) problems.push({ path, message: `middleware "${name}" is not available yet: ${reason}` });
+    });
+    const pattern = parseRoutePattern(route.path);
+    if ('error' in pattern) return;
+    // `/users/:id` and `/users/:name` are the same route shape.
+    const shape = `${pattern.kind}:${pattern.segments.map((s) => (s.kind === 'param' ? ':' : s.value)).join('/')}`;
+    const methods = new Set<string>(route.methods ?? HTTP_METHODS);
+    const earlier = seen.get(shape) ?? [];
+    for (const other of earlier) {
+      const overlap = [...methods].filter((m) => other.methods.has(m));
+      if (overlap.length > 0) {
+        problems.push({
+          path: ['routes', index, 'path'],
+          message: `duplicates routes[${other.index}] (${route.path}) for ${overlap.join(', ')}`,
+        });
+      }
+    }
+    earlier.push({ index, methods });
+    seen.set(shape, earlier);
+  });
+}
+
+function position(doc: Document, lines: LineCounter, path: KeyPath): string {
+  // Walk up to the deepest node that exists, so unknown keys point at their parent at worst.
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
+    if (node && typeof node === 'object' && node.range) {
+      // For a map key, point at the key itself rather than its value when we can.
+      const parent = depth > 0 ? doc.getIn(path.slice(0, depth - 1), true) : undefined;
+      let offset = node.range[0];
+      const last = path[depth - 1];
+      if (isMap(parent) && typeof last === 'string') {
+        const pair = parent.items.find((p) => (p.key as { value?: unknown })?.value === last);
+        const keyRange = (pair?.key as { range?: [number, number, number] } | undefined)?.range;
+        if (keyRange) offset = keyRange[0];
+      } else if (isSeq(parent)) {
+        offset = node.range[0];
+      }
+      const { line, col } = lines.linePos(offset);
+      return `:${line}:${col}`;
+    }
+  }
+  return '';
+}

@@ -1,0 +1,270 @@
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+import { parseRoutePattern } from '../route-pattern.js';
+import { parseDuration } from './duration.js';
+
+/*
+ * The one declaration of Portico's configuration. Every field carries its meaning
+ * (`describe`) and its default; `npm run docs:config` renders the README's config
+ * reference from this file and a test fails when the two drift apart.
+ */
+
+const duration = (fallback: string, max = '1h') =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      const maxMs = parseDuration(max) as number;
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `invalid duration "${text}" (use e.g. 500ms, 5s, 1m)` });
+        return z.NEVER;
+      }
+      if (ms <= 0 || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `duration must be > 0 and at most ${max}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'CONNECT',
+] as const;
+
+const ipOrCidr = z.string().refine(
+  (value) => {
+    const [address, bits, extra] = value.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return /^\d+$/.test(bits) && n <= (family === 4 ? 32 : 128);
+  },
+  { message: 'must be an IP address or CIDR range, e.g. 10.0.0.0/8 or ::1' },
+);
+
+const upstreamUrl = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      message: `invalid URL "${value}" (expected http://host:port or https://…)`,
+    });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `target must use http:// or https://, got "${value}"` });
+  } else if (url.search || url.hash || url.username || url.password) {
+    ctx.addIssue({ code: 'custom', message: 'target must not contain a query, fragment or credentials' });
+  }
+});
+
+const serverSchema = z
+  .strictObject({
+    port: z.number().int().min(1).max(65535).default(8080).describe('TCP port the gateway listens on.'),
+    host: z.string().min(1).default('0.0.0.0').describe('Address to bind; use `::` for dual-stack.'),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default('auto')
+      .describe('Number of worker processes; `auto` means one per CPU (`os.availableParallelism()`).'),
+    trusted_proxies: z
+      .array(ipOrCidr)
+      .default([])
+      .describe(
+        'Peers (IPs or CIDRs) whose `X-Forwarded-*` headers are believed. From anyone else they are replaced.',
+      ),
+    drain_timeout: duration('10s', '10m').describe(
+      'On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.',
+    ),
+    keep_alive_timeout: duration('5s', '10m').describe(
+      'Idle time before a client keep-alive connection is closed.',
+    ),
+    request_timeout: duration('5m', '1h').describe(
+      'Upper bound on receiving a whole client request (headers and body); slow clients get 408.',
+    ),
+  })
+  .prefault({});
+
+const routeSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .describe('`/exact`, `/with/:param` or `/prefix/*` (the wildcard also matches `/prefix` itself).'),
+    methods: z
+      .array(
+        z
+          .string()
+          .transform((m) => m.toUpperCase())
+          .pipe(z.enum(HTTP_METHODS)),
+      )
+      .min(1)
+      .optional()
+      .describe('Allowed methods; omitted means all. A matched path with another method gets 405.'),
+    target: upstreamUrl.describe('Upstream base URL (`http://` or `https://`); its path is prepended.'),
+    middleware: z
+      .array(z.string())
+      .default([])
+      .describe('Middleware names in order; the first listed is outermost.'),
+    strip_prefix: z
+      .boolean()
+      .default(false)
+      .describe('For `/prefix/*` routes: forward only the part matched by `*`.'),
+    rewrite: z
+      .string()
+      .optional()
+      .describe("Upstream path template using the route's `:params` and `*`, e.g. `/accounts/:id`."),
+    timeout: duration('30s').describe('Time to wait for the upstream response headers before answering 504.'),
+  })
+  .superRefine((route, ctx) => {
+    const pattern = parseRoutePattern(route.path);
+    if ('error' in pattern) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message: `invalid route path "${route.path}": ${pattern.error}`,
+      });
+      return;
+    }
+    if (route.strip_prefix && pattern.kind !== 'wildcard') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strip_prefix'],
+        message: 'only applies to wildcard routes (/prefix/*)',
+      });
+    }
+    if (route.rewrite !== undefined) {
+      if (route.strip_prefix) {
+        ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'cannot be combined with strip_prefix' });
+      }
+      if (!route.rewrite.startsWith('/')) {
+        ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'must start with "/"' });
+      }
+      for (const [, name] of route.rewrite.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)) {
+        if (!pattern.paramNames.includes(name as string)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rewrite'],
+            message: `uses ":${name}" which the path does not define`,
+          });
+        }
+      }
+      if (route.rewrite.includes('*') && pattern.kind !== 'wildcard') {
+        ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'uses "*" but the path has no wildcard' });
+      }
+    }
+  });
+
+const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const loggingSchema = z
+  .strictObject({
+    format: z
+      .enum(['json', 'text'])
+      .default('json')
+      .describe('`json` (one object per line) or `text` (human).'),
+    level: z
+      .enum(logLevels)
+      .default('info')
+      .describe('Minimum level: trace, debug, info, warn, error, fatal, silent.'),
+  })
+  .prefault({});
+
+const authSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Set to false to make the `auth` middleware pass everything.'),
+    type: z.string().default('jwt').describe('Token verifier: `jwt` (more in the auth issue).'),
+    secret: z.string().optional().describe('HMAC secret for HS256/384/512 tokens. Use `${ENV_VAR}`.'),
+  })
+  .optional();
+
+const rateLimitSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Set to false to make the `ratelimit` middleware pass everything.'),
+    requests_per_second: z.number().positive().max(1e6).default(10).describe('Token refill rate per key.'),
+    burst: z
+      .number()
+      .int()
+      .min(1)
+      .max(1e6)
+      .default(10)
+      .describe('Bucket capacity: requests allowed at once.'),
+  })
+  .optional();
+
+const metricsSchema = z
+  .strictObject({
+    prometheus: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics.'),
+        path: z
+          .string()
+          .regex(/^\/[^?#]*$/, 'must be a path starting with "/"')
+          .default('/metrics')
+          .describe('Path on the gateway port that serves the cluster-wide metrics.'),
+      })
+      .prefault({}),
+  })
+  .optional();
+
+const otelSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Export traces over OTLP gRPC.'),
+    endpoint: z
+      .string()
+      .regex(/^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port without a scheme')
+      .default('localhost:4317')
+      .describe('Collector `host:port` (plaintext gRPC).'),
+  })
+  .optional();
+
+const redisSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^(redis|rediss):\/\/.+/, 'must be a redis:// or rediss:// URL')
+      .describe('Redis for shared state (rate-limit buckets). Without it, state is kept in-process.'),
+  })
+  .optional();
+
+export const configSchema = z.strictObject({
+  server: serverSchema.describe('Listener and process settings.'),
+  routes: z.array(routeSchema).min(1, 'at least one route is required').describe('Routing table.'),
+  logging: loggingSchema.describe('Structured logs (pino).'),
+  auth: authSchema.describe('Global settings of the `auth` middleware.'),
+  rate_limit: rateLimitSchema.describe('Global settings of the `ratelimit` middleware.'),
+  metrics: metricsSchema.describe('Prometheus metrics.'),
+  otel: otelSchema.describe('OpenTelemetry tracing.'),
+  redis: redisSchema.describe('Shared state.'),
+});
+
+/** The configuration after validation and defaults: durations are milliseconds. */
+export type Config = z.output<typeof configSchema>;
+export type RouteConfig = Config['routes'][number];
+
+/** Builds the `BlockList` of trusted proxies once, from already validated entries. */
+export function trustedProxyList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address, bits] = entry.split('/') as [string, string | undefined];
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(bits), type);
+  }
+  return list;
+}

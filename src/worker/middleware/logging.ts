@@ -1,0 +1,29 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { contextOf } from '../context.js';
+import type { MiddlewareFactory } from './types.js';
+
+/**
+ * One structured line per request, written when the response is finished or aborted.
+ * The query string is left out on purpose: it often carries tokens.
+ */
+export const loggingMiddleware: MiddlewareFactory = ({ logger, route }) => {
+  const log = logger.child({ route: route.path });
+  return (next) =>
+    function logging(req: IncomingMessage, res: ServerResponse) {
+      const ctx = contextOf(req);
+      res.once('close', () => {
+        const fields = {
+          request_id: ctx.requestId,
+          method: req.method,
+          path: ctx.path,
+          status: res.statusCode,
+          duration_ms: Math.round((performance.now() - ctx.startTime) * 1000) / 1000,
+          client_ip: ctx.clientIp,
+          aborted: !res.writableFinished || undefined,
+        };
+        if (res.statusCode >= 500) log.warn(fields, 'request');
+        else log.info(fields, 'request');
+      });
+      return next(req, res);
+    };
+};

@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { type Config, type RouteConfig, trustedProxyList } from '../shared/config/schema.js';
+import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
+import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
+import { attachContext, type InternalContext, internalContextOf } from './context.js';
+import { compose } from './middleware/compose.js';
+import type { MiddlewareRegistry } from './middleware/registry.js';
+import type { Handler } from './middleware/types.js';
+import { decodeParam, normalizePath } from './path.js';
+import { AgentPool, createForwarder } from './proxy/forwarder.js';
+import { setForwardedHeaders, stripHopByHop } from './proxy/headers.js';
+import { compileUpstreamPath } from './proxy/upstream-path.js';
+import { type Router, TableRouter } from './router.js';
+
+export interface GatewayHandlers {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /** From now on responses close their connection (used while draining). */
+  startDraining(): void;
+  close(): void;
+}
+
+interface RouteRuntime {
+  path: string;
+  handler: Handler;
+}
+
+const UPGRADE_HEAD = Symbol('portico.upgradeHead');
+type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const BAD_PATH = new GatewayError('PORTICO_ERR_BAD_PATH');
+const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
+
+/**
+ * Builds everything a worker needs to serve requests, once: the router, each route's
+ * middleware chain and its forwarder. The per-request work is then match → context → chain.
+ */
+export function createGatewayHandlers(
+  config: Config,
+  registry: MiddlewareRegistry,
+  logger: Logger,
+): GatewayHandlers {
+  const agents = new AgentPool();
+  const trusted =
+    config.server.trusted_proxies.length > 0 ? trustedProxyList(config.server.trusted_proxies) : null;
+  const forwarders: { close(): void }[] = [];
+  let draining = false;
+
+  const routes = config.routes.map((route): { path: string; methods?: string[]; value: RouteRuntime } => {
+    const target = new URL(route.target);
+    const forwarder = createForwarder({ url: target, timeoutMs: route.timeout }, agents, logger);
+    forwarders.push(forwarder);
+    const upstreamPath = compileUpstreamPath(route.path, {
+      rewrite: route.rewrite,
+      stripPrefix: route.strip_prefix,
+      basePath: target.pathname,
+    });
+    const terminal: Handler = function forward(req, res) {
+      const ctx = internalContextOf(req);
+      req.url = upstreamPath(ctx.path, ctx.rawParams, ctx.rawRest) + ctx.query;
+      const head = (req as UpgradeRequest)[UPGRADE_HEAD];
+      if (head === undefined) {
+        forwarder.web(req, res);
+        return;
+      }
+      const socket = res.socket as Socket;
+      res.detachSocket(socket);
+      // The log line of an upgraded request is written when the tunnel closes.
+      socket.once('close', () => {
+        res.statusCode = 101;
+        res.emit('close');
+      });
+      forwarder.ws(req, socket, head);
+    };
+    const chain = route.middleware.map((name) =>
+      registry.factory(name)({ config, route: route as RouteConfig, logger }),
+    );
+    return {
+      path: route.path,
+      ...(route.methods ? { methods: route.methods } : {}),
+      value: { path: route.path, handler: compose(chain, terminal) },
+    };
+  });
+  const router: Router<RouteRuntime> = new TableRouter(routes);
+
+  function fail(err: unknown, res: ServerResponse): void {
+    const error = toGatewayError(err);
+    if (error.code === 'PORTICO_ERR_INTERNAL') logger.error({ err }, 'unhandled error in request chain');
+    writeError(res, error);
+  }
+
+  function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = normalizePath(q === -1 ? url : url.slice(0, q));
+    if (path === null) {
+      writeError(res, BAD_PATH);
+      return;
+    }
+    const match = router.match(req.method ?? 'GET', path);
+    if (match.kind === 'not-found') {
+      writeError(res, NOT_FOUND);
+      return;
+    }
+    if (match.kind === 'method-not-allowed') {
+      writeError(
+        res,
+        new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: match.allow } }),
+      );
+      return;
+    }
+
+    const headers = req.headers;
+    const incomingId = headers['x-request-id'];
+    const requestId =
+      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    headers['x-request-id'] = requestId;
+    res.setHeader('x-request-id', requestId);
+
+    const peer = canonicalIp(req.socket.remoteAddress ?? '');
+    const trustedPeer = isTrusted(trusted, peer);
+    const xff = headers['x-forwarded-for'];
+    const clientIp = trustedPeer
+      ? clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted)
+      : peer;
+    stripHopByHop(headers);
+    if (upgrade !== undefined) {
+      headers.connection = 'upgrade';
+      headers.upgrade = upgrade;
+    }
+    setForwardedHeaders(
+      headers,
+      peer,
+      (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      trustedPeer,
+    );
+    if (draining) res.shouldKeepAlive = false;
+
+    const raw = match.params;
+    let params = raw;
+    for (const key in raw) {
+      // Only copy when something actually needs decoding.
+      if ((raw[key] as string).includes('%')) {
+        params = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, decodeParam(v)]));
+        break;
+      }
+    }
+    const ctx: InternalContext = {
+      requestId,
+      route: match.value.path,
+      path,
+      query: q === -1 ? '' : url.slice(q),
+      params,
+      wildcard: decodeParam(match.rest),
+      clientIp,
+      startTime: performance.now(),
+      state: {},
+      rawParams: raw,
+      rawRest: match.rest,
+    };
+    attachContext(req, ctx);
+
+    try {
+      const result = match.value.handler(req, res);
+      if (result !== undefined) result.then(undefined, (err: unknown) => fail(err, res));
+    } catch (err) {
+      fail(err, res);
+    }
+  }
+
+  return {
+    request(req, res) {
+      dispatch(req, res, undefined);
+    },
+    upgrade(req, socket, head) {
+      socket.on('error', (err) => logger.debug({ err: err.message }, 'upgrade socket error'));
+      // A ServerResponse on the raw socket lets middleware answer a refused upgrade (401, 429…)
+      // with a normal HTTP response, through the same chain as any other request.
+      const res = new ServerResponse(req);
+      res.assignSocket(socket);
+      res.shouldKeepAlive = false;
+      (req as UpgradeRequest)[UPGRADE_HEAD] = head;
+      const upgrade = req.headers.upgrade;
+      dispatch(req, res, typeof upgrade === 'string' ? upgrade : 'websocket');
+    },
+    startDraining() {
+      draining = true;
+    },
+    close() {
+      for (const forwarder of forwarders) forwarder.close();
+      agents.destroy();
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { createServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../shared/config/schema.js';
+import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
+import type { MiddlewareRegistry } from './middleware/registry.js';
+import { createGatewayHandlers } from './request-handler.js';
+
+/**
+ * Runs one worker: an HTTP server sharing the cluster port. On `portico:shutdown` (or its own
+ * SIGTERM/SIGINT, as Ctrl-C signals the whole process group) it drains: stops accepting,
+ * lets in-flight requests finish up to `server.drain_timeout`, then exits 0.
+ */
+export function runWorker(config: Config, registry: MiddlewareRegistry, logger: Logger): void {
+  const handlers = createGatewayHandlers(config, registry, logger);
+  const server = createServer(
+    {
+      keepAliveTimeout: config.server.keep_alive_timeout,
+      requestTimeout: config.server.request_timeout,
+      headersTimeout: Math.min(60_000, config.server.request_timeout),
+    },
+    handlers.request,
+  );
+  server.on('upgrade', handlers.upgrade);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({
+      error: err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request timeout' : 'bad request',
+    });
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+
+  let draining = false;
+  function drain(reason: string): void {
+    if (draining) return;
+    draining = true;
+    logger.info({ reason }, 'worker draining');
+    handlers.startDraining();
+    const deadline = setTimeout(() => {
+      logger.warn('drain timeout reached; closing remaining connections');
+      server.closeAllConnections();
+    }, config.server.drain_timeout);
+    // Keep-alive connections that finish their last response become idle: close them as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearTimeout(deadline);
+      clearInterval(sweep);
+      handlers.close();
+      logger.info('worker drained');
+      logger.flush(() => process.exit(0));
+    });
+  }
+
+  process.on('message', (message) => {
+    if (isPrimaryToWorker(message)) drain('primary asked');
+  });
+  process.on('SIGTERM', () => drain('SIGTERM'));
+  process.on('SIGINT', () => drain('SIGINT'));
+  // The IPC channel closes when the primary dies: do not linger as an orphan.
+  process.on('disconnect', () => drain('primary gone'));
+
+  server.listen(config.server.port, config.server.host, () => {
+    const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
+    process.send?.(message);
+  });
+}
