@@ -65,6 +65,7 @@ export function runWorker(config: Config, registry: MiddlewareRegistry, logger: 
   process.on('disconnect', () => drain('primary gone'));
 
   server.listen(config.server.port, config.server.host, () => {
+    logger.info({ port: config.server.port }, 'worker listening');
     const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
     process.send?.(message);
   });

@@ -52,8 +52,8 @@ export function parseConfigText(
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax: ${e.message.split('\n')[0]}`;
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return `${file}:${line}:${col}: YAML syntax: ${e.message.split('\n')[0]}`;
       }),
     );
   }
@@ -62,7 +62,11 @@ export function parseConfigText(
   const expanded = expandEnv(raw, env, problems);
   const result = configSchema.safeParse(expanded);
   if (result.success) checkRoutes(result.data, catalog, problems);
-  else problems.push(...zodProblems(result.error.issues));
+  else {
+    // A value emptied by a missing variable fails validation too; report only the cause.
+    const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
+    problems.push(...zodProblems(result.error.issues).filter((p) => !blamed.has(formatKeyPath(p.path))));
+  }
   if (problems.length > 0) {
     throw new ConfigError(
       problems.map(

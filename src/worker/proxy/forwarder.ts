@@ -92,7 +92,12 @@ export function createForwarder(target: ForwardTarget, agents: AgentPool, logger
   proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
     clearTimeout((req as Tracked)[DEADLINE]);
     // The upgrade handshake (101) needs its Connection/Upgrade headers.
-    if (proxyRes.statusCode !== 101) stripHopByHop(proxyRes.headers);
+    if (proxyRes.statusCode !== 101) {
+      stripHopByHop(proxyRes.headers);
+      // http-proxy-3 would copy the client's (already stripped) Connection header here and
+      // default to keep-alive; state the client connection's real fate instead.
+      proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    }
     // If the upstream dies mid-body, pipe() never ends `res`: cut the client off instead.
     proxyRes.once('close', () => {
       if (!proxyRes.complete && !res.writableEnded) res.destroy();

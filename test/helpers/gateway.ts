@@ -1,0 +1,157 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { freePort } from './net.js';
+
+/** The built CLI, as users run it. */
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export interface RunningGateway {
+  port: number;
+  url: string;
+  proc: ChildProcess;
+  /** Every stdout line so far (JSON logs). */
+  lines: string[];
+  stderr(): string;
+  /** Parsed JSON log records so far. */
+  records(): Record<string, unknown>[];
+  waitFor(
+    predicate: (record: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export async function writeConfig(config: unknown): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'portico-test-'));
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, typeof config === 'string' ? config : stringify(config));
+  return file;
+}
+
+/**
+ * Starts the real CLI (primary + workers) with `config` (an object; `server.port` is filled
+ * with a free port unless given) and waits for "portico ready".
+ */
+export async function startGateway(
+  config: Record<string, unknown>,
+  options: { entry?: string; env?: NodeJS.ProcessEnv; workers?: number } = {},
+): Promise<RunningGateway> {
+  const server = { workers: options.workers ?? 1, ...(config.server as object) } as Record<string, unknown>;
+  server.port ??= await freePort();
+  server.host ??= '127.0.0.1';
+  const file = await writeConfig({ ...config, server });
+  const entry = options.entry ?? CLI;
+  const proc = spawn(process.execPath, [entry, '--config', file], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let stderr = '';
+  let buffered = '';
+  const waiters: {
+    predicate: (r: Record<string, unknown>) => boolean;
+    resolve: (r: Record<string, unknown>) => void;
+  }[] = [];
+  const parse = (line: string) => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  };
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl = buffered.indexOf('\n');
+    while (nl !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      lines.push(line);
+      const record = parse(line);
+      if (record) {
+        for (const w of [...waiters]) {
+          if (w.predicate(record)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(record);
+          }
+        }
+      }
+      nl = buffered.indexOf('\n');
+    }
+  });
+  proc.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const records = () => lines.map(parse).filter((r): r is Record<string, unknown> => r !== undefined);
+  const waitFor = (predicate: (r: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
+    const found = records().find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `log line not seen within ${timeoutMs} ms; stderr: ${stderr}; stdout: ${lines.join('\n')}`,
+          ),
+        );
+      }, timeoutMs);
+      const waiter = {
+        predicate,
+        resolve: (r: Record<string, unknown>) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      };
+      waiters.push(waiter);
+      exited.then(() => {
+        if (waiters.includes(waiter)) {
+          clearTimeout(timer);
+          reject(new Error(`gateway exited before the log line; stderr: ${stderr}`));
+        }
+      });
+    });
+  };
+  const port = server.port as number;
+  await waitFor((r) => r.msg === 'portico ready', 15_000);
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    lines,
+    stderr: () => stderr,
+    records,
+    waitFor,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for `check`, `--help`). */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (c: Buffer) => {
+      stdout += c;
+    });
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += c;
+    });
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
