@@ -114,7 +114,7 @@ describe('config problems: one line each, with file, line and key path', () => {
     test(name, () => {
       const lines = problems(yaml);
       assert.equal(lines.length, expected.length, lines.join('\n'));
-      expected.forEach((re, i) => assert.match(lines[i] as string, re));
+      for (const [i, re] of expected.entries()) assert.match(lines[i] as string, re);
     });
   }
 
