@@ -22,6 +22,7 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
   const ready = new Set<number>();
   let shuttingDown = false;
   let announced = false;
+  const pending = new Set<NodeJS.Timeout>();
 
   const fork = (slot: number): Worker => {
     const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
@@ -42,9 +43,13 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
         { worker: worker.process.pid, code, signal, respawn_in_ms: delay },
         'worker died; respawning',
       );
-      setTimeout(() => {
-        if (!shuttingDown) fork(slot);
-      }, delay).unref();
+      // Not unref'd: while every worker is waiting to respawn, this timer is what keeps the
+      // primary alive. Shutdown clears it.
+      const timer = setTimeout(() => {
+        pending.delete(timer);
+        fork(slot);
+      }, delay);
+      pending.add(timer);
     });
     return worker;
   };
@@ -55,6 +60,7 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
     const shutdown = (signal: string) => {
       if (shuttingDown) return;
       shuttingDown = true;
+      for (const timer of pending) clearTimeout(timer);
       logger.info({ signal }, 'shutting down: draining workers');
       const message: PrimaryToWorker = { type: 'portico:shutdown' };
       for (const worker of Object.values(cluster.workers ?? {})) {

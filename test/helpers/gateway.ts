@@ -40,7 +40,7 @@ export async function writeConfig(config: unknown): Promise<string> {
  */
 export async function startGateway(
   config: Record<string, unknown>,
-  options: { entry?: string; env?: NodeJS.ProcessEnv; workers?: number } = {},
+  options: { entry?: string; env?: NodeJS.ProcessEnv; workers?: number; waitReady?: boolean } = {},
 ): Promise<RunningGateway> {
   const server = { workers: options.workers ?? 1, ...(config.server as object) } as Record<string, unknown>;
   server.port ??= await freePort();
@@ -117,7 +117,7 @@ export async function startGateway(
     });
   };
   const port = server.port as number;
-  await waitFor((r) => r.msg === 'portico ready', 15_000);
+  if (options.waitReady !== false) await waitFor((r) => r.msg === 'portico ready', 15_000);
   return {
     port,
     url: `http://127.0.0.1:${port}`,

@@ -155,3 +155,14 @@ describe("the reference article's config", () => {
     for (const line of lines) assert.match(line, /is not available yet/);
   });
 });
+
+describe('typed environment references', () => {
+  const yaml =
+    'server:\n  port: ${PORT:-8080}\nroutes:\n  - path: /a\n    target: http://h\nauth:\n  secret: "${SECRET}"\n';
+  test('an unquoted whole reference takes the type of its value; a quoted one stays a string', () => {
+    const config = parseConfigText(yaml, 'test.yaml', registry, { PORT: '9999', SECRET: '12345' });
+    assert.equal(config.server.port, 9999);
+    assert.equal(config.auth?.secret, '12345');
+    assert.equal(parseConfigText(yaml, 'test.yaml', registry, { SECRET: 's' }).server.port, 8080);
+  });
+});

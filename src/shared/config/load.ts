@@ -1,6 +1,6 @@
 import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { parseRoutePattern } from '../route-pattern.js';
-import { expandEnv } from './env-expand.js';
+import { expandEnvInDocument } from './env-expand.js';
 import { type Config, configSchema, HTTP_METHODS } from './schema.js';
 
 export type KeyPath = (string | number)[];
@@ -57,10 +57,9 @@ export function parseConfigText(
       }),
     );
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const problems: ConfigProblem[] = [];
-  const expanded = expandEnv(raw, env, problems);
-  const result = configSchema.safeParse(expanded);
+  expandEnvInDocument(doc, env, problems);
+  const result = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (result.success) checkRoutes(result.data, catalog, problems);
   else {
     // A value emptied by a missing variable fails validation too; report only the cause.

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startGateway } from './helpers/gateway.js';
+import { request, sleep } from './helpers/net.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const ENTRY = fileURLToPath(new URL('./fixtures/custom-entry.js', import.meta.url));
+
+describe('cluster supervision', () => {
+  test('a worker that dies is respawned and traffic continues', async () => {
+    const upstream = await startUpstream();
+    const gw = await startGateway({ routes: [{ path: '/*', target: upstream.url }] }, { workers: 2 });
+    try {
+      const listening = gw.records().filter((r) => r.msg === 'worker listening');
+      assert.equal(listening.length, 2);
+      const victim = listening[0]?.pid as number;
+      process.kill(victim, 'SIGKILL');
+      const died = await gw.waitFor((r) => r.msg === 'worker died; respawning');
+      assert.equal(died.worker, victim);
+      await gw.waitFor(
+        (r) => r.msg === 'worker listening' && r.pid !== victim && !listening.some((l) => l.pid === r.pid),
+      );
+      for (let i = 0; i < 10; i++) assert.equal((await request(`${gw.url}/x`)).status, 200);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await upstream.close();
+    }
+  });
+
+  test('a crash loop is respawned with growing delays, not in a tight loop', async () => {
+    const gw = await startGateway(
+      { routes: [{ path: '/*', target: 'http://127.0.0.1:1' }] },
+      { entry: ENTRY, workers: 1, waitReady: false, env: { CRASH_WORKERS: '1' } },
+    );
+    try {
+      await sleep(2_500);
+      const delays = gw
+        .records()
+        .filter((r) => r.msg === 'worker died; respawning')
+        .map((r) => r.respawn_in_ms as number);
+      assert.ok(delays.length >= 3, `only ${delays.length} respawns`);
+      // 100 + 200 + 400 + 800 + 1600 ms: at most ~5 deaths fit in 2.5 s, not hundreds.
+      assert.ok(delays.length <= 6, `${delays.length} respawns in 2.5 s is a tight loop`);
+      for (let i = 1; i < delays.length; i++)
+        assert.ok((delays[i] as number) > (delays[i - 1] as number), `delays ${delays}`);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('SIGTERM lets an in-flight request finish, then exits 0 and stops listening', async () => {
+    const upstream = await startUpstream((_req, res) =>
+      setTimeout(() => res.end('slow but complete'), 1_000),
+    );
+    const gw = await startGateway({ routes: [{ path: '/*', target: upstream.url }] }, { workers: 2 });
+    try {
+      const inFlight = request(`${gw.url}/slow`);
+      await sleep(300);
+      gw.proc.kill('SIGTERM');
+      const reply = await inFlight;
+      assert.equal(reply.status, 200);
+      assert.equal(reply.body, 'slow but complete');
+      assert.equal(await gw.exited, 0);
+      await assert.rejects(request(`${gw.url}/after`, { timeoutMs: 2_000 }), /ECONNREFUSED/);
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+
+  test('SIGINT (Ctrl-C) drains too', async () => {
+    const upstream = await startUpstream();
+    const gw = await startGateway({ routes: [{ path: '/*', target: upstream.url }] });
+    assert.equal((await request(`${gw.url}/x`)).status, 200);
+    assert.equal(await gw.stop('SIGINT'), 0);
+    await upstream.close();
+  });
+
+  test('drain is bounded by server.drain_timeout when a request never finishes', async () => {
+    const upstream = await startUpstream(() => {}); // never answers
+    const gw = await startGateway({
+      server: { drain_timeout: '500ms' },
+      routes: [{ path: '/*', target: upstream.url, timeout: '60s' }],
+    });
+    try {
+      const outcome = new Promise<string>((resolve) => {
+        const req = httpRequest(`${gw.url}/stuck`, { agent: false }, () => resolve('response'));
+        req.on('error', () => resolve('connection closed'));
+        req.end();
+      });
+      await sleep(200);
+      const started = Date.now();
+      gw.proc.kill('SIGTERM');
+      assert.equal(await gw.exited, 0);
+      assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
+      assert.equal(await outcome, 'connection closed');
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+});
