@@ -59,18 +59,22 @@ export function parseConfigText(
   }
   const problems: ConfigProblem[] = [];
   expandEnvInDocument(doc, env, problems);
-  const result = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
-  if (result.success) checkRoutes(result.data, catalog, problems);
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const result = configSchema.safeParse(raw);
+  // Middleware names are checked even when other keys are wrong, so one run shows everything.
+  checkMiddlewareNames(raw, catalog, problems);
+  if (result.success) checkDuplicateRoutes(result.data, problems);
   else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
     problems.push(...zodProblems(result.error.issues).filter((p) => !blamed.has(formatKeyPath(p.path))));
   }
   if (problems.length > 0) {
+    // In file order, as a reader fixes them.
+    const located = problems.map((p) => ({ at: position(doc, lineCounter, p.path), p }));
+    located.sort((a, b) => a.at.line - b.at.line || a.at.col - b.at.col);
     throw new ConfigError(
-      problems.map(
-        (p) => `${file}${position(doc, lineCounter, p.path)}: ${formatKeyPath(p.path)}: ${p.message}`,
-      ),
+      located.map(({ at, p }) => `${file}${at.line ? `:${at.line}:${at.col}` : ''}: ${formatKeyPath(p.path)}: ${p.message}`),
     );
   }
   return (result as { data: Config }).data;
@@ -91,22 +95,30 @@ function zodProblems(
   return out;
 }
 
-/** Cross-route rules the per-field schema cannot see. */
-function checkRoutes(config: Config, catalog: MiddlewareCatalog, problems: ConfigProblem[]): void {
-  const seen = new Map<string, { index: number; methods: Set<string> }[]>();
-  config.routes.forEach((route, index) => {
-    route.middleware.forEach((name, i) => {
+/** Names the registry does not know, or knows but cannot run yet (the article's silent no-op). */
+function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems: ConfigProblem[]): void {
+  const routes = (raw as { routes?: unknown }).routes;
+  if (!Array.isArray(routes)) return;
+  routes.forEach((route: unknown, index) => {
+    const names = (route as { middleware?: unknown } | null)?.middleware;
+    if (!Array.isArray(names)) return;
+    names.forEach((name: unknown, i) => {
+      if (typeof name !== 'string') return; // the schema reports the type
       const path = ['routes', index, 'middleware', i];
       if (!catalog.has(name)) {
-        problems.push({
-          path,
-          message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})`,
-        });
+        problems.push({ path, message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})` });
         return;
       }
       const reason = catalog.unavailable(name);
       if (reason) problems.push({ path, message: `middleware "${name}" is not available yet: ${reason}` });
     });
+  });
+}
+
+/** Two routes of the same shape whose methods overlap: the second could never be reached. */
+function checkDuplicateRoutes(config: Config, problems: ConfigProblem[]): void {
+  const seen = new Map<string, { index: number; methods: Set<string> }[]>();
+  config.routes.forEach((route, index) => {
     const pattern = parseRoutePattern(route.path);
     if ('error' in pattern) return;
     // `/users/:id` and `/users/:name` are the same route shape.
@@ -127,7 +139,7 @@ function checkRoutes(config: Config, catalog: MiddlewareCatalog, problems: Confi
   });
 }
 
-function position(doc: Document, lines: LineCounter, path: KeyPath): string {
+function position(doc: Document, lines: LineCounter, path: KeyPath): { line: number; col: number } {
   // Walk up to the deepest node that exists, so unknown keys point at their parent at worst.
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
@@ -143,9 +155,8 @@ function position(doc: Document, lines: LineCounter, path: KeyPath): string {
       } else if (isSeq(parent)) {
         offset = node.range[0];
       }
-      const { line, col } = lines.linePos(offset);
-      return `:${line}:${col}`;
+      return lines.linePos(offset);
     }
   }
-  return '';
+  return { line: 0, col: 0 };
 }

@@ -12,6 +12,7 @@ import { parseDuration } from './duration.js';
 const duration = (fallback: string, max = '1h') =>
   z
     .string()
+    .meta({ format: 'duration' })
     .default(fallback)
     .transform((text, ctx) => {
       const ms = parseDuration(text);
@@ -218,7 +219,8 @@ const metricsSchema = z
           .default('/metrics')
           .describe('Path on the gateway port that serves the cluster-wide metrics.'),
       })
-      .prefault({}),
+      .prefault({})
+      .describe('Prometheus exposition.'),
   })
   .optional();
 
