@@ -44,7 +44,7 @@ describe('cluster supervision', () => {
       // 100 + 200 + 400 + 800 + 1600 ms: at most ~5 deaths fit in 2.5 s, not hundreds.
       assert.ok(delays.length <= 6, `${delays.length} respawns in 2.5 s is a tight loop`);
       for (let i = 1; i < delays.length; i++)
-        assert.ok((delays[i] as number) > (delays[i - 1] as number), `delays ${delays}`);
+        assert.ok((delays[i] as number) > (delays[i - 1] as number), `delays ${delays.join(', ')}`);
     } finally {
       assert.equal(await gw.stop(), 0);
     }

@@ -10,19 +10,25 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Spawns a command in its own process group (so we can Ctrl-C it like a terminal does). */
 function spawnGroup(command: string, args: string[], env: NodeJS.ProcessEnv) {
-  const proc = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   proc.stdout.on('data', (c: Buffer) => {
-    output += c;
+    output += c.toString();
   });
   proc.stderr.on('data', (c: Buffer) => {
-    output += c;
+    output += c.toString();
   });
   const exited = once(proc, 'exit').then(([code, signal]) => (code as number | null) ?? (signal as string));
   const waitForText = async (text: string, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     while (!output.includes(text)) {
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`"${text}" not seen; output:\n${output}`);
+      if (Date.now() > deadline || proc.exitCode !== null)
+        throw new Error(`"${text}" not seen; output:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -33,20 +39,32 @@ function spawnGroup(command: string, args: string[], env: NodeJS.ProcessEnv) {
 function killGroup(pid: number): void {
   try {
     process.kill(-pid, 'SIGKILL');
-  } catch {}
+  } catch {
+    // already gone
+  }
 }
 
 describe('examples', () => {
   test('npm start runs the gateway and its mock services; Ctrl-C stops everything', async () => {
     const [port, usersPort, ordersPort] = [await freePort(), await freePort(), await freePort()];
-    const run = spawnGroup('npm', ['start', '--silent'], { PORT: String(port), USERS_PORT: String(usersPort), ORDERS_PORT: String(ordersPort) });
+    const run = spawnGroup('npm', ['start', '--silent'], {
+      PORT: String(port),
+      USERS_PORT: String(usersPort),
+      ORDERS_PORT: String(ordersPort),
+    });
     try {
       await run.waitForText('portico ready');
       const user = await request(`http://127.0.0.1:${port}/users/42`);
       assert.equal(user.status, 200);
-      assert.deepEqual({ service: user.json().service, path: user.json().path }, { service: 'users', path: '/users/42' });
+      assert.deepEqual(
+        { service: user.json().service, path: user.json().path },
+        { service: 'users', path: '/users/42' },
+      );
       const order = await request(`http://127.0.0.1:${port}/orders/7`);
-      assert.deepEqual({ service: order.json().service, path: order.json().path }, { service: 'orders', path: '/7' });
+      assert.deepEqual(
+        { service: order.json().service, path: order.json().path },
+        { service: 'orders', path: '/7' },
+      );
       process.kill(-(run.proc.pid as number), 'SIGINT');
       // npm re-raises the Ctrl-C it got once its script has exited; the gateway itself drained.
       assert.ok([0, 'SIGINT'].includes(await run.exited), run.output());
@@ -72,7 +90,9 @@ describe('examples', () => {
         const ok = await request(`http://127.0.0.1:${port}/users/42`);
         assert.equal(ok.json<{ headers: Record<string, string> }>().headers['x-user-id'], '42');
       }
-      const robot = await request(`http://127.0.0.1:${port}/users/42`, { headers: { 'user-agent': 'GoodBot/1.0' } });
+      const robot = await request(`http://127.0.0.1:${port}/users/42`, {
+        headers: { 'user-agent': 'GoodBot/1.0' },
+      });
       assert.equal(robot.status, 403);
       process.kill(run.proc.pid as number, 'SIGTERM');
       assert.equal(await run.exited, 0);

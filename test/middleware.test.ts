@@ -48,7 +48,9 @@ describe('user-registered middleware in cluster mode', () => {
 
   test('the wildcard remainder is in the context', async () => {
     const reply = await request(`${gw.url}/files/a/b%20c.txt`);
-    const ctx = JSON.parse(reply.json<{ headers: Record<string, string> }>().headers['x-ctx'] as string);
+    const ctx = JSON.parse(reply.json<{ headers: Record<string, string> }>().headers['x-ctx'] as string) as {
+      wildcard: string;
+    };
     assert.equal(ctx.wildcard, 'a/b c.txt');
   });
 

@@ -285,7 +285,7 @@ describe('streaming', () => {
           res.on('data', (c) => {
             text += c;
           });
-          res.on('end', () => resolve(JSON.parse(text)));
+          res.on('end', () => resolve(JSON.parse(text) as { bodyBytes: number }));
         },
       );
       req.on('error', reject);
@@ -310,7 +310,10 @@ describe('streaming', () => {
       req.on('upgrade', (res, socket) => {
         socket.write('ping-through-gateway');
         socket.once('data', (data: Buffer) => {
-          resolve({ head: `${res.statusCode} ${res.headers['x-seen-path']}`, echoed: data.toString() });
+          resolve({
+            head: `${res.statusCode} ${String(res.headers['x-seen-path'])}`,
+            echoed: data.toString(),
+          });
           socket.destroy();
         });
       });

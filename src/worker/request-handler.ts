@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type Config, type RouteConfig, trustedProxyList } from '../shared/config/schema.js';
+import { type Config, trustedProxyList } from '../shared/config/schema.js';
 import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
 import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
@@ -76,9 +76,7 @@ export function createGatewayHandlers(
       });
       forwarder.ws(req, socket, head);
     };
-    const chain = route.middleware.map((name) =>
-      registry.factory(name)({ config, route: route as RouteConfig, logger }),
-    );
+    const chain = route.middleware.map((name) => registry.factory(name)({ config, route: route, logger }));
     return {
       path: route.path,
       ...(route.methods ? { methods: route.methods } : {}),

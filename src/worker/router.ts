@@ -24,7 +24,7 @@ interface Entry<T> {
 }
 
 const NOT_FOUND = { kind: 'not-found' } as const;
-const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_PARAMS: Record<string, string> = Object.freeze({});
 
 /**
  * Orders candidates so the most specific wins regardless of file order: exact before

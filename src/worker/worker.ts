@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
@@ -18,9 +19,9 @@ export function runWorker(config: Config, registry: MiddlewareRegistry, logger: 
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
     },
-    handlers.request,
+    (req, res) => handlers.request(req, res),
   );
-  server.on('upgrade', handlers.upgrade);
+  server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket as Socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

@@ -108,7 +108,7 @@ export async function startGateway(
         },
       };
       waiters.push(waiter);
-      exited.then(() => {
+      void exited.then(() => {
         if (waiters.includes(waiter)) {
           clearTimeout(timer);
           reject(new Error(`gateway exited before the log line; stderr: ${stderr}`));
@@ -147,10 +147,10 @@ export function runCli(
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (c: Buffer) => {
-      stdout += c;
+      stdout += c.toString();
     });
     proc.stderr.on('data', (c: Buffer) => {
-      stderr += c;
+      stderr += c.toString();
     });
     proc.on('exit', (code) => resolve({ code, stdout, stderr }));
   });

@@ -45,7 +45,7 @@ export function request(
             status: res.statusCode ?? 0,
             headers: res.headers,
             body,
-            json: () => JSON.parse(body),
+            json: <T>() => JSON.parse(body) as T,
           });
         });
       },

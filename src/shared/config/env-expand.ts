@@ -57,7 +57,7 @@ function keyPath(ancestors: readonly unknown[], node: unknown): (string | number
   for (let i = 0; i < ancestors.length; i++) {
     const item = ancestors[i];
     const child = i + 1 < ancestors.length ? ancestors[i + 1] : node;
-    if (isSeq(item)) path.push(item.items.indexOf(child as never));
+    if (isSeq(item)) path.push(item.items.indexOf(child));
     else if (isPair(item)) path.push(String(isScalar(item.key) ? item.key.value : item.key));
   }
   return path;

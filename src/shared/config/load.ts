@@ -74,7 +74,10 @@ export function parseConfigText(
     const located = problems.map((p) => ({ at: position(doc, lineCounter, p.path), p }));
     located.sort((a, b) => a.at.line - b.at.line || a.at.col - b.at.col);
     throw new ConfigError(
-      located.map(({ at, p }) => `${file}${at.line ? `:${at.line}:${at.col}` : ''}: ${formatKeyPath(p.path)}: ${p.message}`),
+      located.map(
+        ({ at, p }) =>
+          `${file}${at.line ? `:${at.line}:${at.col}` : ''}: ${formatKeyPath(p.path)}: ${p.message}`,
+      ),
     );
   }
   return (result as { data: Config }).data;
@@ -106,7 +109,10 @@ function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems
       if (typeof name !== 'string') return; // the schema reports the type
       const path = ['routes', index, 'middleware', i];
       if (!catalog.has(name)) {
-        problems.push({ path, message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})` });
+        problems.push({
+          path,
+          message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})`,
+        });
         return;
       }
       const reason = catalog.unavailable(name);

@@ -18,17 +18,23 @@ interface JsonSchema {
 
 function typeOf(s: JsonSchema): string {
   if (s.format === 'duration') return 'duration';
-  if (s.enum) return s.enum.map((v) => `\`${v}\``).join(' \\| ');
-  if (s.const !== undefined) return `\`${s.const}\``;
+  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
   if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
-  if (s.type === 'integer' && s.minimum !== undefined && s.maximum !== undefined) return `integer ${s.minimum}–${s.maximum}`;
+  if (s.type === 'integer' && s.minimum !== undefined && s.maximum !== undefined)
+    return `integer ${s.minimum}–${s.maximum}`;
   return s.type ?? 'any';
 }
 
 function defaultOf(s: JsonSchema, required: boolean): string {
   if (s.default === undefined) return required ? '**required**' : '—';
-  if (typeof s.default === 'object' && s.default !== null && Object.keys(s.default).length === 0 && !Array.isArray(s.default)) {
+  if (
+    typeof s.default === 'object' &&
+    s.default !== null &&
+    Object.keys(s.default).length === 0 &&
+    !Array.isArray(s.default)
+  ) {
     return '—';
   }
   return `\`${JSON.stringify(s.default)}\``;
@@ -46,7 +52,9 @@ export function renderConfigReference(): string {
       const path = `${prefix}${key}`;
       const required = schema.required?.includes(key) ?? false;
       const objectLike = child.properties ?? child.items?.properties;
-      rows.push(`| \`${path}\` | ${objectLike ? (child.type === 'array' ? 'list' : 'section') : typeOf(child)} | ${defaultOf(child, required)} | ${child.description ?? ''} |`);
+      rows.push(
+        `| \`${path}\` | ${objectLike ? (child.type === 'array' ? 'list' : 'section') : typeOf(child)} | ${defaultOf(child, required)} | ${child.description ?? ''} |`,
+      );
       if (child.properties) walk(child, `${path}.`);
       else if (child.items?.properties) walk(child.items, `${path}[].`);
     }

@@ -106,7 +106,7 @@ export function createForwarder(target: ForwardTarget, agents: AgentPool, logger
 
   proxy.on('error', (err: Error, req: IncomingMessage, resOrSocket: ServerResponse | Socket) => {
     clearTimeout((req as Tracked)[DEADLINE]);
-    const kind = errorKind(err as NodeJS.ErrnoException);
+    const kind = errorKind(err);
     if (!('setHeader' in resOrSocket)) {
       logger.warn({ err: err.message, kind }, 'websocket upstream error');
       resOrSocket.destroy();

@@ -45,7 +45,7 @@ export function setForwardedHeaders(
   const host = headers.host;
   if (trustedPeer) {
     const xff = headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = xff ? `${xff}, ${peer}` : peer;
+    headers['x-forwarded-for'] = xff ? `${String(xff)}, ${peer}` : peer;
     if (!headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
     if (!headers['x-forwarded-host'] && host) headers['x-forwarded-host'] = host;
     return;
