@@ -69,7 +69,7 @@ export class Gateway {
       return;
     }
     const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
-    runWorker(
+    await runWorker(
       config,
       this.#registry,
       createLogger(config.logging, { role: 'worker', worker: slot, pid: process.pid }),

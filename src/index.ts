@@ -2,5 +2,6 @@ export { type ConfigSource, createGateway, Gateway } from './gateway.js';
 export { ConfigError } from './shared/config/load.js';
 export type { Config, RouteConfig } from './shared/config/schema.js';
 export { ERRORS, type ErrorCode, GatewayError } from './shared/errors.js';
-export { contextOf, paramsOf, type RequestContext } from './worker/context.js';
-export type { Handler, Middleware } from './worker/middleware/types.js';
+export { claimsOf, contextOf, paramsOf, type RequestContext } from './worker/context.js';
+export type { Handler, Middleware, MiddlewareEnv, MiddlewareFactory } from './worker/middleware/types.js';
+export type { WorkerResources } from './worker/resources.js';

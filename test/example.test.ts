@@ -60,6 +60,10 @@ describe('examples', () => {
         { service: user.json().service, path: user.json().path },
         { service: 'users', path: '/users/42' },
       );
+      // logging.format: text renders the request line for humans, not as JSON.
+      await run.waitForText('path: "/users/42"');
+      assert.match(run.output(), /INFO \(\d+\): request\n(?:\s+\w+: .+\n)*?\s+status: 200/);
+      assert.doesNotMatch(run.output(), /^\{"level"/m);
       const order = await request(`http://127.0.0.1:${port}/orders/7`);
       assert.deepEqual(
         { service: order.json().service, path: order.json().path },

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
 import { RespawnBackoff } from './backoff.js';
+import { PRIMARY_SERVICES } from './services.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -16,7 +17,12 @@ export interface SupervisorOptions {
  * The primary process: forks the workers, respawns any that die (with backoff, so a crash
  * loop does not spin a core), and on SIGTERM/SIGINT asks them all to drain, then exits 0.
  */
-export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+  const services: { name: string; close(): Promise<void> }[] = [];
+  for (const service of PRIMARY_SERVICES) {
+    const running = await service.start({ config, logger });
+    if (running) services.push({ name: service.name, close: () => running.close() });
+  }
   const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   const backoff = new RespawnBackoff();
   const ready = new Set<number>();
@@ -56,7 +62,7 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
 
   for (let slot = 0; slot < count; slot++) fork(slot);
 
-  return new Promise((resolve) => {
+  await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       if (shuttingDown) return;
       shuttingDown = true;
@@ -75,7 +81,7 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
         if (Object.keys(cluster.workers ?? {}).length === 0) {
           clearTimeout(backstop);
           logger.info('all workers stopped');
-          logger.flush(() => resolve());
+          resolve();
         }
       };
       cluster.on('exit', check);
@@ -84,4 +90,10 @@ export function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Pr
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
   });
+  for (const service of services.reverse()) {
+    await service
+      .close()
+      .catch((err: unknown) => logger.warn({ err, service: service.name }, 'service close failed'));
+  }
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
 }

@@ -23,6 +23,8 @@ export interface RequestContext {
   readonly startTime: number;
   /** Free-form per-request storage for user middleware (e.g. `ctx.state.tenant`). */
   readonly state: Record<string, unknown>;
+  /** Verified token claims, set by the `auth` middleware; `undefined` before it or without it. */
+  claims: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** Gateway-internal fields: the raw (still encoded) captures used to build the upstream path. */
@@ -56,6 +58,11 @@ export function internalContextOf(req: IncomingMessage): InternalContext {
   const ctx = (req as WithContext)[CONTEXT];
   if (!ctx) throw new Error('contextOf(): this request is not being handled by Portico');
   return ctx;
+}
+
+/** The verified claims of the request's token (set by `auth`), or `undefined`. */
+export function claimsOf(req: IncomingMessage): Readonly<Record<string, unknown>> | undefined {
+  return internalContextOf(req).claims;
 }
 
 /** Shorthand for `contextOf(req).params`. */

@@ -8,11 +8,12 @@ import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
-import type { Handler } from './middleware/types.js';
+import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
 import { AgentPool, createForwarder } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
+import type { WorkerResources } from './resources.js';
 import { type Router, TableRouter } from './router.js';
 
 export interface GatewayHandlers {
@@ -39,18 +40,20 @@ const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
  * Builds everything a worker needs to serve requests, once: the router, each route's
  * middleware chain and its forwarder. The per-request work is then match → context → chain.
  */
-export function createGatewayHandlers(
+export async function createGatewayHandlers(
   config: Config,
   registry: MiddlewareRegistry,
   logger: Logger,
-): GatewayHandlers {
+  resources: WorkerResources,
+): Promise<GatewayHandlers> {
   const agents = new AgentPool();
   const trusted =
     config.server.trusted_proxies.length > 0 ? trustedProxyList(config.server.trusted_proxies) : null;
   const forwarders: { close(): void }[] = [];
   let draining = false;
 
-  const routes = config.routes.map((route): { path: string; methods?: string[]; value: RouteRuntime } => {
+  const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
+  for (const route of config.routes) {
     const target = new URL(route.target);
     const forwarder = createForwarder({ url: target, timeoutMs: route.timeout }, agents, logger);
     forwarders.push(forwarder);
@@ -76,13 +79,15 @@ export function createGatewayHandlers(
       });
       forwarder.ws(req, socket, head);
     };
-    const chain = route.middleware.map((name) => registry.factory(name)({ config, route: route, logger }));
-    return {
+    const chain: Middleware[] = [];
+    for (const name of route.middleware)
+      chain.push(await registry.factory(name)({ config, route, logger, resources }));
+    routes.push({
       path: route.path,
       ...(route.methods ? { methods: route.methods } : {}),
       value: { path: route.path, handler: compose(chain, terminal) },
-    };
-  });
+    });
+  }
   const router: Router<RouteRuntime> = new TableRouter(routes);
 
   function fail(err: unknown, res: ServerResponse): void {
@@ -157,6 +162,7 @@ export function createGatewayHandlers(
       clientIp,
       startTime: performance.now(),
       state: {},
+      claims: undefined,
       rawParams: raw,
       rawRest: match.rest,
     };

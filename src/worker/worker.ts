@@ -5,14 +5,16 @@ import type { Config } from '../shared/config/schema.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
+import { WorkerResources } from './resources.js';
 
 /**
  * Runs one worker: an HTTP server sharing the cluster port. On `portico:shutdown` (or its own
  * SIGTERM/SIGINT, as Ctrl-C signals the whole process group) it drains: stops accepting,
  * lets in-flight requests finish up to `server.drain_timeout`, then exits 0.
  */
-export function runWorker(config: Config, registry: MiddlewareRegistry, logger: Logger): void {
-  const handlers = createGatewayHandlers(config, registry, logger);
+export async function runWorker(config: Config, registry: MiddlewareRegistry, logger: Logger): Promise<void> {
+  const resources = new WorkerResources(logger);
+  const handlers = await createGatewayHandlers(config, registry, logger, resources);
   const server = createServer(
     {
       keepAliveTimeout: config.server.keep_alive_timeout,
@@ -52,8 +54,10 @@ export function runWorker(config: Config, registry: MiddlewareRegistry, logger: 
       clearTimeout(deadline);
       clearInterval(sweep);
       handlers.close();
-      logger.info('worker drained');
-      logger.flush(() => process.exit(0));
+      void resources.close().then(() => {
+        logger.info('worker drained');
+        logger.flush(() => process.exit(0));
+      });
     });
   }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../../shared/config/schema.js';
+import type { WorkerResources } from '../resources.js';
 
 /** Handles one request. May be sync or async; a throw or rejection becomes a JSON error. */
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -22,7 +23,9 @@ export interface MiddlewareEnv {
   config: Config;
   route: RouteConfig;
   logger: Logger;
+  /** Per-worker shared resources and drain hooks. */
+  resources: WorkerResources;
 }
 
 /** Builds a route's instance of a middleware; validate options here, not per request. */
-export type MiddlewareFactory = (env: MiddlewareEnv) => Middleware;
+export type MiddlewareFactory = (env: MiddlewareEnv) => Middleware | Promise<Middleware>;

@@ -1,0 +1,15 @@
+import type { Logger } from 'pino';
+import type { Config } from '../shared/config/schema.js';
+
+/**
+ * Something the primary runs beside its workers (the metrics aggregator, the embedded
+ * rate-limit store…). Started before the workers are forked, closed after they all exit.
+ */
+export interface PrimaryService {
+  name: string;
+  /** Returns undefined when the config does not need this service. */
+  start(env: { config: Config; logger: Logger }): Promise<{ close(): Promise<void> } | undefined>;
+}
+
+/** The primary's services, in start order. */
+export const PRIMARY_SERVICES: readonly PrimaryService[] = [];
