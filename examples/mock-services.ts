@@ -9,6 +9,7 @@ export function startMockService(name: string, port: number): Promise<Server> {
       path: req.url,
       request_id: req.headers['x-request-id'],
       forwarded_for: req.headers['x-forwarded-for'],
+      user: req.headers['x-user-id'],
     });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);

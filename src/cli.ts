@@ -3,6 +3,8 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createGateway } from './gateway.js';
+import { DevTokenError, parseClaim, signDevToken } from './dev-token.js';
+import { parseDuration } from './shared/config/duration.js';
 import { ConfigError } from './shared/config/load.js';
 
 const HELP = `portico — an API gateway for Node.js
@@ -10,11 +12,16 @@ const HELP = `portico — an API gateway for Node.js
 Usage:
   portico [run] [--config FILE]    start the gateway in the foreground (primary + workers)
   portico check [--config FILE]    validate a config: exit 0, or print every problem and exit 1
+  portico token [--config FILE] [--sub SUB] [--ttl 1h] [--claim k=v ...]
+                                   print a dev JWT signed with the config's auth.secret
   portico --help                   show this help
   portico --version                print the version
 
 Options:
   -c, --config FILE   config file (default: $PORTICO_CONFIG, else ./config.yaml)
+  --sub SUB           token subject (token; default: dev-user)
+  --ttl DURATION      token lifetime, e.g. 15m, 1h (token; default: 1h)
+  --claim KEY=VALUE   extra claim, repeatable; VALUE is parsed as JSON when it is JSON (token)
 
 Signals: SIGTERM or SIGINT drains in-flight requests (server.drain_timeout), then exits 0.
 Docs: README.md (config reference, middleware API).`;
@@ -44,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'run';
-  if (positionals.length > 1 || !['run', 'check'].includes(command)) {
+  if (positionals.length > 1 || !['run', 'check', 'token'].includes(command)) {
     process.stderr.write(
       `portico: unknown command "${positionals.join(' ')}"\nRun "portico --help" for usage.\n`,
     );
@@ -52,6 +59,25 @@ async function main(argv: string[]): Promise<number> {
   }
   const file = values.config ?? process.env.PORTICO_CONFIG ?? './config.yaml';
   const gateway = createGateway(file);
+  if (command === 'token') {
+    try {
+      const ttlMs = parseDuration(values.ttl ?? '1h');
+      if (ttlMs === undefined) throw new DevTokenError(`--ttl: invalid duration "${values.ttl}"`);
+      const claims = Object.fromEntries((values.claim ?? []).map(parseClaim));
+      const token = await signDevToken(await gateway.check(), {
+        sub: values.sub ?? 'dev-user',
+        ttlSeconds: Math.ceil(ttlMs / 1000),
+        claims,
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) process.stderr.write(`${err.lines.join('\n')}\n`);
+      else if (err instanceof DevTokenError) process.stderr.write(`portico token: ${err.message}\n`);
+      else throw err;
+      return 1;
+    }
+  }
   if (command === 'check') {
     try {
       const config = await gateway.check();
@@ -80,6 +106,9 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       config: { type: 'string', short: 'c' },
+      sub: { type: 'string' },
+      ttl: { type: 'string' },
+      claim: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },

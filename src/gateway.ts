@@ -1,10 +1,12 @@
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { runPrimary } from './primary/supervisor.js';
 import { ConfigError, parseConfigText } from './shared/config/load.js';
 import type { Config } from './shared/config/schema.js';
 import { createLogger } from './shared/logger.js';
 import { MiddlewareRegistry } from './worker/middleware/registry.js';
+import type { VerifierFactory } from './worker/middleware/auth/verifier.js';
 import type { Middleware } from './worker/middleware/types.js';
 import { runWorker } from './worker/worker.js';
 
@@ -42,6 +44,15 @@ export class Gateway {
     return this;
   }
 
+  /**
+   * Adds an `auth.type` verifier, selected per route by `auth.type: <type>`; its settings come
+   * from the same `auth` section (custom keys under `auth.options`).
+   */
+  registerVerifier(type: string, factory: VerifierFactory): this {
+    this.#registry.registerVerifier(type, factory);
+    return this;
+  }
+
   /** Validates the config against the registered middleware; throws `ConfigError`. */
   async check(): Promise<Config> {
     const { text, name } = await this.#read();
@@ -73,6 +84,7 @@ export class Gateway {
       config,
       this.#registry,
       createLogger(config.logging, { role: 'worker', worker: slot, pid: process.pid }),
+      name.startsWith('<') ? process.cwd() : dirname(resolve(name)),
     );
   }
 

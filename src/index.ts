@@ -3,5 +3,11 @@ export { ConfigError } from './shared/config/load.js';
 export type { Config, RouteConfig } from './shared/config/schema.js';
 export { ERRORS, type ErrorCode, GatewayError } from './shared/errors.js';
 export { claimsOf, contextOf, paramsOf, type RequestContext } from './worker/context.js';
+export {
+  type Claims,
+  type TokenVerifier,
+  type VerifierFactory,
+  VerifierUnavailableError,
+} from './worker/middleware/auth/verifier.js';
 export type { Handler, Middleware, MiddlewareEnv, MiddlewareFactory } from './worker/middleware/types.js';
 export type { WorkerResources } from './worker/resources.js';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runCli, writeConfig } from './helpers/gateway.js';
+import { runCli, startGateway, writeConfig } from './helpers/gateway.js';
+import { request } from './helpers/net.js';
+import { startUpstream } from './helpers/upstream.js';
 
 const ARTICLE = fileURLToPath(new URL('../../test/fixtures/article-config.yaml', import.meta.url));
 
@@ -60,5 +62,58 @@ describe('portico CLI', () => {
   test('unknown commands and flags exit 2', async () => {
     assert.equal((await runCli(['frobnicate'])).code, 2);
     assert.equal((await runCli(['--frob'])).code, 2);
+  });
+
+  test('token prints a JWT the gateway accepts, with --sub, --ttl and --claim', async () => {
+    const upstream = await startUpstream();
+    const config = {
+      auth: {
+        secret: 'cli-token-secret-cli-token-secret-1234',
+        issuer: 'me',
+        audience: 'api',
+        forward_claims: { sub: 'X-Sub', role: 'X-Role', n: 'X-N' },
+      },
+      routes: [{ path: '/*', target: upstream.url, middleware: ['auth'] }],
+    };
+    const gw = await startGateway(config);
+    try {
+      const file = await writeConfig(config);
+      const { code, stdout, stderr } = await runCli([
+        'token',
+        '--config',
+        file,
+        '--sub',
+        'alice',
+        '--ttl',
+        '10m',
+        '--claim',
+        'role=admin',
+        '--claim',
+        'n=3',
+      ]);
+      assert.equal(code, 0, stderr);
+      const token = stdout.trim();
+      assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+      const payload = JSON.parse(
+        Buffer.from(token.split('.')[1] as string, 'base64url').toString(),
+      ) as Record<string, number | string>;
+      assert.equal((payload.exp as number) - (payload.iat as number), 600);
+      assert.equal(payload.n, 3);
+      const reply = await request(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(reply.status, 200);
+      const headers = reply.json<{ headers: Record<string, string> }>().headers;
+      assert.deepEqual([headers['x-sub'], headers['x-role'], headers['x-n']], ['alice', 'admin', '3']);
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+
+  test('token refuses clearly when the config has no HS secret', async () => {
+    const file = await writeConfig({ routes: [{ path: '/a', target: 'http://127.0.0.1:1' }] });
+    const { code, stdout, stderr } = await runCli(['token', '--config', file]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.match(stderr, /^portico token: auth\.secret is not set/);
   });
 });

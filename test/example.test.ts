@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { runCli } from './helpers/gateway.js';
 import { freePort, request } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -64,7 +65,12 @@ describe('examples', () => {
       await run.waitForText('path: "/users/42"');
       assert.match(run.output(), /INFO \(\d+\): request\n(?:\s+\w+: .+\n)*?\s+status: 200/);
       assert.doesNotMatch(run.output(), /^\{"level"/m);
-      const order = await request(`http://127.0.0.1:${port}/orders/7`);
+      assert.equal((await request(`http://127.0.0.1:${port}/orders/7`)).status, 401, 'orders need a token');
+      const token = await runCli(['token', '--config', 'examples/config.yaml', '--sub', 'alice']);
+      assert.equal(token.code, 0, token.stderr);
+      const order = await request(`http://127.0.0.1:${port}/orders/7`, {
+        headers: { authorization: `Bearer ${token.stdout.trim()}` },
+      });
       assert.deepEqual(
         { service: order.json().service, path: order.json().path },
         { service: 'orders', path: '/7' },

@@ -18,6 +18,12 @@ describe('user-registered middleware in cluster mode', () => {
           { path: '/users/:id', target: upstream.url, middleware: ['first', 'logging', 'second', 'context'] },
           { path: '/files/*', target: upstream.url, middleware: ['context'] },
           { path: '/boom', target: upstream.url, middleware: ['boom'] },
+          {
+            path: '/custom-auth',
+            target: upstream.url,
+            middleware: ['auth', 'echo-claims'],
+            auth: { type: 'static-tokens', options: { tokens: { 'let-me-in': 'zoe' } } },
+          },
         ],
       },
       { entry: ENTRY, workers: 2 },
@@ -60,6 +66,18 @@ describe('user-registered middleware in cluster mode', () => {
     assert.deepEqual(reply.json(), { error: 'internal gateway error' });
     assert.equal((await request(`${gw.url}/users/1`)).status, 200);
     assert.equal(gw.records().filter((r) => r.msg === 'worker died; respawning').length, 0);
+  });
+
+  test('a verifier registered through the library API is selected by auth.type; claims reach later middleware', async () => {
+    const ok = await request(`${gw.url}/custom-auth`, { headers: { authorization: 'Bearer let-me-in' } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(
+      JSON.parse(ok.json<{ headers: Record<string, string> }>().headers['x-claims'] as string),
+      { sub: 'zoe' },
+    );
+    const denied = await request(`${gw.url}/custom-auth`, { headers: { authorization: 'Bearer nope' } });
+    assert.equal(denied.status, 401);
+    assert.deepEqual(denied.json(), { error: 'invalid token' });
   });
 
   test('logging writes one JSON line per request with the documented fields', async () => {

@@ -45,6 +45,7 @@ export async function createGatewayHandlers(
   registry: MiddlewareRegistry,
   logger: Logger,
   resources: WorkerResources,
+  configDir: string,
 ): Promise<GatewayHandlers> {
   const agents = new AgentPool();
   const trusted =
@@ -81,7 +82,7 @@ export async function createGatewayHandlers(
     };
     const chain: Middleware[] = [];
     for (const name of route.middleware)
-      chain.push(await registry.factory(name)({ config, route, logger, resources }));
+      chain.push(await registry.factory(name)({ config, route, logger, resources, configDir }));
     routes.push({
       path: route.path,
       ...(route.methods ? { methods: route.methods } : {}),

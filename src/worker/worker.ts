@@ -12,12 +12,18 @@ import { WorkerResources } from './resources.js';
  * SIGTERM/SIGINT, as Ctrl-C signals the whole process group) it drains: stops accepting,
  * lets in-flight requests finish up to `server.drain_timeout`, then exits 0.
  */
-export async function runWorker(config: Config, registry: MiddlewareRegistry, logger: Logger): Promise<void> {
+export async function runWorker(
+  config: Config,
+  registry: MiddlewareRegistry,
+  logger: Logger,
+  configDir: string,
+): Promise<void> {
   const resources = new WorkerResources(logger);
-  const handlers = await createGatewayHandlers(config, registry, logger, resources);
+  const handlers = await createGatewayHandlers(config, registry, logger, resources, configDir);
   const server = createServer(
     {
       keepAliveTimeout: config.server.keep_alive_timeout,
+      maxHeaderSize: config.server.max_header_size,
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
     },
@@ -29,13 +35,7 @@ export async function runWorker(config: Config, registry: MiddlewareRegistry, lo
       socket.destroy();
       return;
     }
-    const body = JSON.stringify({
-      error: err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request timeout' : 'bad request',
-    });
-    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(
-      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(clientErrorResponse(err.code));
   });
 
   let draining = false;
@@ -74,4 +74,23 @@ export async function runWorker(config: Config, registry: MiddlewareRegistry, lo
     const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
     process.send?.(message);
   });
+}
+
+// Answers to requests Node's parser rejects before the gateway sees them; written raw
+// because there is no ServerResponse yet. Built once per kind.
+const CLIENT_ERRORS = new Map<string | undefined, string>();
+function clientErrorResponse(code: string | undefined): string {
+  let response = CLIENT_ERRORS.get(code);
+  if (response === undefined) {
+    const [status, message] =
+      code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['408 Request Timeout', 'request timeout']
+        : code === 'HPE_HEADER_OVERFLOW'
+          ? ['431 Request Header Fields Too Large', 'request header fields too large']
+          : ['400 Bad Request', 'bad request'];
+    const body = JSON.stringify({ error: message });
+    response = `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+    if (CLIENT_ERRORS.size < 8) CLIENT_ERRORS.set(code, response);
+  }
+  return response;
 }

@@ -40,12 +40,20 @@ export async function writeConfig(config: unknown): Promise<string> {
  */
 export async function startGateway(
   config: Record<string, unknown>,
-  options: { entry?: string; env?: NodeJS.ProcessEnv; workers?: number; waitReady?: boolean } = {},
+  options: {
+    entry?: string;
+    env?: NodeJS.ProcessEnv;
+    workers?: number;
+    waitReady?: boolean;
+    /** Runs after the config file is written (e.g. to put key files beside it). */
+    beforeStart?: (configFile: string) => Promise<void>;
+  } = {},
 ): Promise<RunningGateway> {
   const server = { workers: options.workers ?? 1, ...(config.server as object) } as Record<string, unknown>;
   server.port ??= await freePort();
   server.host ??= '127.0.0.1';
   const file = await writeConfig({ ...config, server });
+  await options.beforeStart?.(file);
   const entry = options.entry ?? CLI;
   const proc = spawn(process.execPath, [entry, '--config', file], {
     env: { ...process.env, ...options.env },

@@ -27,6 +27,7 @@ describe('config defaults', () => {
       workers: 'auto',
       trusted_proxies: [],
       drain_timeout: 10_000,
+      max_header_size: 32_768,
       keep_alive_timeout: 5_000,
       request_timeout: 300_000,
     });
@@ -63,8 +64,8 @@ describe('config problems: one line each, with file, line and key path', () => {
     ],
     [
       'built-in not available yet',
-      'routes:\n  - path: /a\n    target: http://h\n    middleware: [auth]\n',
-      [/routes\[0\]\.middleware\[0\]: middleware "auth" is not available yet/],
+      'routes:\n  - path: /a\n    target: http://h\n    middleware: [tracing]\n',
+      [/routes\[0\]\.middleware\[0\]: middleware "tracing" is not available yet/],
     ],
     [
       'duplicate path+method',

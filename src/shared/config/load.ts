@@ -1,5 +1,7 @@
 import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
+import { resolveAuthSettings } from './auth-settings.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { type Config, configSchema, HTTP_METHODS } from './schema.js';
 
@@ -16,6 +18,8 @@ export interface MiddlewareCatalog {
   /** A reason why a known name cannot be used yet (e.g. not implemented in this build). */
   unavailable(name: string): string | undefined;
   names(): string[];
+  /** Whether an `auth.type` verifier of this name exists (built in or registered). */
+  hasVerifier(type: string): boolean;
 }
 
 /** Thrown when a config cannot be used; `lines` has one human line per problem. */
@@ -63,8 +67,10 @@ export function parseConfigText(
   const result = configSchema.safeParse(raw);
   // Middleware names are checked even when other keys are wrong, so one run shows everything.
   checkMiddlewareNames(raw, catalog, problems);
-  if (result.success) checkDuplicateRoutes(result.data, problems);
-  else {
+  if (result.success) {
+    checkDuplicateRoutes(result.data, problems);
+    checkAuth(result.data, catalog, file, problems);
+  } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
     problems.push(...zodProblems(result.error.issues).filter((p) => !blamed.has(formatKeyPath(p.path))));
@@ -118,6 +124,29 @@ function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems
       const reason = catalog.unavailable(name);
       if (reason) problems.push({ path, message: `middleware "${name}" is not available yet: ${reason}` });
     });
+  });
+}
+
+/** Every route that uses `auth` must end up with complete, consistent verifier settings. */
+function checkAuth(
+  config: Config,
+  catalog: MiddlewareCatalog,
+  file: string,
+  problems: ConfigProblem[],
+): void {
+  const dir = file.startsWith('<') ? process.cwd() : dirname(resolve(file));
+  const reported = new Set<string>();
+  config.routes.forEach((route, index) => {
+    if (!route.middleware.includes('auth')) return;
+    const result = resolveAuthSettings(config.auth, route.auth, index, (t) => catalog.hasVerifier(t), dir);
+    if (!('problems' in result)) return;
+    for (const problem of result.problems) {
+      // A problem in the global section would repeat for every route using it: say it once.
+      const key = `${formatKeyPath(problem.path)}: ${problem.message}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      problems.push(problem);
+    }
   });
 }
 

@@ -1,32 +1,14 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
-import { parseDuration } from './duration.js';
+import { authOverrideSchema, authSchema } from './auth-schema.js';
+import { duration } from './fields.js';
 
 /*
  * The one declaration of Portico's configuration. Every field carries its meaning
  * (`describe`) and its default; `npm run docs:config` renders the README's config
  * reference from this file and a test fails when the two drift apart.
  */
-
-const duration = (fallback: string, max = '1h') =>
-  z
-    .string()
-    .meta({ format: 'duration' })
-    .default(fallback)
-    .transform((text, ctx) => {
-      const ms = parseDuration(text);
-      const maxMs = parseDuration(max) as number;
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `invalid duration "${text}" (use e.g. 500ms, 5s, 1m)` });
-        return z.NEVER;
-      }
-      if (ms <= 0 || ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `duration must be > 0 and at most ${max}` });
-        return z.NEVER;
-      }
-      return ms;
-    });
 
 export const HTTP_METHODS = [
   'GET',
@@ -87,6 +69,15 @@ const serverSchema = z
     drain_timeout: duration('10s', '10m').describe(
       'On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.',
     ),
+    max_header_size: z
+      .number()
+      .int()
+      .min(8 * 1024)
+      .max(1024 * 1024)
+      .default(32 * 1024)
+      .describe(
+        "Largest request head (request line + headers) in bytes; larger gets 431. Node's 16 KiB default is tight for big JWTs plus cookies.",
+      ),
     keep_alive_timeout: duration('5s', '10m').describe(
       'Idle time before a client keep-alive connection is closed.',
     ),
@@ -125,6 +116,9 @@ const routeSchema = z
       .optional()
       .describe("Upstream path template using the route's `:params` and `*`, e.g. `/accounts/:id`."),
     timeout: duration('30s').describe('Time to wait for the upstream response headers before answering 504.'),
+    auth: authOverrideSchema.describe(
+      'Per-route `auth` settings; each key given here replaces the global `auth` key of the same name.',
+    ),
   })
   .superRefine((route, ctx) => {
     const pattern = parseRoutePattern(route.path);
@@ -179,17 +173,6 @@ const loggingSchema = z
       .describe('Minimum level: trace, debug, info, warn, error, fatal, silent.'),
   })
   .prefault({});
-
-const authSchema = z
-  .strictObject({
-    enabled: z
-      .boolean()
-      .default(true)
-      .describe('Set to false to make the `auth` middleware pass everything.'),
-    type: z.string().default('jwt').describe('Token verifier: `jwt` (more in the auth issue).'),
-    secret: z.string().optional().describe('HMAC secret for HS256/384/512 tokens. Use `${ENV_VAR}`.'),
-  })
-  .optional();
 
 const rateLimitSchema = z
   .strictObject({

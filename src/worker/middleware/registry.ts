@@ -1,11 +1,13 @@
 import type { MiddlewareCatalog } from '../../shared/config/load.js';
+import { authMiddleware } from './auth/index.js';
+import { VerifierRegistry } from './auth/registry.js';
+import type { VerifierFactory } from './auth/verifier.js';
 import { loggingMiddleware } from './logging.js';
 import type { Middleware, MiddlewareFactory } from './types.js';
 
 /** Built-in names and, for those not implemented yet, why a route may not use them. */
 const BUILTINS: Record<string, MiddlewareFactory | { unavailable: string }> = {
   logging: loggingMiddleware,
-  auth: { unavailable: 'the built-in auth middleware is not implemented in this version' },
   ratelimit: { unavailable: 'the built-in ratelimit middleware is not implemented in this version' },
   metrics: { unavailable: 'the built-in metrics middleware is not implemented in this version' },
   tracing: { unavailable: 'the built-in tracing middleware is not implemented in this version' },
@@ -16,7 +18,10 @@ export class MiddlewareRegistry implements MiddlewareCatalog {
   readonly #factories = new Map<string, MiddlewareFactory>();
   readonly #unavailable = new Map<string, string>();
 
+  readonly #verifiers = new VerifierRegistry();
+
   constructor() {
+    this.#factories.set('auth', authMiddleware(this.#verifiers));
     for (const [name, entry] of Object.entries(BUILTINS)) {
       if (typeof entry === 'function') this.#factories.set(name, entry);
       else this.#unavailable.set(name, entry.unavailable);
@@ -30,6 +35,15 @@ export class MiddlewareRegistry implements MiddlewareCatalog {
     if (typeof middleware !== 'function')
       throw new TypeError(`middleware "${name}" must be a function (next) => handler`);
     this.#factories.set(name, () => middleware);
+  }
+
+  /** Registers a custom `auth.type`. */
+  registerVerifier(type: string, factory: VerifierFactory): void {
+    this.#verifiers.register(type, factory);
+  }
+
+  hasVerifier(type: string): boolean {
+    return this.#verifiers.has(type);
   }
 
   has(name: string): boolean {

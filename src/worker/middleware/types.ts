@@ -25,6 +25,8 @@ export interface MiddlewareEnv {
   logger: Logger;
   /** Per-worker shared resources and drain hooks. */
   resources: WorkerResources;
+  /** Directory of the config file, for settings that name files relative to it. */
+  configDir: string;
 }
 
 /** Builds a route's instance of a middleware; validate options here, not per request. */

@@ -1,0 +1,204 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { AuthConfig, AuthOverride, JwtAlgorithm } from './auth-schema.js';
+import type { KeyPath } from './load.js';
+
+/** The effective `auth` settings of one route: global keys overridden by the route's own. */
+export interface AuthSettings {
+  enabled: boolean;
+  type: string;
+  secret: string | undefined;
+  publicKey: KeyObject | undefined;
+  algorithms: JwtAlgorithm[];
+  jwksUri: string | undefined;
+  issuer: string | undefined;
+  audience: string | string[] | undefined;
+  clockToleranceSec: number;
+  requiredClaims: string[];
+  /** `[claim, lower-case header name]` pairs. */
+  forwardClaims: [string, string][];
+  realm: string;
+  maxTokenLength: number;
+  jwks: { timeoutMs: number; cooldownMs: number; cacheMaxAgeMs: number };
+  cache: { size: number; ttlMs: number };
+  options: Readonly<Record<string, unknown>>;
+  /** Identifies equal settings, so routes with the same settings share one verifier. */
+  fingerprint: string;
+}
+
+const ASYMMETRIC: JwtAlgorithm[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
+
+/** Algorithms a public key can verify; the first is the default. */
+function algorithmsForKey(key: KeyObject): JwtAlgorithm[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1') return ['ES256'];
+      if (curve === 'secp384r1') return ['ES384'];
+      if (curve === 'secp521r1') return ['ES512'];
+      return [];
+    }
+    case 'ed25519':
+    case 'ed448':
+      return ['EdDSA'];
+    default:
+      return [];
+  }
+}
+
+type Problem = { path: KeyPath; message: string };
+
+/**
+ * Merges the global `auth` section with a route's override and checks the result for the
+ * verifier type: everything derivable (keys, algorithms) is derived here, once, at start-up.
+ * Problems name the key path where the offending value was written.
+ */
+export function resolveAuthSettings(
+  global: AuthConfig,
+  override: AuthOverride,
+  routeIndex: number,
+  hasVerifier: (type: string) => boolean,
+  configDir: string,
+): { settings: AuthSettings } | { problems: Problem[] } {
+  const problems: Problem[] = [];
+  type Fields = Partial<NonNullable<AuthConfig>>;
+  const own: Fields = definedOnly<Fields>(override ?? {});
+  // A route that names its own verifier (type or key material) does not inherit the global
+  // one piecemeal: a global secret next to a route's jwks_uri would be a contradiction.
+  const ownVerifier = VERIFIER_KEYS.some((key) => own[key] !== undefined);
+  const base: Fields = global ?? {};
+  const merged: Fields = { ...(ownVerifier ? withoutKeys(base, VERIFIER_KEYS) : base), ...own };
+  const routeAuth: KeyPath = override ? ['routes', routeIndex, 'auth'] : ['routes', routeIndex, 'middleware'];
+  // Blame the place that wrote the value; a missing value belongs to whoever owns the verifier.
+  const where = (key: keyof Fields): KeyPath => {
+    if (own[key] !== undefined) return [...routeAuth, key];
+    if (merged[key] !== undefined || (global && !ownVerifier)) return ['auth', key];
+    return override ? [...routeAuth, key] : routeAuth;
+  };
+  const fail = (key: keyof Fields, message: string) => problems.push({ path: where(key), message });
+
+  const type = merged.type ?? 'jwt';
+  if (!hasVerifier(type)) fail('type', `unknown verifier type "${type}" (built in: jwt, jwks, oidc)`);
+
+  let publicKey: KeyObject | undefined;
+  if (merged.public_key !== undefined) {
+    const text = merged.public_key.includes('-----BEGIN')
+      ? merged.public_key
+      : readKeyFile(merged.public_key, configDir, (m) => fail('public_key', m));
+    if (text !== undefined) {
+      try {
+        publicKey = createPublicKey(text);
+      } catch {
+        fail('public_key', 'is not a valid PEM public key');
+      }
+    }
+  }
+
+  let algorithms = merged.algorithms;
+  if (type === 'jwt') {
+    if (merged.secret !== undefined && merged.public_key !== undefined) {
+      fail('public_key', 'set either secret (HS*) or public_key, not both');
+    } else if (merged.secret === undefined && merged.public_key === undefined) {
+      fail('secret', 'type jwt needs auth.secret (HS256/384/512) or auth.public_key (RS/PS/ES/EdDSA)');
+    } else if (merged.secret !== undefined) {
+      algorithms ??= ['HS256'];
+      const bad = algorithms.filter((a) => !a.startsWith('HS'));
+      if (bad.length > 0)
+        fail('algorithms', `${bad.join(', ')} cannot be verified with a secret; use public_key`);
+    } else if (publicKey) {
+      const possible = algorithmsForKey(publicKey);
+      if (possible.length === 0) fail('public_key', `unsupported key type ${publicKey.asymmetricKeyType}`);
+      algorithms ??= possible.slice(0, 1);
+      const bad = algorithms.filter((a) => !possible.includes(a));
+      if (bad.length > 0 && possible.length > 0) {
+        fail(
+          'algorithms',
+          `${bad.join(', ')} cannot be verified with this ${publicKey.asymmetricKeyType} key`,
+        );
+      }
+    }
+  } else if (type === 'jwks' || type === 'oidc') {
+    if (merged.secret !== undefined) fail('secret', `only applies to type jwt, not ${type}`);
+    if (merged.public_key !== undefined) fail('public_key', `only applies to type jwt, not ${type}`);
+    if (type === 'jwks' && merged.jwks_uri === undefined) fail('jwks_uri', 'type jwks needs auth.jwks_uri');
+    if (type === 'oidc' && merged.issuer === undefined) fail('issuer', 'type oidc needs auth.issuer');
+    if (type === 'oidc' && merged.issuer !== undefined && !URL.canParse(merged.issuer)) {
+      fail('issuer', 'must be the issuer URL for oidc discovery');
+    }
+    algorithms ??= ASYMMETRIC;
+    const hs = algorithms.filter((a) => a.startsWith('HS'));
+    if (hs.length > 0)
+      fail('algorithms', `${hs.join(', ')} cannot come from a key set; use type jwt with a secret`);
+  }
+  if (problems.length > 0) return { problems };
+
+  const settings: Omit<AuthSettings, 'fingerprint'> = {
+    enabled: merged.enabled ?? true,
+    type,
+    secret: merged.secret,
+    publicKey,
+    algorithms: algorithms ?? [],
+    jwksUri: merged.jwks_uri,
+    issuer: merged.issuer,
+    audience: merged.audience,
+    clockToleranceSec: (merged.clock_tolerance ?? 5_000) / 1000,
+    requiredClaims: merged.required_claims ?? [],
+    forwardClaims: Object.entries(merged.forward_claims ?? {}).map(([claim, header]) => [
+      claim,
+      header.toLowerCase(),
+    ]),
+    realm: merged.realm ?? 'portico',
+    maxTokenLength: merged.max_token_length ?? 8192,
+    jwks: {
+      timeoutMs: merged.jwks_timeout ?? 2_000,
+      cooldownMs: merged.jwks_cooldown ?? 30_000,
+      cacheMaxAgeMs: merged.jwks_cache_max_age ?? 600_000,
+    },
+    cache: { size: merged.cache_size ?? 10_000, ttlMs: merged.cache_ttl ?? 60_000 },
+    options: merged.options ?? {},
+  };
+  const fingerprint = JSON.stringify({ ...settings, publicKey: merged.public_key, forwardClaims: undefined });
+  return { settings: { ...settings, fingerprint } };
+}
+
+function readKeyFile(
+  path: string,
+  configDir: string,
+  onError: (message: string) => void,
+): string | undefined {
+  const file = isAbsolute(path) ? path : resolve(configDir, path);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    onError(
+      `cannot read public key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+    return undefined;
+  }
+}
+
+const VERIFIER_KEYS = ['type', 'secret', 'public_key', 'jwks_uri', 'algorithms'] as const;
+
+function withoutKeys<T extends object>(value: T, keys: readonly string[]): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([k]) => !keys.includes(k))) as Partial<T>;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

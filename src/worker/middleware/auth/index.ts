@@ -1,0 +1,99 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type AuthSettings, resolveAuthSettings } from '../../../shared/config/auth-settings.js';
+import { GatewayError } from '../../../shared/errors.js';
+import { internalContextOf } from '../../context.js';
+import type { MiddlewareFactory } from '../types.js';
+import { bearerToken } from './bearer.js';
+import { ClaimsCache } from './claims-cache.js';
+import { forwardedClaimValue } from './forward-claims.js';
+import type { VerifierRegistry } from './registry.js';
+import { type TokenVerifier, VerifierUnavailableError } from './verifier.js';
+
+/**
+ * The `auth` built-in: a bearer token must verify before the request goes further. Settings
+ * are resolved and the verifier built once per route at start-up; routes with equal settings
+ * share one verifier (and its JWKS cache and verified-token cache) per worker.
+ */
+export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
+  return async function buildAuth({ config, route, logger, resources, configDir }) {
+    const resolved = resolveAuthSettings(
+      config.auth,
+      route.auth,
+      config.routes.indexOf(route),
+      (type) => verifiers.has(type),
+      configDir,
+    );
+    // The config validator ran the same resolution; reaching this means a programming error.
+    if ('problems' in resolved) throw new Error(`auth settings invalid: ${resolved.problems[0]?.message}`);
+    const settings = resolved.settings;
+    const log = logger.child({ middleware: 'auth', route: route.path });
+
+    const { verifier, cache } = await resources.shared(`auth:${settings.fingerprint}`, async () => ({
+      verifier: await verifiers.create(settings, { logger: log }),
+      cache: new ClaimsCache(settings.cache.size, settings.cache.ttlMs),
+    }));
+
+    const challenge = `Bearer realm="${settings.realm}"`;
+    const missing = new GatewayError('PORTICO_ERR_MISSING_TOKEN', {
+      headers: { 'www-authenticate': challenge },
+    });
+    const invalid = new GatewayError('PORTICO_ERR_INVALID_TOKEN', {
+      headers: { 'www-authenticate': `${challenge}, error="invalid_token"` },
+    });
+    const unavailable = new GatewayError('PORTICO_ERR_AUTH_UNAVAILABLE', { headers: { 'retry-after': '5' } });
+    const forwarded = settings.forwardClaims;
+
+    return (next) =>
+      async function auth(req: IncomingMessage, res: ServerResponse) {
+        const headers = req.headers;
+        // Whatever the client sent under a forwarded-claim header is never trusted.
+        for (let i = 0; i < forwarded.length; i++) {
+          const name = (forwarded[i] as [string, string])[1];
+          if (headers[name] !== undefined) delete headers[name];
+        }
+        if (!settings.enabled) return next(req, res);
+
+        const token = bearerToken(headers.authorization);
+        const ctx = internalContextOf(req);
+        if (token === undefined) {
+          log.debug({ request_id: ctx.requestId, reason: 'no bearer token' }, 'auth failed');
+          throw missing;
+        }
+        const now = Date.now();
+        let claims = cache.get(token, now);
+        if (claims === undefined) {
+          if (token.length > settings.maxTokenLength) {
+            log.debug({ request_id: ctx.requestId, reason: 'token too long' }, 'auth failed');
+            throw invalid;
+          }
+          claims = await verifyOrThrow(verifier, token, settings, ctx.requestId);
+          cache.set(token, claims, now);
+        }
+        ctx.claims = claims;
+        for (let i = 0; i < forwarded.length; i++) {
+          const [claim, name] = forwarded[i] as [string, string];
+          const value = forwardedClaimValue(claims[claim]);
+          if (value !== undefined) headers[name] = value;
+        }
+        return next(req, res);
+      };
+
+    async function verifyOrThrow(v: TokenVerifier, token: string, s: AuthSettings, requestId: string) {
+      try {
+        return await v.verify(token);
+      } catch (err) {
+        if (err instanceof VerifierUnavailableError) {
+          log.warn(
+            { request_id: requestId, err: err.message, type: s.type },
+            'token verification unavailable',
+          );
+          throw unavailable;
+        }
+        // The reason stays in the log; the client only learns "invalid token".
+        const reason = (err as { code?: string }).code ?? (err as Error).message;
+        log.debug({ request_id: requestId, reason }, 'auth failed');
+        throw invalid;
+      }
+    }
+  };
+}
