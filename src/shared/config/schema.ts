@@ -96,6 +96,67 @@ const serverSchema = z
   })
   .prefault({});
 
+// `ip`, `sub`, `route+ip`, or `header:<Name>` with an RFC 9110 token as the name.
+const rateLimitKey = z
+  .string()
+  .regex(
+    /^(ip|sub|route\+ip|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
+    'must be ip, sub, route+ip or header:<Name>',
+  );
+const requestsPerSecond = z.number().min(0.001).max(1e6);
+const burst = z.number().int().min(1).max(1e6);
+
+const rateLimitSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Set to false to make the `ratelimit` middleware pass everything.'),
+    requests_per_second: requestsPerSecond
+      .default(10)
+      .describe('Token refill rate per key (0.001–1e6; the refill interval is kept to the microsecond).'),
+    burst: burst.default(10).describe('Bucket capacity: requests allowed at once.'),
+    key: rateLimitKey
+      .default('ip')
+      .describe(
+        'Whose bucket: `ip` (client IP, trusted-proxy aware), `sub` (JWT subject), `header:<Name>` or `route+ip` (one budget per route and IP). Without the subject or header, the client IP is used.',
+      ),
+    on_store_error: z
+      .enum(['allow', 'deny'])
+      .default('allow')
+      .describe(
+        'When the shared store cannot answer: `allow` limits per worker in memory until it returns; `deny` answers 503.',
+      ),
+    store_timeout: duration('250ms', '10s').describe(
+      'Upper bound on one store call (Redis command or embedded-store round trip) before `on_store_error` applies.',
+    ),
+    legacy_headers: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also send `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the bucket is full).',
+      ),
+    max_keys: z
+      .number()
+      .int()
+      .min(100)
+      .max(10_000_000)
+      .default(100_000)
+      .describe(
+        'Cap on buckets kept in process memory (embedded store, insurance limiter, block cache); the least recently used go first.',
+      ),
+  })
+  .prefault({});
+
+const routeRateLimitSchema = z
+  .strictObject({
+    enabled: z.boolean().optional().describe('Overrides `rate_limit.enabled` for this route.'),
+    requests_per_second: requestsPerSecond.optional().describe('Overrides `rate_limit.requests_per_second`.'),
+    burst: burst.optional().describe('Overrides `rate_limit.burst`.'),
+    key: rateLimitKey.optional().describe('Overrides `rate_limit.key`.'),
+  })
+  .optional();
+
 const routeSchema = z
   .strictObject({
     path: z
@@ -125,6 +186,9 @@ const routeSchema = z
       .optional()
       .describe("Upstream path template using the route's `:params` and `*`, e.g. `/accounts/:id`."),
     timeout: duration('30s').describe('Time to wait for the upstream response headers before answering 504.'),
+    rate_limit: routeRateLimitSchema.describe(
+      "This route's own rate-limit budget: its buckets are separate from the global ones; unset fields inherit from `rate_limit`.",
+    ),
   })
   .superRefine((route, ctx) => {
     const pattern = parseRoutePattern(route.path);
@@ -191,23 +255,6 @@ const authSchema = z
   })
   .optional();
 
-const rateLimitSchema = z
-  .strictObject({
-    enabled: z
-      .boolean()
-      .default(true)
-      .describe('Set to false to make the `ratelimit` middleware pass everything.'),
-    requests_per_second: z.number().positive().max(1e6).default(10).describe('Token refill rate per key.'),
-    burst: z
-      .number()
-      .int()
-      .min(1)
-      .max(1e6)
-      .default(10)
-      .describe('Bucket capacity: requests allowed at once.'),
-  })
-  .optional();
-
 const metricsSchema = z
   .strictObject({
     prometheus: z
@@ -240,7 +287,16 @@ const redisSchema = z
     url: z
       .string()
       .regex(/^(redis|rediss):\/\/.+/, 'must be a redis:// or rediss:// URL')
-      .describe('Redis for shared state (rate-limit buckets). Without it, state is kept in-process.'),
+      .optional()
+      .describe(
+        'Standalone Redis for shared state (rate-limit buckets). Unset: env `REDIS_URL`, else state stays in the instance.',
+      ),
+    key_prefix: z
+      .string()
+      .min(1)
+      .max(64)
+      .default('portico:rl:')
+      .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
   })
   .optional();
 
@@ -258,6 +314,15 @@ export const configSchema = z.strictObject({
 /** The configuration after validation and defaults: durations are milliseconds. */
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = Config['routes'][number];
+
+/**
+ * The Redis URL in force: `redis.url` from the file wins, else env `REDIS_URL`, else none
+ * (the embedded store). Read by the primary and by workers, which inherit its environment.
+ */
+export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const fromEnv = env.REDIS_URL;
+  return config.redis?.url ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+}
 
 /** Builds the `BlockList` of trusted proxies once, from already validated entries. */
 export function trustedProxyList(entries: readonly string[]): BlockList {

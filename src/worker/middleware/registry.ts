@@ -1,12 +1,13 @@
 import type { MiddlewareCatalog } from '../../shared/config/load.js';
 import { loggingMiddleware } from './logging.js';
+import { rateLimitMiddleware } from './ratelimit/index.js';
 import type { Middleware, MiddlewareFactory } from './types.js';
 
 /** Built-in names and, for those not implemented yet, why a route may not use them. */
 const BUILTINS: Record<string, MiddlewareFactory | { unavailable: string }> = {
   logging: loggingMiddleware,
   auth: { unavailable: 'the built-in auth middleware is not implemented in this version' },
-  ratelimit: { unavailable: 'the built-in ratelimit middleware is not implemented in this version' },
+  ratelimit: rateLimitMiddleware,
   metrics: { unavailable: 'the built-in metrics middleware is not implemented in this version' },
   tracing: { unavailable: 'the built-in tracing middleware is not implemented in this version' },
 };
