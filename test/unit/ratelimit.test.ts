@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ConfigError, parseConfigText } from '../../src/shared/config/load.js';
+import { redisUrlOf } from '../../src/shared/config/schema.js';
 import { BlockedKeys } from '../../src/worker/middleware/ratelimit/blocked-keys.js';
 import {
   compilePolicy,
@@ -10,6 +12,7 @@ import {
 import { ceilSeconds, planHeaders } from '../../src/worker/middleware/ratelimit/headers.js';
 import { parseKeySpec } from '../../src/worker/middleware/ratelimit/key.js';
 import { MemoryBuckets } from '../../src/worker/middleware/ratelimit/memory-store.js';
+import { MiddlewareRegistry } from '../../src/worker/middleware/registry.js';
 
 describe('token bucket (GCRA) arithmetic', () => {
   test("the article's bucket: rps 5, burst 4 lets 4 through at once, then one per 200 ms", () => {
@@ -126,5 +129,45 @@ describe('bounded in-process maps', () => {
     now = 500;
     assert.equal(blocked.blockedForUs('k999'), 0);
     assert.equal(blocked.blockedForUs('unknown'), 0);
+  });
+});
+
+describe('rate-limit config', () => {
+  const registry = new MiddlewareRegistry();
+  const parse = (yaml: string) => parseConfigText(yaml, 'config.yaml', registry);
+  const base = 'routes:\n  - path: /a\n    target: http://127.0.0.1:1\n';
+
+  test("the article's keys stay valid and the new ones default", () => {
+    const config = parse(
+      `${base}    middleware: [ratelimit]\nrate_limit:\n  enabled: true\n  requests_per_second: 5\n  burst: 4\n`,
+    );
+    assert.equal(config.rate_limit.key, 'ip');
+    assert.equal(config.rate_limit.on_store_error, 'allow');
+    assert.equal(config.rate_limit.store_timeout, 250);
+    assert.equal(config.rate_limit.legacy_headers, false);
+  });
+
+  test('bad keys, bad store options and a useless route block are reported with their path', () => {
+    assert.throws(
+      () =>
+        parse(`${base}    middleware: [ratelimit]\nrate_limit:\n  key: cookie\n  on_store_error: retry\n`),
+      (err: ConfigError) =>
+        err.lines.some((l) => l.includes('rate_limit.key: must be ip, sub, route+ip or header:<Name>')) &&
+        err.lines.some((l) => l.includes('rate_limit.on_store_error')),
+    );
+    assert.throws(
+      () => parse(`${base}    rate_limit: { burst: 3 }\n`),
+      (err: ConfigError) =>
+        err.lines.some((l) => l.includes('routes[0].rate_limit: has no effect: the route does not list')),
+    );
+  });
+
+  test('redis.url wins over REDIS_URL; an empty REDIS_URL is unset; a malformed one is an error', () => {
+    const withUrl = parse(`${base}redis:\n  url: redis://file:6379\n`);
+    const without = parse(base);
+    assert.equal(redisUrlOf(withUrl, { REDIS_URL: 'redis://env:6379' }), 'redis://file:6379');
+    assert.equal(redisUrlOf(without, { REDIS_URL: 'redis://env:6379' }), 'redis://env:6379');
+    assert.equal(redisUrlOf(without, { REDIS_URL: '' }), undefined);
+    assert.throws(() => redisUrlOf(without, { REDIS_URL: 'localhost:6379' }), /REDIS_URL must be/);
   });
 });

@@ -227,6 +227,13 @@ const routeSchema = z
         ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'uses "*" but the path has no wildcard' });
       }
     }
+    if (route.rate_limit !== undefined && !route.middleware.includes('ratelimit')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rate_limit'],
+        message: 'has no effect: the route does not list the ratelimit middleware',
+      });
+    }
   });
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -320,8 +327,12 @@ export type RouteConfig = Config['routes'][number];
  * (the embedded store). Read by the primary and by workers, which inherit its environment.
  */
 export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (config.redis?.url !== undefined) return config.redis.url;
   const fromEnv = env.REDIS_URL;
-  return config.redis?.url ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  if (!/^(redis|rediss):\/\/.+/.test(fromEnv))
+    throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`);
+  return fromEnv;
 }
 
 /** Builds the `BlockList` of trusted proxies once, from already validated entries. */
