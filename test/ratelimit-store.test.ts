@@ -3,9 +3,12 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { BlockedKeys } from '../src/worker/middleware/ratelimit/blocked-keys.js';
 import { ClusterStore } from '../src/worker/middleware/ratelimit/cluster-store.js';
 import { compilePolicy, nextTokenInUs, remainingOf } from '../src/worker/middleware/ratelimit/gcra.js';
-import { MemoryStore } from '../src/worker/middleware/ratelimit/memory-store.js';
+import { STORE_UNAVAILABLE, WorkerLimiter } from '../src/worker/middleware/ratelimit/limiter.js';
+import { MemoryBuckets, MemoryStore } from '../src/worker/middleware/ratelimit/memory-store.js';
 import { createRedisClient, RedisStore } from '../src/worker/middleware/ratelimit/redis-store.js';
 import type { LimiterStore } from '../src/worker/middleware/ratelimit/store.js';
 import { freePort, sleep } from './helpers/net.js';
@@ -141,6 +144,50 @@ describe('redis store specifics', () => {
     const start = performance.now();
     await assert.rejects(store.take('k', compilePolicy(1, 1)));
     assert.ok(performance.now() - start < 1_000);
+    await store.close();
+  });
+});
+
+describe('worker limiter in front of a failing store', () => {
+  const make = async (onStoreError: 'allow' | 'deny') => {
+    const port = await freePort(); // nothing listens there: every command fails at once
+    const client = createRedisClient({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 250 });
+    client.on('error', () => {});
+    const store = new RedisStore(client, 'x:');
+    const states: string[] = [];
+    const warnings: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => warnings.push(line) });
+    const limiter = new WorkerLimiter({
+      store,
+      storeName: 'redis',
+      insurance: new MemoryBuckets({ maxKeys: 100 }),
+      blocked: new BlockedKeys(100),
+      onStoreError,
+      probeIntervalMs: 60_000,
+      logger,
+      observers: [{ storeState: (name, state) => states.push(`${name}:${state}`) }],
+    });
+    return { limiter, store, states, warnings };
+  };
+
+  test('allow: the insurance bucket decides exactly; the transition is reported once', async () => {
+    const { limiter, store, states, warnings } = await make('allow');
+    const policy = compilePolicy(0.2, 3);
+    const verdicts = [];
+    for (let i = 0; i < 10; i++) verdicts.push(await limiter.take('k', policy));
+    assert.deepEqual(
+      verdicts.map((v) => (v === STORE_UNAVAILABLE ? 'unavailable' : `${v.allowed}:${v.degraded}`)),
+      [...Array<string>(3).fill('true:true'), ...Array<string>(7).fill('false:true')],
+    );
+    assert.deepEqual(states, ['redis:down']);
+    assert.equal(warnings.filter((w) => w.includes('rate-limit store unavailable')).length, 1);
+    await store.close();
+  });
+
+  test('deny: every request is refused as unavailable while the store is down', async () => {
+    const { limiter, store } = await make('deny');
+    const policy = compilePolicy(0.2, 3);
+    for (let i = 0; i < 3; i++) assert.equal(await limiter.take('k', policy), STORE_UNAVAILABLE);
     await store.close();
   });
 });
