@@ -12,7 +12,6 @@ import { compileKey, parseKeySpec } from './key.js';
 import { STORE_UNAVAILABLE, type Verdict, WorkerLimiter } from './limiter.js';
 import { MemoryBuckets } from './memory-store.js';
 import { rateLimitObservers } from './observer.js';
-import { createRedisClient, RedisStore } from './redis-store.js';
 import type { LimiterStore } from './store.js';
 
 export { observeRateLimit, type RateLimitObserver } from './observer.js';
@@ -105,6 +104,9 @@ async function createWorkerLimiter(
     store = new ClusterStore(process, settings.store_timeout);
     limiter = new WorkerLimiter({ ...options, store, storeName: 'embedded' });
   } else {
+    // Loaded only when used: ioredis costs ~0.1-0.2 s of start-up per worker, which every
+    // gateway without Redis (and every respawn) would otherwise pay.
+    const { createRedisClient, RedisStore } = await import('./redis-store.js');
     const client = createRedisClient({ url, commandTimeoutMs: settings.store_timeout });
     // ioredis reports every failed reconnect; the limiter logs the transitions that matter.
     client.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis client error'));
