@@ -176,6 +176,17 @@ describe('ratelimit with Redis: two instances x two workers share one budget', (
     );
   });
 
+  test('IPv6 clients share a bucket per /64', async () => {
+    const statuses = [];
+    for (const ip of ['2001:db8:1:2::1', '2001:db8:1:2::ffff', '2001:db8:1:2:a:b:c:d']) {
+      for (let i = 0; i < 2; i++)
+        statuses.push((await get(`${a.url}/own`, { headers: { 'x-forwarded-for': ip } })).status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    const other = await get(`${b.url}/own`, { headers: { 'x-forwarded-for': '2001:db8:1:3::1' } });
+    assert.equal(other.status, 200, 'the next /64 is another client');
+  });
+
   test('X-Forwarded-For through a trusted proxy selects the client bucket', async () => {
     for (const ip of ['198.51.100.1', '198.51.100.2']) {
       const { answers } = await burst([`${a.url}/own`, `${b.url}/own`], 7, { 'x-forwarded-for': ip });

@@ -10,6 +10,7 @@ import {
   remainingOf,
 } from '../../src/worker/middleware/ratelimit/gcra.js';
 import { ceilSeconds, planHeaders } from '../../src/worker/middleware/ratelimit/headers.js';
+import { ipv6Network } from '../../src/worker/middleware/ratelimit/ipv6-prefix.js';
 import { parseKeySpec } from '../../src/worker/middleware/ratelimit/key.js';
 import { MemoryBuckets } from '../../src/worker/middleware/ratelimit/memory-store.js';
 import { MiddlewareRegistry } from '../../src/worker/middleware/registry.js';
@@ -82,6 +83,24 @@ describe('token bucket (GCRA) arithmetic', () => {
     assert.equal(planHeaders('default', compilePolicy(5, 4), false).policyField, '"default";q=4;w=1');
     assert.equal(ceilSeconds(1), 1);
     assert.equal(ceilSeconds(2_000_000), 2);
+  });
+});
+
+describe('IPv6 clients are keyed by network', () => {
+  test('table', () => {
+    const table: [string, number, string][] = [
+      ['2001:db8:1:2:a:b:c:d', 64, '2001:db8:1:2::/64'],
+      ['2001:DB8:1:2::1', 64, '2001:db8:1:2::/64'],
+      ['2001:db8::1', 64, '2001:db8:0:0::/64'],
+      ['2001:db8:1:2ff::1', 56, '2001:db8:1:200::/56'],
+      ['::1', 64, '0:0:0:0::/64'],
+      ['::ffff:1.2.3.4', 112, '0:0:0:0:0:ffff:102::/112'],
+      ['fe80::1%eth0', 64, 'fe80:0:0:0::/64'],
+      ['2001:db8::1', 128, '2001:db8::1'],
+      ['10.0.0.1', 64, '10.0.0.1'],
+      ['not:an:address', 64, 'not:an:address'],
+    ];
+    for (const [address, bits, network] of table) assert.equal(ipv6Network(address, bits), network, address);
   });
 });
 

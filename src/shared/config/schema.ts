@@ -121,6 +121,15 @@ const rateLimitSchema = z
       .describe(
         'Whose bucket: `ip` (client IP, trusted-proxy aware), `sub` (JWT subject), `header:<Name>` or `route+ip` (one budget per route and IP). Without the subject or header, the client IP is used.',
       ),
+    ipv6_prefix: z
+      .number()
+      .int()
+      .min(32)
+      .max(128)
+      .default(64)
+      .describe(
+        'IPv6 clients are keyed by this network prefix (one subscriber usually holds a whole /64); 128 keys each address.',
+      ),
     on_store_error: z
       .enum(['allow', 'deny'])
       .default('allow')

@@ -38,7 +38,7 @@ export const rateLimitMiddleware: MiddlewareFactory = async ({ config, route, lo
   const spec = parseKeySpec(own?.key ?? global.key);
   // The route's identity in bucket keys: two entries may share a path with other methods.
   const routeId = `${route.path}${route.methods ? `:${route.methods.join(',')}` : ''}`;
-  const keyOf = compileKey(spec, own ? `r:${routeId}` : 'g', routeId);
+  const keyOf = compileKey(spec, own ? `r:${routeId}` : 'g', routeId, global.ipv6_prefix);
   const plan = planHeaders(own ? 'route' : 'default', policy, global.legacy_headers);
   if (spec.kind === 'sub') {
     const chain = route.middleware;

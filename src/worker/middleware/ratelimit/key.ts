@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { contextOf } from '../../context.js';
+import { ipv6Network } from './ipv6-prefix.js';
 
 /** Parsed `rate_limit.key`. */
 export type KeySpec =
@@ -22,16 +23,23 @@ const bounded = (value: string): string =>
  * is (`g` for the global block, `r:<route>` for a route's own block); the key kinds are
  * tagged (`ip:`, `sub:`, `h:`) so a subject that looks like an address cannot share an
  * address's bucket. A request without the subject or header falls back to its client IP:
- * anonymous callers are limited per address, never pooled into one shared bucket.
+ * anonymous callers are limited per address, never pooled into one shared bucket. IPv6
+ * clients are keyed by their `/ipv6Bits` network (see ipv6-prefix.ts).
  */
-export function compileKey(spec: KeySpec, scope: string, route: string): (req: IncomingMessage) => string {
+export function compileKey(
+  spec: KeySpec,
+  scope: string,
+  route: string,
+  ipv6Bits: number,
+): (req: IncomingMessage) => string {
   const ipPrefix = `${scope}|ip:`;
+  const client = (req: IncomingMessage) => ipv6Network(contextOf(req).clientIp, ipv6Bits);
   switch (spec.kind) {
     case 'ip':
-      return (req) => ipPrefix + contextOf(req).clientIp;
+      return (req) => ipPrefix + client(req);
     case 'route+ip': {
       const prefix = `${scope}|route:${route}|ip:`;
-      return (req) => prefix + contextOf(req).clientIp;
+      return (req) => prefix + client(req);
     }
     case 'sub': {
       const prefix = `${scope}|sub:`;
@@ -40,7 +48,7 @@ export function compileKey(spec: KeySpec, scope: string, route: string): (req: I
         const sub = ctx.claims?.sub;
         if (typeof sub === 'string' && sub !== '') return prefix + bounded(sub);
         if (typeof sub === 'number') return prefix + String(sub);
-        return ipPrefix + ctx.clientIp;
+        return ipPrefix + ipv6Network(ctx.clientIp, ipv6Bits);
       };
     }
     case 'header': {
@@ -50,7 +58,7 @@ export function compileKey(spec: KeySpec, scope: string, route: string): (req: I
         const value = req.headers[name];
         const text = Array.isArray(value) ? value.join(',') : value;
         if (text !== undefined && text !== '') return prefix + bounded(text);
-        return ipPrefix + contextOf(req).clientIp;
+        return ipPrefix + client(req);
       };
     }
   }
