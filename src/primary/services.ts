@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
+import { embeddedRateLimitStore } from '../worker/middleware/ratelimit/embedded-service.js';
 
 /**
  * Something the primary runs beside its workers (the metrics aggregator, the embedded
@@ -12,4 +13,4 @@ export interface PrimaryService {
 }
 
 /** The primary's services, in start order. */
-export const PRIMARY_SERVICES: readonly PrimaryService[] = [];
+export const PRIMARY_SERVICES: readonly PrimaryService[] = [embeddedRateLimitStore];

@@ -12,10 +12,12 @@ export const ERRORS = {
   PORTICO_ERR_INVALID_TOKEN: { status: 401, message: 'invalid token' },
   PORTICO_ERR_NOT_FOUND: { status: 404, message: 'not found' },
   PORTICO_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  PORTICO_ERR_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   PORTICO_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'token verification unavailable' },
   PORTICO_ERR_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  PORTICO_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'rate limiter unavailable' },
   PORTICO_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -87,6 +87,76 @@ const serverSchema = z
   })
   .prefault({});
 
+// `ip`, `sub`, `route+ip`, or `header:<Name>` with an RFC 9110 token as the name.
+const rateLimitKey = z
+  .string()
+  .regex(
+    /^(ip|sub|route\+ip|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
+    'must be ip, sub, route+ip or header:<Name>',
+  );
+const requestsPerSecond = z.number().min(0.001).max(1e6);
+const burst = z.number().int().min(1).max(1e6);
+
+const rateLimitSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Set to false to make the `ratelimit` middleware pass everything.'),
+    requests_per_second: requestsPerSecond
+      .default(10)
+      .describe('Token refill rate per key (0.001–1e6; the refill interval is kept to the microsecond).'),
+    burst: burst.default(10).describe('Bucket capacity: requests allowed at once.'),
+    key: rateLimitKey
+      .default('ip')
+      .describe(
+        'Whose bucket: `ip` (client IP, trusted-proxy aware), `sub` (JWT subject), `header:<Name>` or `route+ip` (one budget per route and IP). Without the subject or header, the client IP is used.',
+      ),
+    ipv6_prefix: z
+      .number()
+      .int()
+      .min(32)
+      .max(128)
+      .default(64)
+      .describe(
+        'IPv6 clients are keyed by this network prefix (one subscriber usually holds a whole /64); 128 keys each address.',
+      ),
+    on_store_error: z
+      .enum(['allow', 'deny'])
+      .default('allow')
+      .describe(
+        'When the shared store cannot answer: `allow` limits per worker in memory until it returns; `deny` answers 503.',
+      ),
+    store_timeout: duration('250ms', '10s').describe(
+      'Upper bound on one store call (Redis command or embedded-store round trip) before `on_store_error` applies.',
+    ),
+    legacy_headers: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also send `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the bucket is full).',
+      ),
+    max_keys: z
+      .number()
+      .int()
+      .min(100)
+      .max(10_000_000)
+      .default(100_000)
+      .describe(
+        'Cap on buckets kept in process memory (embedded store, insurance limiter, block cache); the least recently used go first.',
+      ),
+  })
+  .prefault({});
+
+const routeRateLimitSchema = z
+  .strictObject({
+    enabled: z.boolean().optional().describe('Overrides `rate_limit.enabled` for this route.'),
+    requests_per_second: requestsPerSecond.optional().describe('Overrides `rate_limit.requests_per_second`.'),
+    burst: burst.optional().describe('Overrides `rate_limit.burst`.'),
+    key: rateLimitKey.optional().describe('Overrides `rate_limit.key`.'),
+  })
+  .optional();
+
 const routeSchema = z
   .strictObject({
     path: z
@@ -118,6 +188,9 @@ const routeSchema = z
     timeout: duration('30s').describe('Time to wait for the upstream response headers before answering 504.'),
     auth: authOverrideSchema.describe(
       'Per-route `auth` settings; each key given here replaces the global `auth` key of the same name.',
+    ),
+    rate_limit: routeRateLimitSchema.describe(
+      "This route's own rate-limit budget: its buckets are separate from the global ones; unset fields inherit from `rate_limit`.",
     ),
   })
   .superRefine((route, ctx) => {
@@ -157,6 +230,13 @@ const routeSchema = z
         ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'uses "*" but the path has no wildcard' });
       }
     }
+    if (route.rate_limit !== undefined && !route.middleware.includes('ratelimit')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rate_limit'],
+        message: 'has no effect: the route does not list the ratelimit middleware',
+      });
+    }
   });
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -173,23 +253,6 @@ const loggingSchema = z
       .describe('Minimum level: trace, debug, info, warn, error, fatal, silent.'),
   })
   .prefault({});
-
-const rateLimitSchema = z
-  .strictObject({
-    enabled: z
-      .boolean()
-      .default(true)
-      .describe('Set to false to make the `ratelimit` middleware pass everything.'),
-    requests_per_second: z.number().positive().max(1e6).default(10).describe('Token refill rate per key.'),
-    burst: z
-      .number()
-      .int()
-      .min(1)
-      .max(1e6)
-      .default(10)
-      .describe('Bucket capacity: requests allowed at once.'),
-  })
-  .optional();
 
 const metricsSchema = z
   .strictObject({
@@ -223,7 +286,16 @@ const redisSchema = z
     url: z
       .string()
       .regex(/^(redis|rediss):\/\/.+/, 'must be a redis:// or rediss:// URL')
-      .describe('Redis for shared state (rate-limit buckets). Without it, state is kept in-process.'),
+      .optional()
+      .describe(
+        'Standalone Redis for shared state (rate-limit buckets). Unset: env `REDIS_URL`, else state stays in the instance.',
+      ),
+    key_prefix: z
+      .string()
+      .min(1)
+      .max(64)
+      .default('portico:rl:')
+      .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
   })
   .optional();
 
@@ -241,6 +313,19 @@ export const configSchema = z.strictObject({
 /** The configuration after validation and defaults: durations are milliseconds. */
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = Config['routes'][number];
+
+/**
+ * The Redis URL in force: `redis.url` from the file wins, else env `REDIS_URL`, else none
+ * (the embedded store). Read by the primary and by workers, which inherit its environment.
+ */
+export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (config.redis?.url !== undefined) return config.redis.url;
+  const fromEnv = env.REDIS_URL;
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  if (!/^(redis|rediss):\/\/.+/.test(fromEnv))
+    throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`);
+  return fromEnv;
+}
 
 /** Builds the `BlockList` of trusted proxies once, from already validated entries. */
 export function trustedProxyList(entries: readonly string[]): BlockList {

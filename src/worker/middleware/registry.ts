@@ -3,12 +3,13 @@ import { authMiddleware } from './auth/index.js';
 import { VerifierRegistry } from './auth/registry.js';
 import type { VerifierFactory } from './auth/verifier.js';
 import { loggingMiddleware } from './logging.js';
+import { rateLimitMiddleware } from './ratelimit/index.js';
 import type { Middleware, MiddlewareFactory } from './types.js';
 
 /** Built-in names and, for those not implemented yet, why a route may not use them. */
 const BUILTINS: Record<string, MiddlewareFactory | { unavailable: string }> = {
   logging: loggingMiddleware,
-  ratelimit: { unavailable: 'the built-in ratelimit middleware is not implemented in this version' },
+  ratelimit: rateLimitMiddleware,
   metrics: { unavailable: 'the built-in metrics middleware is not implemented in this version' },
   tracing: { unavailable: 'the built-in tracing middleware is not implemented in this version' },
 };

@@ -1,0 +1,105 @@
+import type { Logger } from 'pino';
+import type { BlockedKeys } from './blocked-keys.js';
+import { type BucketPolicy, type Decision, nextTokenInUs } from './gcra.js';
+import { type MemoryBuckets, monotonicUs } from './memory-store.js';
+import type { RateLimitObserver } from './observer.js';
+import type { LimiterStore } from './store.js';
+
+/** A decision as the middleware sees it; `degraded` when the shared store could not answer. */
+export interface Verdict extends Decision {
+  readonly degraded: boolean;
+}
+
+/** The store failed and `on_store_error: deny`: the middleware answers 503. */
+export const STORE_UNAVAILABLE = Symbol('portico.ratelimit.storeUnavailable');
+
+export interface LimiterOptions {
+  store: LimiterStore;
+  storeName: 'redis' | 'embedded';
+  insurance: MemoryBuckets;
+  blocked: BlockedKeys;
+  onStoreError: 'allow' | 'deny';
+  /** While the store is down, how often one request probes it (the others skip it). */
+  probeIntervalMs: number;
+  logger: Logger;
+  observers: readonly RateLimitObserver[];
+}
+
+/**
+ * One per worker, shared by every route: the shared store, the local block cache in front
+ * of it, and the insurance limiter behind it. Store health is a two-state breaker: after a
+ * failure every request goes to the insurance limiter at once (no timeout paid per
+ * request) and one request per `probeIntervalMs` tries the store again; the first success
+ * returns to shared limiting. Transitions are logged once each, not per request.
+ */
+export class WorkerLimiter {
+  #down = false;
+  #probeAt = 0;
+  constructor(private readonly options: LimiterOptions) {}
+
+  get storeDown(): boolean {
+    return this.#down;
+  }
+
+  /** Lets the next request probe the store now (e.g. Redis reconnected). */
+  probeSoon(): void {
+    this.#probeAt = 0;
+  }
+
+  take(
+    key: string,
+    policy: BucketPolicy,
+  ): Verdict | typeof STORE_UNAVAILABLE | Promise<Verdict | typeof STORE_UNAVAILABLE> {
+    const { blocked, store } = this.options;
+    const blockedFor = blocked.blockedForUs(key);
+    if (blockedFor > 0) {
+      // Remaining is 0 and the next token is `blockedFor` away: the GCRA state that says so.
+      return {
+        allowed: false,
+        fullInUs: blockedFor + (policy.burst - 1) * policy.intervalUs,
+        degraded: false,
+      };
+    }
+    const now = monotonicUs();
+    if (this.#down) {
+      if (now < this.#probeAt) return this.#fallback(key, policy);
+      this.#probeAt = now + this.options.probeIntervalMs * 1000;
+    }
+    return store.take(key, policy).then(
+      (decision): Verdict => {
+        if (this.#down) this.#transition(false);
+        if (!decision.allowed) blocked.block(key, now + nextTokenInUs(decision, policy));
+        return { allowed: decision.allowed, fullInUs: decision.fullInUs, degraded: false };
+      },
+      (err: unknown) => {
+        if (!this.#down) {
+          this.#probeAt = monotonicUs() + this.options.probeIntervalMs * 1000;
+          this.#transition(true, err);
+        }
+        return this.#fallback(key, policy);
+      },
+    );
+  }
+
+  #fallback(key: string, policy: BucketPolicy): Verdict | typeof STORE_UNAVAILABLE {
+    if (this.options.onStoreError === 'deny') return STORE_UNAVAILABLE;
+    const decision = this.options.insurance.take(key, policy);
+    return { allowed: decision.allowed, fullInUs: decision.fullInUs, degraded: true };
+  }
+
+  #transition(down: boolean, err?: unknown): void {
+    this.#down = down;
+    const { logger, storeName, onStoreError } = this.options;
+    if (down) {
+      logger.warn(
+        { store: storeName, err: (err as Error | undefined)?.message, on_store_error: onStoreError },
+        onStoreError === 'allow'
+          ? 'rate-limit store unavailable: limiting per worker until it returns'
+          : 'rate-limit store unavailable: refusing rate-limited routes until it returns',
+      );
+    } else {
+      logger.info({ store: storeName }, 'rate-limit store available again: shared limiting resumed');
+    }
+    for (const observer of this.options.observers) observer.storeState?.(storeName, down ? 'down' : 'up');
+  }
+}
