@@ -1,5 +1,13 @@
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
+import { metricsService } from './metrics/service.js';
+
+/** A started service. */
+export interface RunningService {
+  close(): Promise<void>;
+  /** A worker died outside shutdown and is about to be respawned. */
+  workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
+}
 
 /**
  * Something the primary runs beside its workers (the metrics aggregator, the embedded
@@ -8,8 +16,8 @@ import type { Config } from '../shared/config/schema.js';
 export interface PrimaryService {
   name: string;
   /** Returns undefined when the config does not need this service. */
-  start(env: { config: Config; logger: Logger }): Promise<{ close(): Promise<void> } | undefined>;
+  start(env: { config: Config; logger: Logger }): Promise<RunningService | undefined>;
 }
 
 /** The primary's services, in start order. */
-export const PRIMARY_SERVICES: readonly PrimaryService[] = [];
+export const PRIMARY_SERVICES: readonly PrimaryService[] = [metricsService];

@@ -13,6 +13,7 @@ export const ERRORS = {
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   PORTICO_ERR_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  PORTICO_ERR_METRICS_UNAVAILABLE: { status: 503, message: 'metrics unavailable' },
   PORTICO_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,5 +1,7 @@
 import type { MiddlewareCatalog } from '../../shared/config/load.js';
 import { loggingMiddleware } from './logging.js';
+import { metricsMiddleware } from './metrics/middleware.js';
+import { tracingMiddleware } from './tracing/middleware.js';
 import type { Middleware, MiddlewareFactory } from './types.js';
 
 /** Built-in names and, for those not implemented yet, why a route may not use them. */
@@ -7,8 +9,8 @@ const BUILTINS: Record<string, MiddlewareFactory | { unavailable: string }> = {
   logging: loggingMiddleware,
   auth: { unavailable: 'the built-in auth middleware is not implemented in this version' },
   ratelimit: { unavailable: 'the built-in ratelimit middleware is not implemented in this version' },
-  metrics: { unavailable: 'the built-in metrics middleware is not implemented in this version' },
-  tracing: { unavailable: 'the built-in tracing middleware is not implemented in this version' },
+  metrics: metricsMiddleware,
+  tracing: tracingMiddleware,
 };
 
 /** Built-in and user-registered middleware by name; also answers the config validator. */
