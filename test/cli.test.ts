@@ -35,12 +35,10 @@ describe('portico CLI', () => {
   });
 
   test('running with an invalid config exits 1 with the same lines', async () => {
-    const file = await writeConfig(
-      'routes:\n  - path: /a\n    target: http://h\n    middleware: [tracing]\n',
-    );
+    const file = await writeConfig('routes:\n  - path: /a\n    target: http://h\n    middleware: [auth]\n');
     const { code, stderr } = await runCli(['--config', file]);
     assert.equal(code, 1);
-    assert.match(stderr, /routes\[0\]\.middleware\[0\]: middleware "tracing" is not available yet/);
+    assert.match(stderr, /routes\[0\]\.middleware\[0\]: middleware "auth" is not available yet/);
   });
 
   test('PORTICO_CONFIG sets the default config file', async () => {

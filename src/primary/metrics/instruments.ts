@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/process-metrics.js';
 
 /** The primary's own registry: restarts, and the primary's process metrics. */
 export function createPrimaryInstruments() {
@@ -8,6 +9,6 @@ export function createPrimaryInstruments() {
     help: 'Workers that died (crash, kill, or exit outside shutdown) and were respawned.',
     registers: [registry],
   });
-  collectDefaultMetrics({ register: registry, labels: { worker: 'primary' } });
+  collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
 }

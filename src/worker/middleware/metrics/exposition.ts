@@ -79,7 +79,7 @@ export function createMetricsExposition(
 
   return {
     matches(url) {
-      return url.startsWith(path) && (url.length === length || url.charCodeAt(length) === 63) /* '?' */;
+      return url.startsWith(path) && (url.length === length || url.charCodeAt(length) === 63); /* '?' */
     },
     serve(req, res) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../../shared/process-metrics.js';
 
 /*
  * The metric declarations, in one place: names, help texts, labels and buckets. Every label
@@ -84,8 +85,8 @@ export function createWorkerInstruments(workerLabel: string) {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  // Per worker (a `worker` label with the worker's slot), so one busy or leaking worker shows.
-  collectDefaultMetrics({ register: registry, labels: { worker: workerLabel } });
+  // Per worker, so one busy or leaking worker shows.
+  collectProcessMetrics(registry, workerLabel);
   return {
     registry,
     requests,
