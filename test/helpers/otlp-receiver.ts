@@ -143,7 +143,7 @@ function exportService(path: string): ServiceDefinition {
       responseSerialize: empty,
       responseDeserialize: identity,
     },
-  } as ServiceDefinition;
+  };
 }
 
 /** Starts a receiver on 127.0.0.1 (plaintext, as a local collector). */
