@@ -9,6 +9,7 @@ import {
   ParentBasedSampler,
   type ReadableSpan,
   type SpanExporter,
+  StackContextManager,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
@@ -85,6 +86,10 @@ export function startTracing(settings: TracingSettings, logger: Logger): Tracing
       [ATTR_SERVICE_INSTANCE_ID]: `${hostname()}:${process.pid}`,
     }),
     instrumentations: [],
+    // Spans are passed explicitly, so no context needs to follow async work. The default
+    // AsyncLocalStorage manager would switch on async hooks for the whole worker as soon as
+    // the exporter enters a context, taxing every promise and callback.
+    contextManager: new StackContextManager(),
     metricReaders: [],
     logRecordProcessors: [],
     // traceparent/tracestate only: baggage is the application's business, not the gateway's.
