@@ -24,7 +24,7 @@ import {
 import { tracingSettings } from '../../../shared/config/schema.js';
 import { internalContextOf } from '../../context.js';
 import type { Middleware, MiddlewareFactory } from '../types.js';
-import { startTracing, type TracingRuntime } from './provider.js';
+import type { TracingRuntime } from './provider.js';
 
 const SERVER_SPAN = Symbol('portico.serverSpan');
 const CLIENT_SPAN = Symbol('portico.clientSpan');
@@ -48,10 +48,19 @@ export function serverSpanOf(req: IncomingMessage): Span | undefined {
  * operation in the worker. Middleware that wants the span uses `serverSpanOf(req)`, and
  * the trace id is `contextOf(req).traceId` (and the log line's `trace_id`).
  */
-export const tracingMiddleware: MiddlewareFactory = ({ config, route, logger, resources, upstream }) => {
+export const tracingMiddleware: MiddlewareFactory = async ({
+  config,
+  route,
+  logger,
+  resources,
+  upstream,
+}) => {
   const settings = tracingSettings(config);
   if (!settings) return passThrough; // otel.enabled: false
-  const runtime = resources.shared<TracingRuntime>('portico.tracing', () => {
+  // One SDK per worker, shared by every route; loaded only when tracing is on (the SDK and
+  // its exporter take a few hundred milliseconds to import).
+  const runtime = await resources.shared<Promise<TracingRuntime>>('portico.tracing', async () => {
+    const { startTracing } = await import('./provider.js');
     const started = startTracing(settings, logger);
     resources.onClose('tracing', () => started.shutdown());
     return started;
