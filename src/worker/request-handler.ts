@@ -8,7 +8,8 @@ import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
 import { createMetricsExposition } from './middleware/metrics/exposition.js';
-import { installWorkerMetrics, type RouteMetrics } from './middleware/metrics/recorder.js';
+import { installWorkerMetrics } from './middleware/metrics/recorder.js';
+import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
@@ -57,7 +58,7 @@ export async function createGatewayHandlers(
 
   // Metrics exist before any chain is built, so every factory can record through them.
   const metricsConfig = metricsSettings(config);
-  const metrics = metricsConfig ? installWorkerMetrics(resources, workerLabel) : undefined;
+  const metrics = metricsConfig ? await installWorkerMetrics(resources, workerLabel) : undefined;
   const exposition =
     metricsConfig && metrics ? createMetricsExposition(metricsConfig, metrics, logger) : undefined;
   if (exposition) resources.onClose('metrics', () => exposition.close());

@@ -18,7 +18,7 @@ test('metricsRecorder is a no-op until metrics are installed in the worker', () 
 
 test('rate-limit decisions, auth failures and store state land in the worker registry', async () => {
   const resources = new WorkerResources(logger);
-  const metrics = installWorkerMetrics(resources, '0');
+  const metrics = await installWorkerMetrics(resources, '0');
   const recorder = metricsRecorder(resources);
   assert.equal(recorder, metrics);
   for (let i = 0; i < 3; i++) recorder.rateLimitDecision('allowed');

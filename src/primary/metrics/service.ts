@@ -2,9 +2,6 @@ import cluster, { type Worker } from 'node:cluster';
 import { metricsSettings } from '../../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../../shared/messages.js';
 import type { PrimaryService } from '../services.js';
-import { startAdminServer } from './admin-server.js';
-import { ClusterMetrics } from './cluster-metrics.js';
-import { createPrimaryInstruments } from './instruments.js';
 
 /**
  * Cluster-wide Prometheus metrics: merges the workers' registries (see `ClusterMetrics`),
@@ -16,6 +13,12 @@ export const metricsService: PrimaryService = {
   async start({ config, logger }) {
     const settings = metricsSettings(config);
     if (!settings) return undefined;
+    // Loaded only when metrics are on: prom-client costs start-up time.
+    const [{ startAdminServer }, { ClusterMetrics }, { createPrimaryInstruments }] = await Promise.all([
+      import('./admin-server.js'),
+      import('./cluster-metrics.js'),
+      import('./instruments.js'),
+    ]);
     const { registry, restarts } = createPrimaryInstruments();
     const metrics = new ClusterMetrics(registry, logger);
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { MetricsSettings } from '../../../shared/config/schema.js';
 import { GatewayError, writeError } from '../../../shared/errors.js';
 import { isPrimaryToWorker, snapshotOf, type WorkerToPrimary } from '../../../shared/messages.js';
-import type { WorkerMetrics } from './recorder.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /*
  * The worker's side of cluster-wide metrics. The primary owns the merged view: it asks each

@@ -9,22 +9,23 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_HTTP_ROUTE,
-  ATTR_NETWORK_PEER_ADDRESS,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_PATH,
-  ATTR_URL_SCHEME,
-} from '@opentelemetry/semantic-conventions';
 import { tracingSettings } from '../../../shared/config/schema.js';
 import { internalContextOf } from '../../context.js';
 import type { Middleware, MiddlewareFactory } from '../types.js';
 import type { TracingRuntime } from './provider.js';
+
+// Stable OpenTelemetry semantic-convention attribute names (HTTP, URL, network, error), as
+// strings: the conventions package is large, and this module is loaded even without tracing.
+const ATTR_CLIENT_ADDRESS = 'client.address';
+const ATTR_ERROR_TYPE = 'error.type';
+const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+const ATTR_HTTP_ROUTE = 'http.route';
+const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
+const ATTR_SERVER_ADDRESS = 'server.address';
+const ATTR_SERVER_PORT = 'server.port';
+const ATTR_URL_PATH = 'url.path';
+const ATTR_URL_SCHEME = 'url.scheme';
 
 const SERVER_SPAN = Symbol('portico.serverSpan');
 const CLIENT_SPAN = Symbol('portico.clientSpan');
