@@ -76,6 +76,11 @@ describe('cluster-wide Prometheus metrics', () => {
       assert.equal(sum(samples, 'gateway_requests_total', route), N);
       assert.equal(sum(samples, 'gateway_requests_total', { ...route, status: '200', method: 'GET' }), N);
     }
+    // Every worker answered every collection (none fell back to a stale snapshot).
+    assert.deepEqual(
+      gw.records().filter((r) => String(r.msg).startsWith('metrics: workers did not answer')),
+      [],
+    );
   });
 
   test('the duration histogram is consistent and the in-flight gauge follows requests', async () => {
@@ -174,6 +179,25 @@ describe('cluster-wide Prometheus metrics', () => {
     assert.equal(sum(samples, 'gateway_requests_total'), before);
     for (let i = 0; i < 10; i++) await request(`${gw.url}/users/${i}`);
     assert.equal(sum((await scrape(admin)).samples, 'gateway_requests_total'), before + 10);
+  });
+
+  test('a worker that exits gracefully hands over its final counts: exact without a scrape', async () => {
+    const before = sum((await scrape(admin)).samples, 'gateway_requests_total');
+    const restartsBefore = sum((await scrape(admin)).samples, 'gateway_worker_restarts_total');
+    for (let i = 0; i < 20; i++) assert.equal((await request(`${gw.url}/users/${i}`)).status, 200);
+    // No scrape in between: the draining worker's last numbers only reach the primary by its hand-over.
+    const seen = gw
+      .records()
+      .filter((r) => r.msg === 'worker listening')
+      .map((r) => r.pid);
+    const victim = seen.at(-1) as number;
+    process.kill(victim, 'SIGTERM');
+    await gw.waitFor((r) => r.msg === 'worker died; respawning' && r.worker === victim);
+    await gw.waitFor((r) => r.msg === 'worker listening' && !seen.includes(r.pid), 15_000);
+    await sleep(200);
+    const samples = (await scrape(admin)).samples;
+    assert.equal(sum(samples, 'gateway_requests_total'), before + 20);
+    assert.equal(sum(samples, 'gateway_worker_restarts_total'), restartsBefore + 1);
   });
 
   test('a real Prometheus scrapes the primary and reports the target up', async (t) => {

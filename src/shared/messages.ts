@@ -14,7 +14,11 @@ export interface MetricSnapshot {
   help: string;
   type: string;
   aggregator: string;
-  values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
+  /**
+   * `null` only on the wire: IPC serialises with JSON, where NaN (e.g. the event-loop lag
+   * mean before any sample) becomes `null`; the primary turns it back into NaN.
+   */
+  values: { value: number | null; labels: Record<string, string | number>; metricName?: string }[];
 }
 
 /**
@@ -50,7 +54,9 @@ function isMetricSnapshot(value: unknown): value is MetricSnapshot {
     typeof value.name === 'string' &&
     typeof value.type === 'string' &&
     Array.isArray(value.values) &&
-    value.values.every((v) => isObject(v) && typeof v.value === 'number' && isObject(v.labels))
+    value.values.every(
+      (v) => isObject(v) && (typeof v.value === 'number' || v.value === null) && isObject(v.labels),
+    )
   );
 }
 

@@ -57,6 +57,7 @@ export class ClusterMetrics {
 
   /** A worker's registry arrived: the answer to collection `id`, or its final one (`null`). */
   snapshot(workerId: number, id: number | null, metrics: MetricSnapshot[]): void {
+    for (const metric of metrics) for (const value of metric.values) value.value ??= Number.NaN;
     this.#latest.set(workerId, metrics);
     if (id === null) {
       if (cluster.workers?.[workerId] === undefined) this.exited(workerId);
@@ -80,7 +81,7 @@ export class ClusterMetrics {
       for (const value of metric.values) {
         const key = seriesKey(metric, value);
         const seen = this.#retired.get(key);
-        if (seen) seen.value = { ...seen.value, value: seen.value.value + value.value };
+        if (seen) seen.value = { ...seen.value, value: (seen.value.value ?? 0) + (value.value ?? 0) };
         else this.#retired.set(key, { metric, value });
       }
     }
