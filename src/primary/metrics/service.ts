@@ -23,7 +23,13 @@ export const metricsService: PrimaryService = {
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {
-      if (!isWorkerToPrimary(message)) return;
+      if (!isWorkerToPrimary(message)) {
+        // Ours but malformed: a bug, not noise from a library (prom-client's own messages).
+        const type = (message as { type?: unknown } | null)?.type;
+        if (typeof type === 'string' && type.startsWith('portico:metrics'))
+          logger.warn({ type, worker: worker.id }, 'malformed metrics message ignored');
+        return;
+      }
       switch (message.type) {
         case 'portico:ready':
           metrics.ready(worker.id);
