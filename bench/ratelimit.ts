@@ -15,79 +15,20 @@
  * EVALSHA/EVAL commands, `reads/req` Redis's socket reads (total_reads_processed), i.e.
  * network round trips after auto-pipelining batched concurrent commands.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { stringify } from 'yaml';
-import { freePort } from '../test/helpers/net.js';
+import { arg, load, median, startGateway as start, startUpstream, stopGateways, warmUp } from './harness.js';
 import { commandCalls, startRedis } from '../test/helpers/redis.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : Number(process.argv[i + 1]);
-};
 const WORKERS = arg('workers', 1);
 const DURATION = arg('duration', 5);
 const ROUNDS = arg('rounds', 2);
 const CONNECTIONS = 50;
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
-const BODY = JSON.stringify({
-  id: 42,
-  name: 'portico bench',
-  items: [1, 2, 3],
-  ok: true,
-  pad: 'x'.repeat(30),
-});
-const upstream = createServer((_req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
-  res.end(BODY);
-});
-await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-const target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+const upstream = await startUpstream();
+const target = upstream.url;
 const redis = await startRedis();
-const started: ChildProcess[] = [];
-// A failed run must not leave gateways or redis-server behind.
-process.on('exit', () => {
-  for (const proc of started) proc.kill('SIGKILL');
-  redis.kill('SIGKILL');
-});
-
-async function startGateway(config: Record<string, unknown>): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'portico-bench-'));
-  const file = join(dir, 'config.yaml');
-  await writeFile(
-    file,
-    stringify({
-      server: { port, host: '127.0.0.1', workers: WORKERS },
-      logging: { level: 'info' },
-      ...config,
-    }),
-  );
-  const proc = spawn(process.execPath, [CLI, '--config', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, REDIS_URL: '' },
-  });
-  started.push(proc);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start')), 15_000);
-    let seen = '';
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes('portico ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return { url: `http://127.0.0.1:${port}/bench`, proc };
-}
+// A failed run must not leave redis-server behind.
+process.on('exit', () => redis.kill('SIGKILL'));
+const startGateway = (config: Record<string, unknown>) => start(config, WORKERS);
 
 const open = { requests_per_second: 1e6, burst: 1e6 };
 const gateways = {
@@ -109,19 +50,6 @@ const gateways = {
 };
 type Name = keyof typeof gateways;
 
-/** CPU seconds (user + sys) used so far by a gateway: its primary and every worker. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const ticks = async (p: number) => {
-    const stat = await readFile(`/proc/${p}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  };
-  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/);
-  let total = await ticks(pid);
-  for (const child of children) if (child !== '') total += await ticks(Number(child));
-  return total / 100; // USER_HZ
-}
-
 async function redisCounters() {
   const commands = commandCalls(await redis.command('INFO', 'commandstats'), ['evalsha', 'eval']);
   const stats = await redis.command('INFO', 'stats');
@@ -129,24 +57,16 @@ async function redisCounters() {
 }
 
 async function measure(name: Name) {
-  const url = gateways[name].url;
-  await autocannon({ url, connections: CONNECTIONS, pipelining: 1, duration: 1 }); // warm-up
-  const pid = gateways[name].proc.pid as number;
+  const { url, proc } = gateways[name];
+  await warmUp(url, { connections: CONNECTIONS, duration: 1 });
   const before = await redisCounters();
-  const cpuBefore = await cpuSeconds(pid);
-  const result = await autocannon({ url, connections: CONNECTIONS, pipelining: 1, duration: DURATION });
-  const cpuAfter = await cpuSeconds(pid);
+  const r = await load(url, proc.pid as number, { connections: CONNECTIONS, duration: DURATION });
   const after = await redisCounters();
-  const total = result.requests.total;
   return {
-    cpuUsPerReq: ((cpuAfter - cpuBefore) * 1e6) / total,
-    rps: total / DURATION,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    cmdsPerReq: (after.commands - before.commands) / total,
+    ...r,
+    cmdsPerReq: (after.commands - before.commands) / r.total,
     // INFO itself is one read per call; two calls per measurement.
-    readsPerReq: Math.max(0, after.reads - before.reads - 2) / total,
+    readsPerReq: Math.max(0, after.reads - before.reads - 2) / r.total,
   };
 }
 
@@ -164,13 +84,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 const bare = median(runs.bare.map((r) => r.rps));
 console.log(
   `\nportico ratelimit bench: ${WORKERS} worker(s), ${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds, node ${process.version}\n`,
@@ -190,10 +103,7 @@ for (const name of names) {
   );
 }
 
-for (const { proc } of Object.values(gateways)) proc.kill('SIGTERM');
-await Promise.all(
-  Object.values(gateways).map(({ proc }) => new Promise((resolve) => proc.once('exit', resolve))),
-);
+await stopGateways(Object.values(gateways));
 await redis.stop();
-upstream.closeAllConnections();
-upstream.close();
+upstream.server.closeAllConnections();
+upstream.server.close();

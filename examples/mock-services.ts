@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 
 /** Tiny JSON services standing in for real upstreams in the example. */
-export function startMockService(name: string, port: number): Promise<Server> {
+export function startMockService(name: string, port: number, host = '127.0.0.1'): Promise<Server> {
   const server = createServer((req, res) => {
     const body = JSON.stringify({
       service: name,
@@ -10,12 +10,13 @@ export function startMockService(name: string, port: number): Promise<Server> {
       request_id: req.headers['x-request-id'],
       forwarded_for: req.headers['x-forwarded-for'],
       user: req.headers['x-user-id'],
+      traceparent: req.headers.traceparent,
     });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

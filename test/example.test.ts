@@ -47,9 +47,15 @@ function killGroup(pid: number): void {
 
 describe('examples', () => {
   test('npm start runs the gateway and its mock services; Ctrl-C stops everything', async () => {
-    const [port, usersPort, ordersPort] = [await freePort(), await freePort(), await freePort()];
+    const [port, usersPort, ordersPort, metricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const run = spawnGroup('npm', ['start', '--silent'], {
       PORT: String(port),
+      METRICS_PORT: String(metricsPort),
       USERS_PORT: String(usersPort),
       ORDERS_PORT: String(ordersPort),
     });
@@ -75,6 +81,8 @@ describe('examples', () => {
         { service: order.json().service, path: order.json().path },
         { service: 'orders', path: '/7' },
       );
+      const metrics = await request(`http://127.0.0.1:${port}/metrics`);
+      assert.match(metrics.body, /gateway_requests_total\{method="GET",path="\/users\/:id",status="200"\} 1/);
       process.kill(-(run.proc.pid as number), 'SIGINT');
       // npm re-raises the Ctrl-C it got once its script has exited; the gateway itself drained.
       assert.ok([0, 'SIGINT'].includes(await run.exited), run.output());

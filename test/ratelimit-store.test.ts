@@ -170,8 +170,10 @@ describe('worker limiter in front of a failing store', () => {
     return { limiter, store, states, warnings };
   };
 
-  test('allow: the insurance bucket decides exactly; the transition is reported once', async () => {
+  test('allow: the insurance bucket decides exactly; the transition is reported once', async (t) => {
     const { limiter, store, states, warnings } = await make('allow');
+    // Closed even when an assertion fails: an open store keeps the test file from exiting.
+    t.after(() => store.close());
     const policy = compilePolicy(0.2, 3);
     const verdicts = [];
     for (let i = 0; i < 10; i++) verdicts.push(await limiter.take('k', policy));
@@ -179,15 +181,15 @@ describe('worker limiter in front of a failing store', () => {
       verdicts.map((v) => (v === STORE_UNAVAILABLE ? 'unavailable' : `${v.allowed}:${v.degraded}`)),
       [...Array<string>(3).fill('true:true'), ...Array<string>(7).fill('false:true')],
     );
-    assert.deepEqual(states, ['redis:down']);
+    // The initial state is announced once at construction, then each transition once.
+    assert.deepEqual(states, ['redis:up', 'redis:down']);
     assert.equal(warnings.filter((w) => w.includes('rate-limit store unavailable')).length, 1);
-    await store.close();
   });
 
-  test('deny: every request is refused as unavailable while the store is down', async () => {
+  test('deny: every request is refused as unavailable while the store is down', async (t) => {
     const { limiter, store } = await make('deny');
+    t.after(() => store.close());
     const policy = compilePolicy(0.2, 3);
     for (let i = 0; i < 3; i++) assert.equal(await limiter.take('k', policy), STORE_UNAVAILABLE);
-    await store.close();
   });
 });

@@ -1,6 +1,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { embeddedRateLimitStore } from '../worker/middleware/ratelimit/embedded-service.js';
+import { metricsService } from './metrics/service.js';
+
+/** A started service. */
+export interface RunningService {
+  close(): Promise<void>;
+  /** A worker died outside shutdown and is about to be respawned. */
+  workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
+}
 
 /**
  * Something the primary runs beside its workers (the metrics aggregator, the embedded
@@ -9,8 +17,8 @@ import { embeddedRateLimitStore } from '../worker/middleware/ratelimit/embedded-
 export interface PrimaryService {
   name: string;
   /** Returns undefined when the config does not need this service. */
-  start(env: { config: Config; logger: Logger }): Promise<{ close(): Promise<void> } | undefined>;
+  start(env: { config: Config; logger: Logger }): Promise<RunningService | undefined>;
 }
 
 /** The primary's services, in start order. */
-export const PRIMARY_SERVICES: readonly PrimaryService[] = [embeddedRateLimitStore];
+export const PRIMARY_SERVICES: readonly PrimaryService[] = [embeddedRateLimitStore, metricsService];

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
 import { RespawnBackoff } from './backoff.js';
-import { PRIMARY_SERVICES } from './services.js';
+import { PRIMARY_SERVICES, type RunningService } from './services.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -18,10 +18,10 @@ export interface SupervisorOptions {
  * loop does not spin a core), and on SIGTERM/SIGINT asks them all to drain, then exits 0.
  */
 export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
-  const services: { name: string; close(): Promise<void> }[] = [];
+  const services: { name: string; running: RunningService }[] = [];
   for (const service of PRIMARY_SERVICES) {
     const running = await service.start({ config, logger });
-    if (running) services.push({ name: service.name, close: () => running.close() });
+    if (running) services.push({ name: service.name, running });
   }
   const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   const backoff = new RespawnBackoff();
@@ -34,7 +34,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
     const startedAt = Date.now();
     worker.on('message', (message: unknown) => {
-      if (!isWorkerToPrimary(message)) return;
+      if (!isWorkerToPrimary(message) || message.type !== 'portico:ready') return;
       ready.add(slot);
       if (!announced && ready.size === count) {
         announced = true;
@@ -49,6 +49,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
         { worker: worker.process.pid, code, signal, respawn_in_ms: delay },
         'worker died; respawning',
       );
+      for (const { running } of services) running.workerDied?.({ slot, code, signal });
       // Not unref'd: while every worker is waiting to respawn, this timer is what keeps the
       // primary alive. Shutdown clears it.
       const timer = setTimeout(() => {
@@ -91,7 +92,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     process.on('SIGINT', () => shutdown('SIGINT'));
   });
   for (const service of services.reverse()) {
-    await service
+    await service.running
       .close()
       .catch((err: unknown) => logger.warn({ err, service: service.name }, 'service close failed'));
   }

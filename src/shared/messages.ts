@@ -1,22 +1,97 @@
+import type { Registry } from 'prom-client';
+
 /*
  * Messages between the primary and its workers over the cluster IPC channel. A typed union,
  * checked where it arrives: anything else on the channel is ignored, never trusted.
  */
 
-export type PrimaryToWorker = { type: 'portico:shutdown' };
+/**
+ * One metric of a worker's registry as prom-client's `getMetricsAsJSON()` returns it; the
+ * primary merges these with `AggregatorRegistry.aggregate`.
+ */
+export interface MetricSnapshot {
+  name: string;
+  help: string;
+  type: string;
+  aggregator: string;
+  /**
+   * `null` only on the wire: IPC serialises with JSON, where NaN (e.g. the event-loop lag
+   * mean before any sample) becomes `null`; the primary turns it back into NaN.
+   */
+  values: { value: number | null; labels: Record<string, string | number>; metricName?: string }[];
+}
 
-export type WorkerToPrimary = { type: 'portico:ready'; port: number };
+/**
+ * A registry's metrics as a snapshot. prom-client's typings declare `type` as a numeric enum,
+ * but at run time it is the string (`'counter'`…) the Prometheus format uses.
+ */
+export async function snapshotOf(registry: Registry): Promise<MetricSnapshot[]> {
+  return (await registry.getMetricsAsJSON()) as unknown as MetricSnapshot[];
+}
 
-export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker {
+export type PrimaryToWorker =
+  | { type: 'portico:shutdown' }
+  /** Asks a worker for its registry; answered with `portico:metrics-snapshot` and the same id. */
+  | { type: 'portico:metrics-collect'; id: number }
+  /** Answers a worker's `portico:metrics-scrape`: the merged exposition text, or why not. */
+  | { type: 'portico:metrics-text'; id: number; text: string; contentType: string }
+  | { type: 'portico:metrics-text'; id: number; error: string };
+
+export type WorkerToPrimary =
+  | { type: 'portico:ready'; port: number }
+  /** A worker's registry: the answer to `portico:metrics-collect`, or its last one (id null) when draining. */
+  | { type: 'portico:metrics-snapshot'; id: number | null; metrics: MetricSnapshot[] }
+  /** `GET /metrics` reached this worker: it asks the primary for the cluster-wide view. */
+  | { type: 'portico:metrics-scrape'; id: number };
+
+type Fields = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null;
+
+function isMetricSnapshot(value: unknown): value is MetricSnapshot {
   return (
-    typeof message === 'object' &&
-    message !== null &&
-    (message as { type?: unknown }).type === 'portico:shutdown'
+    isObject(value) &&
+    typeof value.name === 'string' &&
+    typeof value.type === 'string' &&
+    Array.isArray(value.values) &&
+    value.values.every(
+      (v) => isObject(v) && (typeof v.value === 'number' || v.value === null) && isObject(v.labels),
+    )
   );
 }
 
+export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker {
+  if (!isObject(message)) return false;
+  switch (message.type) {
+    case 'portico:shutdown':
+      return true;
+    case 'portico:metrics-collect':
+      return typeof message.id === 'number';
+    case 'portico:metrics-text':
+      return (
+        typeof message.id === 'number' &&
+        ((typeof message.text === 'string' && typeof message.contentType === 'string') ||
+          typeof message.error === 'string')
+      );
+    default:
+      return false;
+  }
+}
+
 export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary {
-  if (typeof message !== 'object' || message === null) return false;
-  const m = message as { type?: unknown; port?: unknown };
-  return m.type === 'portico:ready' && typeof m.port === 'number';
+  if (!isObject(message)) return false;
+  switch (message.type) {
+    case 'portico:ready':
+      return typeof message.port === 'number';
+    case 'portico:metrics-snapshot':
+      return (
+        (message.id === null || typeof message.id === 'number') &&
+        Array.isArray(message.metrics) &&
+        message.metrics.every(isMetricSnapshot)
+      );
+    case 'portico:metrics-scrape':
+      return typeof message.id === 'number';
+    default:
+      return false;
+  }
 }

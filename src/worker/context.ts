@@ -25,6 +25,8 @@ export interface RequestContext {
   readonly state: Record<string, unknown>;
   /** Verified token claims, set by the `auth` middleware; `undefined` before it or without it. */
   claims: Readonly<Record<string, unknown>> | undefined;
+  /** The W3C trace id of this request, set by the `tracing` middleware; `undefined` without it. */
+  traceId: string | undefined;
 }
 
 /** Gateway-internal fields: the raw (still encoded) captures used to build the upstream path. */

@@ -2,15 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type Config, trustedProxyList } from '../shared/config/schema.js';
+import { type Config, metricsSettings, trustedProxyList } from '../shared/config/schema.js';
 import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
 import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
+import { createMetricsExposition } from './middleware/metrics/exposition.js';
+import { installWorkerMetrics } from './middleware/metrics/recorder.js';
+import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
-import { AgentPool, createForwarder } from './proxy/forwarder.js';
+import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
 import type { WorkerResources } from './resources.js';
@@ -46,6 +49,7 @@ export async function createGatewayHandlers(
   logger: Logger,
   resources: WorkerResources,
   configDir: string,
+  workerLabel = '0',
 ): Promise<GatewayHandlers> {
   const agents = new AgentPool();
   const trusted =
@@ -53,10 +57,20 @@ export async function createGatewayHandlers(
   const forwarders: { close(): void }[] = [];
   let draining = false;
 
+  // Metrics exist before any chain is built, so every factory can record through them.
+  const metricsConfig = metricsSettings(config);
+  const metrics = metricsConfig ? await installWorkerMetrics(resources, workerLabel) : undefined;
+  const exposition =
+    metricsConfig && metrics ? createMetricsExposition(metricsConfig, metrics, logger) : undefined;
+  if (exposition) resources.onClose('metrics', () => exposition.close());
+  const unmatched: RouteMetrics | undefined = metrics?.unmatched;
+
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of config.routes) {
     const target = new URL(route.target);
-    const forwarder = createForwarder({ url: target, timeoutMs: route.timeout }, agents, logger);
+    const observers: UpstreamObserver[] = [];
+    const upstream = { observe: (observer: UpstreamObserver) => void observers.push(observer) };
+    const forwarder = createForwarder({ url: target, timeoutMs: route.timeout }, agents, logger, observers);
     forwarders.push(forwarder);
     const upstreamPath = compileUpstreamPath(route.path, {
       rewrite: route.rewrite,
@@ -82,7 +96,7 @@ export async function createGatewayHandlers(
     };
     const chain: Middleware[] = [];
     for (const name of route.middleware)
-      chain.push(await registry.factory(name)({ config, route, logger, resources, configDir }));
+      chain.push(await registry.factory(name)({ config, route, logger, resources, configDir, upstream }));
     routes.push({
       path: route.path,
       ...(route.methods ? { methods: route.methods } : {}),
@@ -97,23 +111,38 @@ export async function createGatewayHandlers(
     writeError(res, error);
   }
 
+  /** Answers a request no route takes (400/404/405), counted under one `path` label value. */
+  function refuse(req: IncomingMessage, res: ServerResponse, error: GatewayError, startedAt: number): void {
+    writeError(res, error);
+    unmatched?.record(req.method ?? 'GET', error.status, (performance.now() - startedAt) / 1000);
+  }
+
   function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
     const url = req.url ?? '/';
+    // The scrape path is served before routing and middleware: a scraper needs no token.
+    if (exposition !== undefined && exposition.matches(url)) {
+      if (draining) res.shouldKeepAlive = false;
+      exposition.serve(req, res);
+      return;
+    }
+    const startedAt = performance.now();
     const q = url.indexOf('?');
     const path = normalizePath(q === -1 ? url : url.slice(0, q));
     if (path === null) {
-      writeError(res, BAD_PATH);
+      refuse(req, res, BAD_PATH, startedAt);
       return;
     }
     const match = router.match(req.method ?? 'GET', path);
     if (match.kind === 'not-found') {
-      writeError(res, NOT_FOUND);
+      refuse(req, res, NOT_FOUND, startedAt);
       return;
     }
     if (match.kind === 'method-not-allowed') {
-      writeError(
+      refuse(
+        req,
         res,
         new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: match.allow } }),
+        startedAt,
       );
       return;
     }
@@ -161,9 +190,10 @@ export async function createGatewayHandlers(
       params,
       wildcard: decodeParam(match.rest),
       clientIp,
-      startTime: performance.now(),
+      startTime: startedAt,
       state: {},
       claims: undefined,
+      traceId: undefined,
       rawParams: raw,
       rawRest: match.rest,
     };

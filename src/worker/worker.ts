@@ -19,7 +19,9 @@ export async function runWorker(
   configDir: string,
 ): Promise<void> {
   const resources = new WorkerResources(logger);
-  const handlers = await createGatewayHandlers(config, registry, logger, resources, configDir);
+  // The slot (0…workers-1, reused by a respawned worker) labels per-worker process metrics.
+  const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
+  const handlers = await createGatewayHandlers(config, registry, logger, resources, configDir, slot);
   const server = createServer(
     {
       keepAliveTimeout: config.server.keep_alive_timeout,
@@ -62,7 +64,7 @@ export async function runWorker(
   }
 
   process.on('message', (message) => {
-    if (isPrimaryToWorker(message)) drain('primary asked');
+    if (isPrimaryToWorker(message) && message.type === 'portico:shutdown') drain('primary asked');
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));

@@ -15,8 +15,6 @@ export interface ConfigProblem {
 /** What the validator needs to know about middleware names; supplied by the gateway's registry. */
 export interface MiddlewareCatalog {
   has(name: string): boolean;
-  /** A reason why a known name cannot be used yet (e.g. not implemented in this build). */
-  unavailable(name: string): string | undefined;
   names(): string[];
   /** Whether an `auth.type` verifier of this name exists (built in or registered). */
   hasVerifier(type: string): boolean;
@@ -104,7 +102,7 @@ function zodProblems(
   return out;
 }
 
-/** Names the registry does not know, or knows but cannot run yet (the article's silent no-op). */
+/** Names the registry does not know: the article's gateway skipped them silently. */
 function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems: ConfigProblem[]): void {
   const routes = (raw as { routes?: unknown }).routes;
   if (!Array.isArray(routes)) return;
@@ -119,10 +117,7 @@ function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems
           path,
           message: `unknown middleware "${name}" (known: ${catalog.names().join(', ')})`,
         });
-        return;
       }
-      const reason = catalog.unavailable(name);
-      if (reason) problems.push({ path, message: `middleware "${name}" is not available yet: ${reason}` });
     });
   });
 }

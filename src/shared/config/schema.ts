@@ -254,32 +254,82 @@ const loggingSchema = z
   })
   .prefault({});
 
-const metricsSchema = z
-  .strictObject({
-    prometheus: z
-      .strictObject({
-        enabled: z.boolean().default(true).describe('Serve Prometheus metrics.'),
-        path: z
-          .string()
-          .regex(/^\/[^?#]*$/, 'must be a path starting with "/"')
-          .default('/metrics')
-          .describe('Path on the gateway port that serves the cluster-wide metrics.'),
-      })
-      .prefault({})
-      .describe('Prometheus exposition.'),
-  })
-  .optional();
+const metricsSectionSchema = z.strictObject({
+  prometheus: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe('Serve Prometheus metrics; `false` also turns the `metrics` middleware into a no-op.'),
+      path: z
+        .string()
+        .regex(/^\/[^?#]*$/, 'must be a path starting with "/"')
+        .default('/metrics')
+        .describe(
+          'Path on the gateway port that serves the cluster-wide metrics, before route matching and middleware.',
+        ),
+      port: z
+        .number()
+        .int()
+        .min(1)
+        .max(65535)
+        .default(9464)
+        .describe("The primary's admin listener serving the same cluster-wide metrics (for scrapers)."),
+      host: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('Address the admin listener binds; defaults to `server.host`.'),
+    })
+    .prefault({})
+    .describe('Prometheus exposition.'),
+});
 
-const otelSchema = z
-  .strictObject({
-    enabled: z.boolean().default(true).describe('Export traces over OTLP gRPC.'),
-    endpoint: z
-      .string()
-      .regex(/^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port without a scheme')
-      .default('localhost:4317')
-      .describe('Collector `host:port` (plaintext gRPC).'),
-  })
-  .optional();
+const metricsSchema = metricsSectionSchema.optional();
+
+const otelSectionSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('Export traces over OTLP gRPC; `false` turns the `tracing` middleware into a no-op.'),
+  endpoint: z
+    .string()
+    .regex(/^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port without a scheme')
+    .default('localhost:4317')
+    .describe('Collector `host:port` (OTLP gRPC, e.g. Jaeger all-in-one or an OpenTelemetry Collector).'),
+  tls: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Use TLS (system CAs) to reach the collector; the default is plaintext gRPC, as local collectors expect.',
+    ),
+  service_name: z.string().min(1).default('portico').describe('`service.name` of the exported spans.'),
+  sampling_ratio: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(1)
+    .describe(
+      'Fraction of new traces sampled (0–1). An incoming `traceparent` keeps its own sampled flag (parent-based).',
+    ),
+  export_interval: duration('5s', '1m').describe(
+    'How long finished spans are batched before export (the batch span processor delay).',
+  ),
+  export_timeout: duration('5s', '1m').describe(
+    'Bound on one export to the collector, and on the final flush at shutdown.',
+  ),
+  max_queue_size: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(2048)
+    .describe(
+      'Spans buffered per worker while the collector is slow or down; beyond it new spans are dropped.',
+    ),
+});
+
+const otelSchema = otelSectionSchema.optional();
 
 const redisSchema = z
   .strictObject({
@@ -310,6 +360,11 @@ export const configSchema = z.strictObject({
   redis: redisSchema.describe('Shared state.'),
 });
 
+/** The resolved `metrics` section. */
+export type MetricsSettings = z.output<typeof metricsSectionSchema>['prometheus'];
+/** The resolved `otel` section. */
+export type TracingSettings = z.output<typeof otelSectionSchema>;
+
 /** The configuration after validation and defaults: durations are milliseconds. */
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = Config['routes'][number];
@@ -337,4 +392,25 @@ export function trustedProxyList(entries: readonly string[]): BlockList {
     else list.addSubnet(address, Number(bits), type);
   }
   return list;
+}
+
+const usesMiddleware = (config: Config, name: string) =>
+  config.routes.some((route) => route.middleware.includes(name));
+
+/**
+ * Prometheus exposition settings, or `undefined` when metrics are off. A `metrics:` section
+ * decides by its `enabled`; without one, listing `metrics` on a route turns them on with the
+ * defaults (as in the reference article), so a listed middleware is never a silent no-op.
+ */
+export function metricsSettings(config: Config): MetricsSettings | undefined {
+  const section =
+    config.metrics ?? (usesMiddleware(config, 'metrics') ? metricsSectionSchema.parse({}) : undefined);
+  return section?.prometheus.enabled ? section.prometheus : undefined;
+}
+
+/** Tracing settings, or `undefined` when off; same rule as `metricsSettings`. */
+export function tracingSettings(config: Config): TracingSettings | undefined {
+  const section =
+    config.otel ?? (usesMiddleware(config, 'tracing') ? otelSectionSchema.parse({}) : undefined);
+  return section?.enabled ? section : undefined;
 }

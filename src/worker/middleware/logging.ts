@@ -14,6 +14,8 @@ export const loggingMiddleware: MiddlewareFactory = ({ logger, route }) => {
       res.once('close', () => {
         const fields = {
           request_id: ctx.requestId,
+          // Set by `tracing` wherever it sits in the chain: the line is written at the end.
+          trace_id: ctx.traceId,
           method: req.method,
           path: ctx.path,
           status: res.statusCode,

@@ -4,29 +4,27 @@ import { VerifierRegistry } from './auth/registry.js';
 import type { VerifierFactory } from './auth/verifier.js';
 import { loggingMiddleware } from './logging.js';
 import { rateLimitMiddleware } from './ratelimit/index.js';
+import { metricsMiddleware } from './metrics/middleware.js';
+import { tracingMiddleware } from './tracing/middleware.js';
 import type { Middleware, MiddlewareFactory } from './types.js';
 
-/** Built-in names and, for those not implemented yet, why a route may not use them. */
-const BUILTINS: Record<string, MiddlewareFactory | { unavailable: string }> = {
+/** The built-ins other than `auth` (which needs the verifier registry). */
+const BUILTINS: Record<string, MiddlewareFactory> = {
   logging: loggingMiddleware,
   ratelimit: rateLimitMiddleware,
-  metrics: { unavailable: 'the built-in metrics middleware is not implemented in this version' },
-  tracing: { unavailable: 'the built-in tracing middleware is not implemented in this version' },
+  metrics: metricsMiddleware,
+  tracing: tracingMiddleware,
 };
 
 /** Built-in and user-registered middleware by name; also answers the config validator. */
 export class MiddlewareRegistry implements MiddlewareCatalog {
   readonly #factories = new Map<string, MiddlewareFactory>();
-  readonly #unavailable = new Map<string, string>();
 
   readonly #verifiers = new VerifierRegistry();
 
   constructor() {
     this.#factories.set('auth', authMiddleware(this.#verifiers));
-    for (const [name, entry] of Object.entries(BUILTINS)) {
-      if (typeof entry === 'function') this.#factories.set(name, entry);
-      else this.#unavailable.set(name, entry.unavailable);
-    }
+    for (const [name, factory] of Object.entries(BUILTINS)) this.#factories.set(name, factory);
   }
 
   /** Registers a user middleware. Names are unique: shadowing a built-in is an error. */
@@ -48,15 +46,11 @@ export class MiddlewareRegistry implements MiddlewareCatalog {
   }
 
   has(name: string): boolean {
-    return this.#factories.has(name) || this.#unavailable.has(name);
-  }
-
-  unavailable(name: string): string | undefined {
-    return this.#unavailable.get(name);
+    return this.#factories.has(name);
   }
 
   names(): string[] {
-    return [...this.#factories.keys(), ...this.#unavailable.keys()].sort();
+    return [...this.#factories.keys()].sort();
   }
 
   factory(name: string): MiddlewareFactory {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../../shared/config/schema.js';
+import type { UpstreamObserver } from '../proxy/forwarder.js';
 import type { WorkerResources } from '../resources.js';
 
 /** Handles one request. May be sync or async; a throw or rejection becomes a JSON error. */
@@ -27,6 +28,8 @@ export interface MiddlewareEnv {
   resources: WorkerResources;
   /** Directory of the config file, for settings that name files relative to it. */
   configDir: string;
+  /** The route's upstream exchanges: register an observer once here (metrics, tracing). */
+  upstream: { observe(observer: UpstreamObserver): void };
 }
 
 /** Builds a route's instance of a middleware; validate options here, not per request. */

@@ -22,10 +22,14 @@ export interface ForwardTarget {
 const PROXY_REQ = Symbol('portico.proxyReq');
 const DEADLINE = Symbol('portico.deadline');
 const RESPONSE = Symbol('portico.response');
+const SENT_AT = Symbol('portico.sentAt');
+const FINISHED = Symbol('portico.upstreamFinished');
 type Tracked = IncomingMessage & {
   [PROXY_REQ]?: ClientRequest;
   [DEADLINE]?: NodeJS.Timeout;
   [RESPONSE]?: ServerResponse;
+  [SENT_AT]?: number;
+  [FINISHED]?: boolean;
 };
 
 class UpstreamTimeout extends Error {
@@ -62,6 +66,23 @@ export class AgentPool {
 
 export type UpstreamErrorKind = 'timeout' | 'refused' | 'reset' | 'other';
 
+/** How an upstream exchange ended: complete, cut short by the client, or an upstream fault. */
+export type UpstreamOutcome = 'ok' | 'aborted' | UpstreamErrorKind;
+
+/**
+ * Watches a route's upstream exchanges (metrics, tracing). Registered once per route at
+ * start-up through `env.upstream.observe()`; called synchronously on the request path, so
+ * implementations must be cheap and must not throw.
+ */
+export interface UpstreamObserver {
+  /** Just before the request is handed to the proxy: `req.headers` can still be changed. */
+  request?(req: IncomingMessage): void;
+  /** The upstream's response headers arrived, `seconds` after the request was handed over. */
+  response?(req: IncomingMessage, status: number, seconds: number): void;
+  /** Exactly once per exchange that `request` saw. */
+  end?(req: IncomingMessage, outcome: UpstreamOutcome): void;
+}
+
 function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
   if (err instanceof UpstreamTimeout || err.code === 'ETIMEDOUT') return 'timeout';
   if (err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH')
@@ -71,7 +92,18 @@ function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
 }
 
 /** Builds the forwarding function of one route. */
-export function createForwarder(target: ForwardTarget, agents: AgentPool, logger: Logger) {
+export function createForwarder(
+  target: ForwardTarget,
+  agents: AgentPool,
+  logger: Logger,
+  observers: readonly UpstreamObserver[] = [],
+) {
+  function finish(req: Tracked, outcome: UpstreamOutcome): void {
+    if (req[FINISHED] || observers.length === 0) return;
+    req[FINISHED] = true;
+    for (const observer of observers) observer.end?.(req, outcome);
+  }
+
   const origin = new URL(target.url.origin);
   const proxy = createProxyServer({
     target: origin,
@@ -98,8 +130,13 @@ export function createForwarder(target: ForwardTarget, agents: AgentPool, logger
       // default to keep-alive; state the client connection's real fate instead.
       proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     }
+    if (observers.length > 0) {
+      const seconds = (performance.now() - ((req as Tracked)[SENT_AT] ?? 0)) / 1000;
+      for (const observer of observers) observer.response?.(req, proxyRes.statusCode ?? 0, seconds);
+    }
     // If the upstream dies mid-body, pipe() never ends `res`: cut the client off instead.
     proxyRes.once('close', () => {
+      finish(req, proxyRes.complete ? 'ok' : 'reset');
       if (!proxyRes.complete && !res.writableEnded) res.destroy();
     });
   });
@@ -107,6 +144,7 @@ export function createForwarder(target: ForwardTarget, agents: AgentPool, logger
   proxy.on('error', (err: Error, req: IncomingMessage, resOrSocket: ServerResponse | Socket) => {
     clearTimeout((req as Tracked)[DEADLINE]);
     const kind = errorKind(err);
+    finish(req, kind);
     if (!('setHeader' in resOrSocket)) {
       logger.warn({ err: err.message, kind }, 'websocket upstream error');
       resOrSocket.destroy();
@@ -138,10 +176,21 @@ export function createForwarder(target: ForwardTarget, agents: AgentPool, logger
       const tracked = req as Tracked;
       tracked[RESPONSE] = res;
       tracked[DEADLINE] = setTimeout(onDeadline, target.timeoutMs, tracked);
-      res.once('close', () => clearTimeout(tracked[DEADLINE]));
+      res.once('close', () => {
+        clearTimeout(tracked[DEADLINE]);
+        finish(tracked, res.writableFinished ? 'ok' : 'aborted');
+      });
+      if (observers.length > 0) {
+        for (const observer of observers) observer.request?.(req);
+        tracked[SENT_AT] = performance.now();
+      }
       proxy.web(req, res);
     },
     ws(req: IncomingMessage, socket: Socket, head: Buffer): void {
+      if (observers.length > 0) {
+        for (const observer of observers) observer.request?.(req);
+        socket.once('close', () => finish(req, 'ok'));
+      }
       proxy.ws(req, socket, head);
     },
     close(): void {

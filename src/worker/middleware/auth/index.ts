@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AuthSettings, resolveAuthSettings } from '../../../shared/config/auth-settings.js';
 import { GatewayError } from '../../../shared/errors.js';
 import { internalContextOf } from '../../context.js';
+import { metricsRecorder } from '../metrics/recorder.js';
 import type { MiddlewareFactory } from '../types.js';
 import { bearerToken } from './bearer.js';
 import { ClaimsCache } from './claims-cache.js';
@@ -27,6 +28,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
     if ('problems' in resolved) throw new Error(`auth settings invalid: ${resolved.problems[0]?.message}`);
     const settings = resolved.settings;
     const log = logger.child({ middleware: 'auth', route: route.path });
+    const metrics = metricsRecorder(resources);
 
     const { verifier, cache } = await resources.shared(`auth:${settings.fingerprint}`, async () => ({
       verifier: await verifiers.create(settings, { logger: log }),
@@ -57,6 +59,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
         const ctx = internalContextOf(req);
         if (token === undefined) {
           log.debug({ request_id: ctx.requestId, reason: 'no bearer token' }, 'auth failed');
+          metrics.authFailure('missing_token');
           throw missing;
         }
         const now = Date.now();
@@ -64,6 +67,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
         if (claims === undefined) {
           if (token.length > settings.maxTokenLength) {
             log.debug({ request_id: ctx.requestId, reason: 'token too long' }, 'auth failed');
+            metrics.authFailure('malformed');
             throw invalid;
           }
           claims = await verifyOrThrow(verifier, token, settings, ctx.requestId);
@@ -87,13 +91,38 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
             { request_id: requestId, err: err.message, type: s.type },
             'token verification unavailable',
           );
+          metrics.authFailure('unavailable');
           throw unavailable;
         }
         // The reason stays in the log; the client only learns "invalid token".
         const reason = (err as { code?: string }).code ?? (err as Error).message;
         log.debug({ request_id: requestId, reason }, 'auth failed');
+        metrics.authFailure(failureReason(err));
         throw invalid;
       }
     }
   };
+}
+
+/** A bounded vocabulary for the `reason` label of `gateway_auth_failures_total`. */
+function failureReason(err: unknown): string {
+  const e = err as { code?: string; claim?: string };
+  switch (e.code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return e.claim === 'nbf' ? 'not_yet_valid' : 'claim_invalid';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'bad_signature';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return 'alg_not_allowed';
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+      return 'malformed';
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return 'unknown_key';
+    default:
+      return 'invalid';
+  }
 }

@@ -35,7 +35,10 @@ export interface LimiterOptions {
 export class WorkerLimiter {
   #down = false;
   #probeAt = 0;
-  constructor(private readonly options: LimiterOptions) {}
+  constructor(private readonly options: LimiterOptions) {
+    // The store is presumed up until a call fails; say so, so a state gauge exists from the start.
+    for (const observer of options.observers) observer.storeState?.(options.storeName, 'up');
+  }
 
   get storeDown(): boolean {
     return this.#down;

@@ -1,0 +1,74 @@
+import cluster, { type Worker } from 'node:cluster';
+import { metricsSettings } from '../../shared/config/schema.js';
+import { isWorkerToPrimary, type PrimaryToWorker } from '../../shared/messages.js';
+import type { PrimaryService } from '../services.js';
+
+/**
+ * Cluster-wide Prometheus metrics: merges the workers' registries (see `ClusterMetrics`),
+ * serves them on the admin listener, answers workers that were asked for `GET /metrics` on
+ * the gateway port, and counts worker restarts.
+ */
+export const metricsService: PrimaryService = {
+  name: 'metrics',
+  async start({ config, logger }) {
+    const settings = metricsSettings(config);
+    if (!settings) return undefined;
+    // Loaded only when metrics are on: prom-client costs start-up time.
+    const [{ startAdminServer }, { ClusterMetrics }, { createPrimaryInstruments }] = await Promise.all([
+      import('./admin-server.js'),
+      import('./cluster-metrics.js'),
+      import('./instruments.js'),
+    ]);
+    const { registry, restarts } = createPrimaryInstruments();
+    const metrics = new ClusterMetrics(registry, logger);
+
+    const onMessage = (worker: Worker, message: unknown) => {
+      if (!isWorkerToPrimary(message)) {
+        // Ours but malformed: a bug, not noise from a library (prom-client's own messages).
+        const type = (message as { type?: unknown } | null)?.type;
+        if (typeof type === 'string' && type.startsWith('portico:metrics'))
+          logger.warn({ type, worker: worker.id }, 'malformed metrics message ignored');
+        return;
+      }
+      switch (message.type) {
+        case 'portico:ready':
+          metrics.ready(worker.id);
+          break;
+        case 'portico:metrics-snapshot':
+          metrics.snapshot(worker.id, message.id, message.metrics);
+          break;
+        case 'portico:metrics-scrape': {
+          const reply = (answer: PrimaryToWorker) => {
+            if (worker.isConnected()) worker.send(answer);
+          };
+          metrics.collect().then(
+            (text) =>
+              reply({ type: 'portico:metrics-text', id: message.id, text, contentType: metrics.contentType }),
+            (err: unknown) => reply({ type: 'portico:metrics-text', id: message.id, error: String(err) }),
+          );
+          break;
+        }
+      }
+    };
+    const onExit = (worker: Worker) => metrics.exited(worker.id);
+    cluster.on('message', onMessage);
+    cluster.on('exit', onExit);
+
+    const server = await startAdminServer(
+      metrics,
+      { host: settings.host ?? config.server.host, port: settings.port, path: settings.path },
+      logger,
+    );
+    return {
+      workerDied() {
+        restarts.inc();
+      },
+      async close() {
+        cluster.off('message', onMessage);
+        cluster.off('exit', onExit);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  },
+};

@@ -1,0 +1,103 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../../shared/process-metrics.js';
+
+/*
+ * The metric declarations, in one place: names, help texts, labels and buckets. Every label
+ * has a bounded set of values (route patterns, methods, status codes, fixed vocabularies),
+ * never raw URLs or client input, so the series count stays bounded.
+ */
+
+/** Label value of `path` for requests that matched no route (404, 405, bad path). */
+export const UNMATCHED_PATH = '(unmatched)';
+
+/**
+ * For a proxy: sub-millisecond (a cache or a 429 answered locally) to tens of seconds (a
+ * slow upstream up to the default 30 s route timeout).
+ */
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/** Every metric name Portico exports itself (default Node metrics aside); the dashboard test reads it. */
+export const GATEWAY_METRIC_NAMES = [
+  'gateway_requests_total',
+  'gateway_request_duration_seconds',
+  'gateway_requests_in_flight',
+  'gateway_upstream_duration_seconds',
+  'gateway_upstream_errors_total',
+  'gateway_ratelimit_decisions_total',
+  'gateway_ratelimit_store_up',
+  'gateway_auth_failures_total',
+  'gateway_worker_restarts_total',
+] as const;
+
+/** The instruments of one worker, registered in its own registry (never the global one). */
+export function createWorkerInstruments(workerLabel: string) {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'gateway_requests_total',
+    help: 'Requests answered, by method, route pattern and status (499: client went away before the response started).',
+    labelNames: ['method', 'path', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'gateway_request_duration_seconds',
+    help: 'Time from receiving a request to the end of its response, by method and route pattern.',
+    labelNames: ['method', 'path'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: 'gateway_requests_in_flight',
+    help: 'Requests being handled now (summed over workers).',
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'gateway_upstream_duration_seconds',
+    help: 'Time from sending a request upstream to receiving its response headers, by route pattern.',
+    labelNames: ['path'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamErrors = new Counter({
+    name: 'gateway_upstream_errors_total',
+    help: 'Upstream exchanges that failed, by route pattern and kind (refused, reset, timeout, other).',
+    labelNames: ['path', 'kind'] as const,
+    registers: [registry],
+  });
+  const rateLimitDecisions = new Counter({
+    name: 'gateway_ratelimit_decisions_total',
+    help: 'Rate-limit decisions: allowed, limited (429), store_error (the store failed; decided by on_store_error).',
+    labelNames: ['decision'] as const,
+    registers: [registry],
+  });
+  const rateLimitStoreUp = new Gauge({
+    name: 'gateway_ratelimit_store_up',
+    help: 'Whether the shared rate-limit store is reachable: 1 when it is from every worker, 0 when any worker runs on its local fallback.',
+    labelNames: ['store'] as const,
+    // The cluster view is the worst worker's view.
+    aggregator: 'min',
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: 'gateway_auth_failures_total',
+    help: 'Requests refused by the auth middleware, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  // Per worker, so one busy or leaking worker shows.
+  collectProcessMetrics(registry, workerLabel);
+  return {
+    registry,
+    requests,
+    duration,
+    inFlight,
+    upstreamDuration,
+    upstreamErrors,
+    rateLimitDecisions,
+    rateLimitStoreUp,
+    authFailures,
+  };
+}
+
+export type WorkerInstruments = ReturnType<typeof createWorkerInstruments>;

@@ -1,0 +1,156 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type Attributes,
+  type Context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import { tracingSettings } from '../../../shared/config/schema.js';
+import { internalContextOf } from '../../context.js';
+import type { Middleware, MiddlewareFactory } from '../types.js';
+import type { TracingRuntime } from './provider.js';
+
+// Stable OpenTelemetry semantic-convention attribute names (HTTP, URL, network, error), as
+// strings: the conventions package is large, and this module is loaded even without tracing.
+const ATTR_CLIENT_ADDRESS = 'client.address';
+const ATTR_ERROR_TYPE = 'error.type';
+const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+const ATTR_HTTP_ROUTE = 'http.route';
+const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
+const ATTR_SERVER_ADDRESS = 'server.address';
+const ATTR_SERVER_PORT = 'server.port';
+const ATTR_URL_PATH = 'url.path';
+const ATTR_URL_SCHEME = 'url.scheme';
+
+const SERVER_SPAN = Symbol('portico.serverSpan');
+const CLIENT_SPAN = Symbol('portico.clientSpan');
+type Traced = IncomingMessage & { [SERVER_SPAN]?: Span; [CLIENT_SPAN]?: Span };
+
+const passThrough: Middleware = (next) => next;
+
+/** The span of the request being handled by a `tracing` route, for user middleware. */
+export function serverSpanOf(req: IncomingMessage): Span | undefined {
+  return (req as Traced)[SERVER_SPAN];
+}
+
+/**
+ * The `tracing` built-in: one SERVER span per request, continuing an incoming `traceparent`,
+ * and one CLIENT span around the upstream exchange whose context is injected as
+ * `traceparent`/`tracestate` into the upstream request, so the upstream's spans are its
+ * children. 5xx answers and upstream failures mark the spans as errors.
+ *
+ * Spans are passed explicitly (on the request object), not through the OTel context
+ * manager: entering an AsyncLocalStorage context per request would cost every async
+ * operation in the worker. Middleware that wants the span uses `serverSpanOf(req)`, and
+ * the trace id is `contextOf(req).traceId` (and the log line's `trace_id`).
+ */
+export const tracingMiddleware: MiddlewareFactory = async ({
+  config,
+  route,
+  logger,
+  resources,
+  upstream,
+}) => {
+  const settings = tracingSettings(config);
+  if (!settings) return passThrough; // otel.enabled: false
+  // One SDK per worker, shared by every route; loaded only when tracing is on (the SDK and
+  // its exporter take a few hundred milliseconds to import).
+  const runtime = await resources.shared<Promise<TracingRuntime>>('portico.tracing', async () => {
+    const { startTracing } = await import('./provider.js');
+    const started = startTracing(settings, logger);
+    resources.onClose('tracing', () => started.shutdown());
+    return started;
+  });
+  const tracer = runtime.tracer;
+  const target = new URL(route.target);
+  const targetPort = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
+  const names = new Map<string, string>();
+  // Semantic conventions name a server span "{method} {route}": built once per method.
+  const spanName = (method: string) => {
+    let name = names.get(method);
+    if (name === undefined) {
+      name = `${method} ${route.path}`;
+      names.set(method, name);
+    }
+    return name;
+  };
+
+  upstream.observe({
+    request(req) {
+      const server = (req as Traced)[SERVER_SPAN];
+      if (!server) return;
+      const method = req.method ?? 'GET';
+      const client = tracer.startSpan(
+        method,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            [ATTR_HTTP_REQUEST_METHOD]: method,
+            [ATTR_SERVER_ADDRESS]: target.hostname,
+            [ATTR_SERVER_PORT]: targetPort,
+            [ATTR_URL_PATH]: req.url,
+          },
+        },
+        trace.setSpan(ROOT_CONTEXT, server),
+      );
+      (req as Traced)[CLIENT_SPAN] = client;
+      // A client's own tracestate belongs to its trace context, which `inject` rewrites.
+      delete req.headers.tracestate;
+      propagation.inject(trace.setSpan(ROOT_CONTEXT, client), req.headers);
+    },
+    response(req, status) {
+      const client = (req as Traced)[CLIENT_SPAN];
+      if (!client) return;
+      client.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status >= 500) client.setStatus({ code: SpanStatusCode.ERROR });
+    },
+    end(req, outcome) {
+      const client = (req as Traced)[CLIENT_SPAN];
+      if (!client) return;
+      if (outcome !== 'ok') {
+        client.setAttribute(ATTR_ERROR_TYPE, outcome);
+        client.setStatus({ code: SpanStatusCode.ERROR, message: `upstream ${outcome}` });
+      }
+      client.end();
+    },
+  });
+
+  // `this` is the response: one listener function per route, not a closure per request.
+  function onResponseClose(this: ServerResponse): void {
+    const span = (this.req as Traced)[SERVER_SPAN];
+    if (!span) return;
+    if (this.headersSent || this.statusCode === 101) {
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, this.statusCode);
+      if (this.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    } else {
+      span.setAttribute(ATTR_ERROR_TYPE, 'client_aborted');
+    }
+    span.end();
+  }
+
+  return (next) =>
+    function tracing(req, res) {
+      const ctx = internalContextOf(req);
+      const method = req.method ?? 'GET';
+      const parent: Context =
+        req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+      const attributes: Attributes = {
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        [ATTR_HTTP_ROUTE]: route.path,
+        [ATTR_URL_PATH]: ctx.path,
+        [ATTR_URL_SCHEME]: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+        [ATTR_CLIENT_ADDRESS]: ctx.clientIp,
+        [ATTR_NETWORK_PEER_ADDRESS]: req.socket.remoteAddress,
+      };
+      const span = tracer.startSpan(spanName(method), { kind: SpanKind.SERVER, attributes }, parent);
+      ctx.traceId = span.spanContext().traceId;
+      (req as Traced)[SERVER_SPAN] = span;
+      res.once('close', onResponseClose);
+      return next(req, res);
+    };
+};

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isPrimaryToWorker, isWorkerToPrimary } from '../../src/shared/messages.js';
+
+const metric = {
+  name: 'm',
+  help: 'h',
+  type: 'counter',
+  aggregator: 'sum',
+  values: [{ value: 1, labels: {} }],
+};
+
+test('IPC messages are checked where they arrive', () => {
+  const toPrimary: [unknown, boolean][] = [
+    [{ type: 'portico:ready', port: 8080 }, true],
+    [{ type: 'portico:ready' }, false],
+    [{ type: 'portico:metrics-snapshot', id: 3, metrics: [metric] }, true],
+    [{ type: 'portico:metrics-snapshot', id: null, metrics: [] }, true],
+    [{ type: 'portico:metrics-snapshot', id: 3, metrics: [{ name: 'm' }] }, false],
+    [{ type: 'portico:metrics-snapshot', id: '3', metrics: [] }, false],
+    [{ type: 'portico:metrics-scrape', id: 1 }, true],
+    [{ type: 'prom-client:getMetricsRes' }, false],
+    [null, false],
+    ['portico:ready', false],
+  ];
+  for (const [message, ok] of toPrimary)
+    assert.equal(isWorkerToPrimary(message), ok, JSON.stringify(message));
+  const toWorker: [unknown, boolean][] = [
+    [{ type: 'portico:shutdown' }, true],
+    [{ type: 'portico:metrics-collect', id: 1 }, true],
+    [{ type: 'portico:metrics-collect' }, false],
+    [{ type: 'portico:metrics-text', id: 1, text: 'x', contentType: 'text/plain' }, true],
+    [{ type: 'portico:metrics-text', id: 1, error: 'timeout' }, true],
+    [{ type: 'portico:metrics-text', id: 1 }, false],
+    [{ type: 'other' }, false],
+  ];
+  for (const [message, ok] of toWorker) assert.equal(isPrimaryToWorker(message), ok, JSON.stringify(message));
+});
