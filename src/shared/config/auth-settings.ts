@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { AuthConfig, AuthOverride, JwtAlgorithm } from './auth-schema.js';
+import { type AuthConfig, type AuthOverride, JWT_ALGORITHMS, type JwtAlgorithm } from './auth-schema.js';
 import type { KeyPath } from './load.js';
 
 /** The effective `auth` settings of one route: global keys overridden by the route's own. */
@@ -27,18 +27,7 @@ export interface AuthSettings {
   fingerprint: string;
 }
 
-const ASYMMETRIC: JwtAlgorithm[] = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
+const ASYMMETRIC: JwtAlgorithm[] = JWT_ALGORITHMS.filter((a) => !a.startsWith('HS'));
 
 /** Algorithms a public key can verify; the first is the default. */
 function algorithmsForKey(key: KeyObject): JwtAlgorithm[] {
