@@ -64,15 +64,37 @@ export async function startGateway(
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('gateway did not start')), 15_000);
     let seen = '';
-    proc.stdout?.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       seen += chunk.toString();
       if (seen.includes('portico ready')) {
         clearTimeout(timer);
+        // From now on the log lines are drained unread, so the bench holds no growing buffer.
+        proc.stdout?.off('data', onData);
+        proc.stdout?.resume();
         resolve();
       }
-    });
+    };
+    proc.stdout?.on('data', onData);
   });
   return { url: `http://127.0.0.1:${port}/bench`, proc };
+}
+
+/** Starts a plain Node process running `script` (ESM) and waits for it to print `ready`. */
+export async function startScript(script: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  started.push(proc);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('script did not start')), 10_000);
+    proc.stdout?.once('data', () => {
+      clearTimeout(timer);
+      proc.stdout?.resume();
+      resolve();
+    });
+  });
+  return proc;
 }
 
 export async function stopGateways(gateways: { proc: ChildProcess }[]): Promise<void> {
