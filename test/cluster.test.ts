@@ -13,7 +13,11 @@ describe('cluster supervision', () => {
     const upstream = await startUpstream();
     const gw = await startGateway({ routes: [{ path: '/*', target: upstream.url }] }, { workers: 2 });
     try {
-      const listening = gw.records().filter((r) => r.msg === 'worker listening');
+      // Workers log asynchronously: their lines may reach the pipe after the primary's "ready".
+      const listeningLines = () => gw.records().filter((r) => r.msg === 'worker listening');
+      const deadline = Date.now() + 5_000;
+      while (listeningLines().length < 2 && Date.now() < deadline) await sleep(20);
+      const listening = listeningLines();
       assert.equal(listening.length, 2);
       const victim = listening[0]?.pid as number;
       process.kill(victim, 'SIGKILL');
