@@ -14,7 +14,15 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { arg, load, median, startGateway, startUpstream, stopGateways, warmUp } from './harness.js';
+import {
+  arg,
+  interleave,
+  median,
+  startGateway,
+  startUpstream,
+  stopGateways,
+  type Target,
+} from './harness.js';
 
 const WORKERS = arg('workers', 1);
 const DURATION = arg('duration', 5);
@@ -57,21 +65,19 @@ const gateways = {
 };
 type Name = keyof typeof gateways;
 const names = Object.keys(gateways) as Name[];
-const runs = Object.fromEntries(names.map((n) => [n, [] as Awaited<ReturnType<typeof load>>[]])) as Record<
-  Name,
-  Awaited<ReturnType<typeof load>>[]
->;
-
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const name of names) {
-    process.stderr.write(`round ${round}/${ROUNDS}: ${name}…\n`);
+const targets = Object.fromEntries(
+  names.map((name) => {
     const { url, proc, token } = gateways[name];
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const options = { connections: CONNECTIONS, duration: DURATION, headers };
-    await warmUp(url, options);
-    runs[name].push(await load(url, proc.pid as number, options));
-  }
-}
+    return [name, { url, pid: proc.pid as number, headers }];
+  }),
+) as Record<Name, Target>;
+const runs = await interleave(targets, {
+  rounds: ROUNDS,
+  connections: CONNECTIONS,
+  duration: DURATION,
+  warmUp: true,
+});
 
 const bareRps = median(runs.bare.map((r) => r.rps));
 const bareCpu = median(runs.bare.map((r) => r.cpuUsPerReq));

@@ -26,7 +26,8 @@ process.on('exit', () => {
   for (const proc of started) proc.kill('SIGKILL');
 });
 
-const BODY = JSON.stringify({
+/** The upstream's answer (~100 bytes of JSON), also served by out-of-process upstreams. */
+export const BODY = JSON.stringify({
   id: 42,
   name: 'portico bench',
   items: [1, 2, 3],
@@ -152,3 +153,32 @@ export const median = (values: number[]) => {
     ? (sorted[mid] as number)
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
+
+export type LoadResult = Awaited<ReturnType<typeof load>>;
+export interface Target {
+  url: string;
+  pid: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * Measures every target once per round, interleaved (A B A B…) so drift on a shared machine
+ * hits all of them alike. Progress goes to stderr.
+ */
+export async function interleave<N extends string>(
+  targets: Record<N, Target>,
+  options: { rounds: number; connections: number; duration: number; warmUp: boolean },
+): Promise<Record<N, LoadResult[]>> {
+  const names = Object.keys(targets) as N[];
+  const runs = Object.fromEntries(names.map((n) => [n, [] as LoadResult[]])) as Record<N, LoadResult[]>;
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const name of names) {
+      process.stderr.write(`round ${round}/${options.rounds}: ${name}…\n`);
+      const { url, pid, headers } = targets[name];
+      const flags = { connections: options.connections, duration: options.duration, headers };
+      if (options.warmUp) await warmUp(url, flags);
+      runs[name].push(await load(url, pid, flags));
+    }
+  }
+  return runs;
+}

@@ -16,7 +16,7 @@
 import { SignJWT } from 'jose';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { arg, load, median, startGateway, startScript, stopGateways, warmUp } from './harness.js';
+import { arg, BODY, interleave, median, startGateway, startScript, stopGateways } from './harness.js';
 import { freePort } from '../test/helpers/net.js';
 
 const SMOKE = process.argv.includes('--smoke');
@@ -24,13 +24,6 @@ const DURATION = SMOKE ? 1 : arg('duration', 5);
 const ROUNDS = SMOKE ? 1 : arg('rounds', 2);
 const CONNECTIONS = 50;
 
-const BODY = JSON.stringify({
-  id: 42,
-  name: 'portico bench',
-  items: [1, 2, 3],
-  ok: true,
-  pad: 'x'.repeat(30),
-});
 const upstreamPort = await freePort();
 const upstream = await startScript(
   `import { createServer } from 'node:http';
@@ -91,19 +84,12 @@ const targets = {
 };
 type Name = keyof typeof targets;
 const names = Object.keys(targets) as Name[];
-const runs = Object.fromEntries(names.map((n) => [n, [] as Awaited<ReturnType<typeof load>>[]])) as Record<
-  Name,
-  Awaited<ReturnType<typeof load>>[]
->;
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const name of names) {
-    process.stderr.write(`round ${round}/${ROUNDS}: ${name}…\n`);
-    const { url, pid, headers } = targets[name];
-    const options = { connections: CONNECTIONS, duration: DURATION, headers };
-    if (!SMOKE) await warmUp(url, options);
-    runs[name].push(await load(url, pid, options));
-  }
-}
+const runs = await interleave(targets, {
+  rounds: ROUNDS,
+  connections: CONNECTIONS,
+  duration: DURATION,
+  warmUp: !SMOKE,
+});
 
 const rps = (n: Name) => median(runs[n].map((r) => r.rps));
 const cpu = (n: Name) => median(runs[n].map((r) => r.cpuUsPerReq));
