@@ -14,7 +14,7 @@ import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
 import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
-import { setForwardedHeaders, stripHopByHop } from './proxy/headers.js';
+import { setForwardedHeaders, stripHopByHop, stripNominated } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
 import type { WorkerResources } from './resources.js';
 import { type Router, TableRouter } from './router.js';
@@ -160,8 +160,11 @@ export async function createGatewayHandlers(
     const clientIp = trustedPeer
       ? clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted)
       : peer;
-    stripHopByHop(headers);
-    if (upgrade !== undefined) {
+    if (upgrade === undefined) {
+      stripNominated(headers);
+    } else {
+      // http-proxy-3 forwards upgrades with req.headers as they are.
+      stripHopByHop(headers);
       headers.connection = 'upgrade';
       headers.upgrade = upgrade;
     }

@@ -1,36 +1,34 @@
-import { type ClientRequest, Agent as HttpAgent, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Socket } from 'node:net';
-import { createProxyServer } from 'http-proxy-3';
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
 import { GatewayError, writeError } from '../../shared/errors.js';
-import { stripHopByHop } from './headers.js';
+import { copyResponseHeaders, outgoingHeaders } from './headers.js';
 
 /*
- * The terminal handler of every route: hands the request to http-proxy-3 and repairs the
- * parts of its behaviour a gateway cannot live with (see the README's "Proxy" section):
- * keep-alive agents, a real 504 deadline, a JSON 502 on any upstream fault, an `error`
- * listener so a reset never kills the worker, and aborting the client response when the
- * upstream dies mid-body instead of leaving it hanging.
+ * The terminal handler of every route (see the README's "Proxy" section): keep-alive agents,
+ * streaming both ways, a real 504 deadline, a JSON 502 on any upstream fault, no listener-less
+ * `error` that could kill the worker, and the client response cut off when the upstream dies
+ * mid-body instead of left hanging.
+ *
+ * Plain HTTP is forwarded by our own lean `http.request` path: http-proxy-3's per-request
+ * machinery (options spread, per-request closures, header copies, a pass loop) cost about a
+ * quarter of a bare proxy's throughput (issue 6, bench/RESULTS.md). WebSocket upgrades, where
+ * that cost is paid once per connection, still go through http-proxy-3.
  */
 
 export interface ForwardTarget {
   url: URL;
   timeoutMs: number;
 }
-
-const PROXY_REQ = Symbol('portico.proxyReq');
-const DEADLINE = Symbol('portico.deadline');
-const RESPONSE = Symbol('portico.response');
-const SENT_AT = Symbol('portico.sentAt');
-const FINISHED = Symbol('portico.upstreamFinished');
-type Tracked = IncomingMessage & {
-  [PROXY_REQ]?: ClientRequest;
-  [DEADLINE]?: NodeJS.Timeout;
-  [RESPONSE]?: ServerResponse;
-  [SENT_AT]?: number;
-  [FINISHED]?: boolean;
-};
 
 class UpstreamTimeout extends Error {
   readonly code = 'PORTICO_UPSTREAM_TIMEOUT';
@@ -91,110 +89,234 @@ function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
   return 'other';
 }
 
-/** Builds the forwarding function of one route. */
+/** Per-exchange state, hung on the emitters so their listeners are shared functions. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly proxyReq: ClientRequest;
+  readonly forwarder: RouteForwarder;
+  timer: NodeJS.Timeout | undefined;
+  sentAt: number;
+  /** The client went away first: upstream errors that follow are ours, not the upstream's. */
+  clientGone: boolean;
+  finished: boolean;
+}
+
+const EXCHANGE = Symbol('portico.exchange');
+type Carrier = { [EXCHANGE]?: Exchange };
+
+function exchangeOf(emitter: object): Exchange {
+  return (emitter as Carrier)[EXCHANGE] as Exchange;
+}
+
+/**
+ * Forwards the HTTP requests of one route: `http.request` on the route's keep-alive agent,
+ * streaming both bodies. This is the per-request hot path, so every listener is a shared
+ * function that finds its exchange through a symbol, and nothing is allocated beyond the
+ * exchange record and the request options. WebSocket upgrades go through http-proxy-3.
+ */
+class RouteForwarder {
+  readonly #request: (options: RequestOptions) => ClientRequest;
+  readonly #agent: HttpAgent;
+  readonly #hostname: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #servername: string | undefined;
+  readonly #ws: ProxyServer;
+
+  constructor(
+    readonly target: ForwardTarget,
+    agents: AgentPool,
+    readonly logger: Logger,
+    readonly observers: readonly UpstreamObserver[],
+  ) {
+    const origin = new URL(target.url.origin);
+    const secure = origin.protocol === 'https:';
+    this.#request = secure ? httpsRequest : httpRequest;
+    this.#agent = agents.get(origin);
+    // URL keeps IPv6 literals in brackets; sockets want the bare address.
+    this.#hostname = origin.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.#host = origin.host;
+    this.#port = Number(origin.port || (secure ? 443 : 80));
+    // The Host header is the client's, so TLS must be told the upstream's name (SNI).
+    this.#servername = secure && isIP(this.#hostname) === 0 ? this.#hostname : undefined;
+    this.#ws = createProxyServer({
+      target: origin,
+      agent: this.#agent,
+      // req.url is already the whole upstream path; `toProxy` stops http-proxy-3 from
+      // re-resolving it (it would resolve `..`).
+      toProxy: true,
+      prependPath: false,
+      xfwd: false,
+      ws: true,
+      secure: true,
+    });
+    this.#ws.on('error', (err: Error, req: IncomingMessage, socket: Socket | ServerResponse) => {
+      const kind = errorKind(err);
+      this.finishWs(req, kind);
+      this.logger.warn({ err: err.message, kind }, 'websocket upstream error');
+      socket.destroy();
+    });
+  }
+
+  /** Forwards `req`, its `url` already the upstream path. */
+  web(req: IncomingMessage, res: ServerResponse): void {
+    const observers = this.observers;
+    for (let i = 0; i < observers.length; i++) observers[i]?.request?.(req);
+    const headers = outgoingHeaders(req.headers);
+    // An HTTP/1.0 client may send no Host; the upstream hop always has one.
+    if (req.headers.host === undefined) headers.push('host', this.#host);
+    const proxyReq = this.#request({
+      agent: this.#agent,
+      hostname: this.#hostname,
+      port: this.#port,
+      servername: this.#servername,
+      method: req.method,
+      path: req.url,
+      // A flat [name, value, …] list is serialised as is (Node's own fast path).
+      headers: headers as unknown as OutgoingHttpHeaders,
+    });
+    const exchange: Exchange = {
+      req,
+      res,
+      proxyReq,
+      forwarder: this,
+      timer: setTimeout(onDeadline, this.target.timeoutMs, proxyReq),
+      sentAt: observers.length > 0 ? performance.now() : 0,
+      clientGone: false,
+      finished: false,
+    };
+    (proxyReq as Carrier)[EXCHANGE] = exchange;
+    (res as Carrier)[EXCHANGE] = exchange;
+    proxyReq.on('response', onUpstreamResponse);
+    proxyReq.on('error', onUpstreamError);
+    res.on('close', onClientClose);
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+      (req as Carrier)[EXCHANGE] = exchange;
+      req.on('error', onClientError);
+      req.pipe(proxyReq);
+    } else {
+      proxyReq.end();
+    }
+  }
+
+  ws(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (this.observers.length > 0) {
+      for (const observer of this.observers) observer.request?.(req);
+      socket.once('close', () => this.finishWs(req, 'ok'));
+    }
+    this.#ws.ws(req, socket, head);
+  }
+
+  /** Tells the observers how an exchange ended, exactly once. */
+  finish(exchange: Exchange, outcome: UpstreamOutcome): void {
+    if (exchange.finished) return;
+    exchange.finished = true;
+    const observers = this.observers;
+    for (let i = 0; i < observers.length; i++) observers[i]?.end?.(exchange.req, outcome);
+  }
+
+  finishWs(req: IncomingMessage, outcome: UpstreamOutcome): void {
+    const tracked = req as IncomingMessage & { [WS_FINISHED]?: boolean };
+    if (tracked[WS_FINISHED] || this.observers.length === 0) return;
+    tracked[WS_FINISHED] = true;
+    for (const observer of this.observers) observer.end?.(req, outcome);
+  }
+
+  close(): void {
+    this.#ws.close();
+  }
+}
+
+const WS_FINISHED = Symbol('portico.wsFinished');
+
+function onDeadline(proxyReq: ClientRequest): void {
+  const { target } = exchangeOf(proxyReq).forwarder;
+  proxyReq.destroy(new UpstreamTimeout(`no upstream response within ${target.timeoutMs} ms`));
+}
+
+function onUpstreamResponse(this: ClientRequest, proxyRes: IncomingMessage): void {
+  const exchange = exchangeOf(this);
+  const { res, forwarder } = exchange;
+  clearTimeout(exchange.timer);
+  const status = proxyRes.statusCode ?? 502;
+  const observers = forwarder.observers;
+  if (observers.length > 0) {
+    const seconds = (performance.now() - exchange.sentAt) / 1000;
+    for (let i = 0; i < observers.length; i++) observers[i]?.response?.(exchange.req, status, seconds);
+  }
+  if (res.destroyed) {
+    proxyRes.resume();
+    return;
+  }
+  (proxyRes as Carrier)[EXCHANGE] = exchange;
+  // If the upstream dies mid-body, pipe() never ends `res`: cut the client off instead.
+  proxyRes.on('close', onUpstreamBodyClose);
+  // Node writes the client connection's own Connection header; the upstream's is hop-by-hop.
+  copyResponseHeaders(res, proxyRes.headers);
+  const message = proxyRes.statusMessage;
+  if (message) res.statusMessage = message;
+  res.writeHead(status);
+  proxyRes.pipe(res);
+}
+
+function onUpstreamBodyClose(this: IncomingMessage): void {
+  const exchange = exchangeOf(this);
+  exchange.forwarder.finish(exchange, this.complete ? 'ok' : 'reset');
+  if (!this.complete && !exchange.res.writableEnded) exchange.res.destroy();
+}
+
+function onUpstreamError(this: ClientRequest, err: Error): void {
+  const exchange = exchangeOf(this);
+  const { res, forwarder, req } = exchange;
+  clearTimeout(exchange.timer);
+  if (exchange.clientGone) {
+    forwarder.finish(exchange, 'aborted');
+    return;
+  }
+  const kind = errorKind(err);
+  forwarder.finish(exchange, kind);
+  if (res.destroyed || res.writableEnded) return;
+  forwarder.logger.warn({ err: err.message, kind, url: req.url }, 'upstream error');
+  // After the response head went out, writeError can only cut the connection: that is the
+  // one honest signal left for a body that will never complete.
+  writeError(
+    res,
+    new GatewayError(
+      kind === 'timeout' ? 'PORTICO_ERR_UPSTREAM_TIMEOUT' : 'PORTICO_ERR_UPSTREAM_UNAVAILABLE',
+      {
+        cause: err,
+      },
+    ),
+  );
+}
+
+function onClientClose(this: ServerResponse): void {
+  const exchange = exchangeOf(this);
+  clearTimeout(exchange.timer);
+  if (this.writableFinished) {
+    exchange.forwarder.finish(exchange, 'ok');
+    return;
+  }
+  // The client went away (or we cut it off): stop talking to the upstream for it.
+  exchange.clientGone = true;
+  exchange.forwarder.finish(exchange, 'aborted');
+  exchange.proxyReq.destroy();
+}
+
+function onClientError(this: IncomingMessage): void {
+  const exchange = exchangeOf(this);
+  exchange.clientGone = true;
+  exchange.proxyReq.destroy();
+}
+
+/** Builds the forwarding functions of one route. */
 export function createForwarder(
   target: ForwardTarget,
   agents: AgentPool,
   logger: Logger,
   observers: readonly UpstreamObserver[] = [],
-) {
-  function finish(req: Tracked, outcome: UpstreamOutcome): void {
-    if (req[FINISHED] || observers.length === 0) return;
-    req[FINISHED] = true;
-    for (const observer of observers) observer.end?.(req, outcome);
-  }
-
-  const origin = new URL(target.url.origin);
-  const proxy = createProxyServer({
-    target: origin,
-    agent: agents.get(origin),
-    // We compute the whole upstream path ourselves (normalised, rewritten) and set req.url;
-    // `toProxy` stops http-proxy-3 from re-resolving it (it would resolve `..`).
-    toProxy: true,
-    prependPath: false,
-    xfwd: false,
-    ws: true,
-    secure: true,
-  });
-
-  proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => {
-    (req as Tracked)[PROXY_REQ] = proxyReq;
-  });
-
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
-    clearTimeout((req as Tracked)[DEADLINE]);
-    // The upgrade handshake (101) needs its Connection/Upgrade headers.
-    if (proxyRes.statusCode !== 101) {
-      stripHopByHop(proxyRes.headers);
-      // http-proxy-3 would copy the client's (already stripped) Connection header here and
-      // default to keep-alive; state the client connection's real fate instead.
-      proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
-    }
-    if (observers.length > 0) {
-      const seconds = (performance.now() - ((req as Tracked)[SENT_AT] ?? 0)) / 1000;
-      for (const observer of observers) observer.response?.(req, proxyRes.statusCode ?? 0, seconds);
-    }
-    // If the upstream dies mid-body, pipe() never ends `res`: cut the client off instead.
-    proxyRes.once('close', () => {
-      finish(req, proxyRes.complete ? 'ok' : 'reset');
-      if (!proxyRes.complete && !res.writableEnded) res.destroy();
-    });
-  });
-
-  proxy.on('error', (err: Error, req: IncomingMessage, resOrSocket: ServerResponse | Socket) => {
-    clearTimeout((req as Tracked)[DEADLINE]);
-    const kind = errorKind(err);
-    finish(req, kind);
-    if (!('setHeader' in resOrSocket)) {
-      logger.warn({ err: err.message, kind }, 'websocket upstream error');
-      resOrSocket.destroy();
-      return;
-    }
-    if (resOrSocket.destroyed || resOrSocket.writableEnded) return; // client already gone
-    logger.warn({ err: err.message, kind, url: req.url }, 'upstream error');
-    writeError(
-      resOrSocket,
-      new GatewayError(
-        kind === 'timeout' ? 'PORTICO_ERR_UPSTREAM_TIMEOUT' : 'PORTICO_ERR_UPSTREAM_UNAVAILABLE',
-        { cause: err },
-      ),
-    );
-  });
-
-  // http-proxy-3 emits this instead of `error` when the client went away; nothing to answer.
-  proxy.on('econnreset', (_err: Error, req: IncomingMessage) => clearTimeout((req as Tracked)[DEADLINE]));
-
-  function onDeadline(req: Tracked): void {
-    const proxyReq = req[PROXY_REQ];
-    const err = new UpstreamTimeout(`no upstream response within ${target.timeoutMs} ms`);
-    if (proxyReq) proxyReq.destroy(err);
-    else proxy.emit('error', err, req, req[RESPONSE] as ServerResponse);
-  }
-
-  return {
-    web(req: IncomingMessage, res: ServerResponse): void {
-      const tracked = req as Tracked;
-      tracked[RESPONSE] = res;
-      tracked[DEADLINE] = setTimeout(onDeadline, target.timeoutMs, tracked);
-      res.once('close', () => {
-        clearTimeout(tracked[DEADLINE]);
-        finish(tracked, res.writableFinished ? 'ok' : 'aborted');
-      });
-      if (observers.length > 0) {
-        for (const observer of observers) observer.request?.(req);
-        tracked[SENT_AT] = performance.now();
-      }
-      proxy.web(req, res);
-    },
-    ws(req: IncomingMessage, socket: Socket, head: Buffer): void {
-      if (observers.length > 0) {
-        for (const observer of observers) observer.request?.(req);
-        socket.once('close', () => finish(req, 'ok'));
-      }
-      proxy.ws(req, socket, head);
-    },
-    close(): void {
-      proxy.close();
-    },
-  };
+): Pick<RouteForwarder, 'web' | 'ws' | 'close'> {
+  return new RouteForwarder(target, agents, logger, observers);
 }

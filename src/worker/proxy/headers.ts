@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 
 // RFC 9110 §7.6.1 plus the de-facto ones (Keep-Alive, Proxy-Connection) and the
 // proxy credentials, which are meant for this hop only.
@@ -14,19 +14,72 @@ const HOP_BY_HOP = [
   'upgrade',
 ];
 
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+/** `Connection` values that name no other header: the fast path of every keep-alive request. */
+const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
+
+/** Headers nominated as hop-by-hop by a `Connection` value, or `undefined` (the usual case). */
+function nominatedBy(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined || (typeof connection === 'string' && PLAIN_CONNECTION.test(connection)))
+    return undefined;
+  const names = new Set<string>();
+  for (const token of String(connection).split(',')) {
+    const name = token.trim().toLowerCase();
+    // Never let a peer use Connection to strip end-to-end headers the gateway relies on.
+    if (name !== '' && name !== 'host' && name !== 'content-length') names.add(name);
+  }
+  return names;
+}
+
+/**
+ * Deletes the headers a client's `Connection` nominates, in place, before the gateway adds
+ * its own (so `Connection: x-forwarded-for` cannot remove ours). The fixed hop-by-hop names
+ * are left for `outgoingHeaders` to skip: deleting keys from `req.headers` on every request
+ * would push the object into V8's slow dictionary mode.
+ */
+export function stripNominated(headers: IncomingHttpHeaders): void {
+  const nominated = nominatedBy(headers.connection);
+  if (nominated !== undefined) for (const name of nominated) delete headers[name];
+}
+
+/**
+ * The request headers to send upstream as a flat `[name, value, …]` list, which
+ * `http.request` serialises without copying them through `setHeader`: everything except
+ * the hop-by-hop headers. A body without `Content-Length` is re-framed as chunked on the
+ * upstream hop.
+ */
+export function outgoingHeaders(headers: IncomingHttpHeaders): string[] {
+  const list: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (HOP_BY_HOP_SET.has(name)) {
+      if (name === 'transfer-encoding') list.push(name, 'chunked');
+      continue;
+    }
+    if (typeof value === 'string') list.push(name, value);
+    else for (const item of value) list.push(name, item);
+  }
+  return list;
+}
+
+/** Copies an upstream response's end-to-end headers onto the client response. */
+export function copyResponseHeaders(res: ServerResponse, headers: IncomingHttpHeaders): void {
+  const nominated = nominatedBy(headers.connection);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP_SET.has(name) || nominated?.has(name)) continue;
+    res.setHeader(name, value);
+  }
+}
+
 /**
  * Deletes hop-by-hop headers, including every header named in `Connection`, in place.
  * Used in both directions.
  */
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
-  const connection = headers.connection;
-  if (connection !== undefined) {
-    for (const token of String(connection).split(',')) {
-      const name = token.trim().toLowerCase();
-      // Never let a client use Connection to strip end-to-end headers the gateway relies on.
-      if (name !== '' && name !== 'host' && name !== 'content-length') delete headers[name];
-    }
-  }
+  const nominated = nominatedBy(headers.connection);
+  if (nominated !== undefined) for (const name of nominated) delete headers[name];
   for (const name of HOP_BY_HOP) {
     if (headers[name] !== undefined) delete headers[name];
   }
