@@ -174,7 +174,7 @@ class RouteForwarder {
       method: req.method,
       path: req.url,
       // A flat [name, value, …] list is serialised as is (Node's own fast path).
-      headers: headers as unknown as OutgoingHttpHeaders,
+      headers: headers,
     });
     const exchange: Exchange = {
       req,
