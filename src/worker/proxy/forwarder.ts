@@ -3,7 +3,6 @@ import {
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
-  type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
