@@ -173,7 +173,7 @@ class RouteForwarder {
       method: req.method,
       path: req.url,
       // A flat [name, value, …] list is serialised as is (Node's own fast path).
-      headers: headers,
+      headers,
     });
     const exchange: Exchange = {
       req,
