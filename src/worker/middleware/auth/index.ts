@@ -3,12 +3,12 @@ import { type AuthSettings, resolveAuthSettings } from '../../../shared/config/a
 import { GatewayError } from '../../../shared/errors.js';
 import { internalContextOf } from '../../context.js';
 import { metricsRecorder } from '../metrics/recorder.js';
-import type { MiddlewareFactory } from '../types.js';
+import type { Handler, MiddlewareFactory } from '../types.js';
 import { bearerToken } from './bearer.js';
 import { ClaimsCache } from './claims-cache.js';
 import { forwardedClaimValue } from './forward-claims.js';
 import type { VerifierRegistry } from './registry.js';
-import { type TokenVerifier, VerifierUnavailableError } from './verifier.js';
+import { type Claims, type TokenVerifier, VerifierUnavailableError } from './verifier.js';
 
 /**
  * The `auth` built-in: a bearer token must verify before the request goes further. Settings
@@ -45,8 +45,21 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
     const unavailable = new GatewayError('PORTICO_ERR_AUTH_UNAVAILABLE', { headers: { 'retry-after': '5' } });
     const forwarded = settings.forwardClaims;
 
+    /** Puts verified claims on the context and the forwarded headers, then continues. */
+    function admit(req: IncomingMessage, res: ServerResponse, claims: Claims, next: Handler) {
+      internalContextOf(req).claims = claims;
+      for (let i = 0; i < forwarded.length; i++) {
+        const [claim, name] = forwarded[i] as [string, string];
+        const value = forwardedClaimValue(claims[claim]);
+        if (value !== undefined) req.headers[name] = value;
+      }
+      return next(req, res);
+    }
+
+    // Not an async function: a token already in the cache is admitted synchronously, with
+    // no promise per request; only a verification goes asynchronous.
     return (next) =>
-      async function auth(req: IncomingMessage, res: ServerResponse) {
+      function auth(req: IncomingMessage, res: ServerResponse) {
         const headers = req.headers;
         // Whatever the client sent under a forwarded-claim header is never trusted.
         for (let i = 0; i < forwarded.length; i++) {
@@ -56,30 +69,29 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
         if (!settings.enabled) return next(req, res);
 
         const token = bearerToken(headers.authorization);
-        const ctx = internalContextOf(req);
         if (token === undefined) {
-          log.debug({ request_id: ctx.requestId, reason: 'no bearer token' }, 'auth failed');
+          log.debug(
+            { request_id: internalContextOf(req).requestId, reason: 'no bearer token' },
+            'auth failed',
+          );
           metrics.authFailure('missing_token');
           throw missing;
         }
         const now = Date.now();
-        let claims = cache.get(token, now);
-        if (claims === undefined) {
-          if (token.length > settings.maxTokenLength) {
-            log.debug({ request_id: ctx.requestId, reason: 'token too long' }, 'auth failed');
-            metrics.authFailure('malformed');
-            throw invalid;
-          }
-          claims = await verifyOrThrow(verifier, token, settings, ctx.requestId);
+        const cached = cache.get(token, now);
+        if (cached !== undefined) return admit(req, res, cached, next);
+        if (token.length > settings.maxTokenLength) {
+          log.debug(
+            { request_id: internalContextOf(req).requestId, reason: 'token too long' },
+            'auth failed',
+          );
+          metrics.authFailure('malformed');
+          throw invalid;
+        }
+        return verifyOrThrow(verifier, token, settings, internalContextOf(req).requestId).then((claims) => {
           cache.set(token, claims, now);
-        }
-        ctx.claims = claims;
-        for (let i = 0; i < forwarded.length; i++) {
-          const [claim, name] = forwarded[i] as [string, string];
-          const value = forwardedClaimValue(claims[claim]);
-          if (value !== undefined) headers[name] = value;
-        }
-        return next(req, res);
+          return admit(req, res, claims, next);
+        });
       };
 
     async function verifyOrThrow(v: TokenVerifier, token: string, s: AuthSettings, requestId: string) {

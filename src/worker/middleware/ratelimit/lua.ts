@@ -1,36 +1,49 @@
 import type { Redis } from 'ioredis';
 
 /*
- * The Redis side of gcra.ts, as one atomic script: read TAT, decide, write TAT with a PX
- * expiry equal to the time until the bucket is full again (an expired key *is* a full
- * bucket, so idle keys vanish without any sweeper). Time is Redis's own clock (TIME), so
- * workers and instances with skewed clocks still share one timeline. A refused request
- * writes nothing. TAT is written with %.0f so large integers never turn into 1.7e+15.
+ * The Redis side of gcra.ts, as one atomic script over a batch of takes: for each key, read
+ * TAT, decide, write TAT with a PX expiry equal to the time until the bucket is full again
+ * (an expired key *is* a full bucket, so idle keys vanish without any sweeper). Time is
+ * Redis's own clock (TIME, read once per batch), so workers and instances with skewed clocks
+ * share one timeline. A refused take writes nothing. Takes of the same key in one batch are
+ * applied in order, exactly as if they had arrived one by one. TAT is written with %.0f so
+ * large integers never turn into 1.7e+15.
+ *
+ * KEYS: the bucket keys; ARGV: interval (µs) and burst of each key, in the same order.
+ * Reply: a flat list, allowed (0|1) and fullInUs of each take.
  */
 export const TAKE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then tat = now end
-local nxt = tat + interval
-if nxt - now > burst * interval then
-  return {0, tat - now}
+local out = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  if tat == nil or tat < now then tat = now end
+  local nxt = tat + interval
+  if nxt - now > burst * interval then
+    out[2 * i - 1] = 0
+    out[2 * i] = tat - now
+  else
+    local ttl = math.ceil((nxt - now) / 1000)
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', KEYS[i], string.format('%.0f', nxt), 'PX', ttl)
+    out[2 * i - 1] = 1
+    out[2 * i] = nxt - now
+  end
 end
-local ttl = math.ceil((nxt - now) / 1000)
-if ttl < 1 then ttl = 1 end
-redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', ttl)
-return {1, nxt - now}
+return out
 `;
 
-/** The command `defineCommand` adds; the reply is `[allowed 0|1, fullInUs]`. */
+/** The command `defineCommand` adds: `numkeys, ...keys, ...[interval, burst]`. */
 export interface TakeCommand {
-  porticoTake(key: string, intervalUs: number, burst: number): Promise<[number, number]>;
+  porticoTake(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
 }
 
 /** Registers the script once per client; ioredis then sends EVALSHA and falls back to EVAL. */
 export function defineTakeCommand(client: Redis): Redis & TakeCommand {
-  client.defineCommand('porticoTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+  // No fixed numberOfKeys: each call passes its batch size first.
+  client.defineCommand('porticoTake', { lua: TAKE_SCRIPT });
   return client as Redis & TakeCommand;
 }
