@@ -29,6 +29,8 @@ export interface OtlpReceiver {
   port: number;
   endpoint: string;
   spans: ReceivedSpan[];
+  /** Trace spans received so far, kept in `spans` or not (`retainSpans: false`). */
+  readonly spanCount: number;
   /** Full method paths of every call received (only trace exports are expected). */
   calls: string[];
   waitForSpans(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
@@ -146,9 +148,14 @@ function exportService(path: string): ServiceDefinition {
   };
 }
 
-/** Starts a receiver on 127.0.0.1 (plaintext, as a local collector). */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/**
+ * Starts a receiver on 127.0.0.1 (plaintext, as a local collector). `retainSpans: false` only
+ * counts spans, for long benchmark runs that would otherwise hold millions in memory.
+ */
+export async function startOtlpReceiver(options: { retainSpans?: boolean } = {}): Promise<OtlpReceiver> {
+  const retain = options.retainSpans ?? true;
   const spans: ReceivedSpan[] = [];
+  let spanCount = 0;
   const calls: string[] = [];
   const waiters: (() => void)[] = [];
   const server = new Server();
@@ -161,7 +168,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     const implementation: UntypedServiceImplementation = {
       Export(call: { request: Buffer }, callback: (err: null, response: Buffer) => void) {
         calls.push(path);
-        if (isTrace) spans.push(...decodeExportRequest(call.request));
+        if (isTrace) {
+          const received = decodeExportRequest(call.request);
+          spanCount += received.length;
+          if (retain) spans.push(...received);
+        }
         callback(null, Buffer.alloc(0));
         for (const wake of waiters.splice(0)) wake();
       },
@@ -177,6 +188,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     port,
     endpoint: `127.0.0.1:${port}`,
     spans,
+    get spanCount() {
+      return spanCount;
+    },
     calls,
     async waitForSpans(predicate, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
