@@ -31,10 +31,10 @@ export function chartSvg(report: BenchReport): string {
     .map((t) => ({
       label: t.label,
       colour: colour(t.name),
-      relative: ratio(t, direct) ?? 0,
+      relative: ratio(t, direct),
       cpu: med(t, (r) => r.cpuUsPerReq),
     }));
-  const maxRelative = Math.max(1, ...rows.map((r) => r.relative));
+  const maxRelative = Math.max(1, ...rows.map((r) => r.relative ?? 0));
   const maxCpu = Math.max(1, ...rows.map((r) => r.cpu));
   const height = TOP + rows.length * ROW + 40;
   const left = LABEL;
@@ -54,13 +54,17 @@ export function chartSvg(report: BenchReport): string {
   rows.forEach((r, i) => {
     const y = TOP + i * ROW;
     const mid = y + ROW / 2 + 4;
-    const relWidth = (PANEL * r.relative) / maxRelative;
+    const relWidth = (PANEL * (r.relative ?? 0)) / maxRelative;
     const cpuWidth = (PANEL * r.cpu) / maxCpu;
     if (i % 2 === 0) parts.push(`<rect x="0" y="${y}" width="${WIDTH}" height="${ROW}" fill="#f4f6f9"/>`);
     parts.push(
       text(LABEL - 10, mid, r.label, 'text-anchor="end"'),
       `<rect x="${left}" y="${y + 4}" width="${relWidth.toFixed(1)}" height="${ROW - 8}" fill="${r.colour}"/>`,
-      text(left + relWidth + 6, mid, r.relative.toFixed(2)),
+      text(
+        left + relWidth + 6,
+        mid,
+        r.relative === undefined ? '– (direct not measured)' : r.relative.toFixed(2),
+      ),
       `<rect x="${right}" y="${y + 4}" width="${cpuWidth.toFixed(1)}" height="${ROW - 8}" fill="${r.colour}"/>`,
       text(right + cpuWidth + 6, mid, r.cpu.toFixed(0)),
     );

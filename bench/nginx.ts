@@ -15,7 +15,8 @@ import { childrenOf, spawnOwned, stopProcess } from './processes.js';
 
 /** The nginx binary: $NGINX, else on PATH or in /usr/sbin (Debian's place, often off PATH). */
 export function findNginx(): string | undefined {
-  if (process.env.NGINX) return process.env.NGINX;
+  const chosen = process.env.NGINX;
+  if (chosen !== undefined) return existsSync(chosen) ? chosen : undefined;
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
   return dirs
     .filter((dir) => dir !== '')

@@ -60,17 +60,16 @@ const gateways = {
 };
 type Name = keyof typeof gateways;
 
-const SCRIPTS = ['evalsha', 'eval'];
-const overhead = await calibrate(redis, SCRIPTS);
+const overhead = await calibrate(redis);
 
 async function measure(name: Name, round: number) {
   process.stderr.write(`round ${round}/${ROUNDS}: ${name}…\n`);
   const { url, proc } = gateways[name];
   await warmUp(url, { connections: CONNECTIONS, duration: 1 });
-  const before = await redisCounters(redis, SCRIPTS);
+  const before = await redisCounters(redis);
   const r = await load(url, proc.pid as number, { connections: CONNECTIONS, duration: DURATION });
-  const redisLoad = perRequest(before, await redisCounters(redis, SCRIPTS), r.total, overhead);
-  return { ...r, cmdsPerReq: redisLoad.commandsPerReq, readsPerReq: redisLoad.readsPerReq };
+  const redisLoad = perRequest(before, await redisCounters(redis), r.total, overhead);
+  return { ...r, cmdsPerReq: redisLoad.scriptsPerReq, readsPerReq: redisLoad.readsPerReq };
 }
 
 const names = Object.keys(gateways) as Name[];

@@ -1,8 +1,9 @@
 /*
  * Redis work per request, from `INFO all` snapshots around a measurement:
- *   commands   calls in INFO commandstats (every command but the bench's own INFO, or
- *              only the listed ones)
- *   processed  INFO stats total_commands_processed (every command, INFO included)
+ *   scripts    EVAL/EVALSHA/FCALL calls (INFO commandstats): one command from the client each
+ *   commands   every call in INFO commandstats but the bench's own INFO, including the
+ *              commands a script runs inside Redis (they are counted there too)
+ *   processed  INFO stats total_commands_processed (likewise includes commands run by scripts)
  *   reads      INFO stats total_reads_processed: socket reads by Redis. ioredis
  *              auto-pipelining sends the commands queued in one tick together, which Redis
  *              reads in one go, so reads are the closest figure to network round trips.
@@ -12,6 +13,7 @@
 import { commandCalls, type RunningRedis } from '../test/helpers/redis.js';
 
 export interface RedisCounters {
+  scripts: number;
   commands: number;
   processed: number;
   reads: number;
@@ -19,29 +21,31 @@ export interface RedisCounters {
 
 type Info = Pick<RunningRedis, 'command'>;
 
-export async function redisCounters(redis: Info, only?: readonly string[]): Promise<RedisCounters> {
+const SCRIPT_COMMANDS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'];
+
+export async function redisCounters(redis: Info): Promise<RedisCounters> {
   const info = await redis.command('INFO', 'all');
   const stat = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
   return {
-    commands: only ? commandCalls(info, only) : commandCalls(info) - commandCalls(info, ['info']),
+    scripts: commandCalls(info, SCRIPT_COMMANDS),
+    commands: commandCalls(info) - commandCalls(info, ['info']),
     processed: stat('total_commands_processed'),
     reads: stat('total_reads_processed'),
   };
 }
 
-const minus = (a: RedisCounters, b: RedisCounters): RedisCounters => ({
-  commands: a.commands - b.commands,
-  processed: a.processed - b.processed,
-  reads: a.reads - b.reads,
-});
+const FIGURES = ['scripts', 'commands', 'processed', 'reads'] as const;
+const minus = (a: RedisCounters, b: RedisCounters) =>
+  Object.fromEntries(FIGURES.map((k) => [k, a[k] - b[k]])) as unknown as RedisCounters;
 
 /** What one snapshot adds to the counters (two snapshots back to back, nothing else running). */
-export async function calibrate(redis: Info, only?: readonly string[]): Promise<RedisCounters> {
-  const first = await redisCounters(redis, only);
-  return minus(await redisCounters(redis, only), first);
+export async function calibrate(redis: Info): Promise<RedisCounters> {
+  const first = await redisCounters(redis);
+  return minus(await redisCounters(redis), first);
 }
 
 export interface RedisPerRequest {
+  scriptsPerReq: number;
   commandsPerReq: number;
   processedPerReq: number;
   readsPerReq: number;
@@ -56,6 +60,7 @@ export function perRequest(
   const delta = minus(minus(after, before), overhead);
   const per = (n: number) => (requests > 0 ? Math.max(0, n) / requests : 0);
   return {
+    scriptsPerReq: per(delta.scripts),
     commandsPerReq: per(delta.commands),
     processedPerReq: per(delta.processed),
     readsPerReq: per(delta.reads),

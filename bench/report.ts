@@ -54,7 +54,7 @@ function throughputTable(report: BenchReport): string {
 function resourceTable(report: BenchReport): string {
   const rows = measured(report).map((t) => {
     const usesRedis = t.saturation.some((r) => r.redis);
-    const redis = (figure: 'commandsPerReq' | 'readsPerReq') =>
+    const redis = (figure: 'scriptsPerReq' | 'commandsPerReq' | 'readsPerReq') =>
       usesRedis
         ? num(
             med(t, (r) => r.redis?.[figure] ?? 0),
@@ -66,6 +66,7 @@ function resourceTable(report: BenchReport): string {
       t.label,
       num(peakRss(t, ['worker', 'process'])),
       num(peakRss(t, ['primary'])),
+      redis('scriptsPerReq'),
       redis('commandsPerReq'),
       redis('readsPerReq'),
       cpu('upstream'),
@@ -79,7 +80,8 @@ function resourceTable(report: BenchReport): string {
       'target',
       'peak RSS MB (worker)',
       'peak RSS MB (primary)',
-      'Redis cmds/req',
+      'Redis scripts/req',
+      'Redis cmds/req (incl. in scripts)',
       'Redis reads/req',
       'upstream CPU µs/req',
       'Redis CPU µs/req',
@@ -173,7 +175,7 @@ export function textReport(report: BenchReport): string {
     fixedRateTable(report),
     '',
     'Targets (issue 6)',
-    criteriaLines(report),
+    report.smoke ? 'not judged: a smoke run measures cold targets for 1 s' : criteriaLines(report),
     '',
   ].join('\n');
 }
@@ -225,11 +227,14 @@ ${throughputTable(report)}
 ## Resources
 
 Peak RSS: highest VmRSS sampled every 100 ms during the measured runs, per process. Redis
-cmds/req: INFO commandstats calls; reads/req: Redis socket reads (total_reads_processed),
-i.e. round trips once ioredis auto-pipelining has batched commands. Upstream, Redis and OTLP
-endpoint CPU: what the target made those processes spend per request. Client CPU: the bench
-process (load generator) in % of one core; near 100 % the client, not the target, sets the
-pace. Each target runs only while it is measured (nothing idle competes for the cores).
+scripts/req: EVAL/EVALSHA calls (one client command each); cmds/req: every INFO commandstats
+call, which also counts the commands a script runs inside Redis (total_commands_processed
+counts the same way; it is in the JSON); reads/req: Redis socket reads
+(total_reads_processed), i.e. round trips once ioredis auto-pipelining has batched commands.
+Upstream, Redis and OTLP endpoint CPU: what the target made those processes spend per
+request. Client CPU: the bench process (load generator) in % of one core; near 100 % the
+client, not the target, sets the pace. Each target runs only while it is measured (nothing
+idle competes for the cores).
 
 ${resourceTable(report)}
 ${spans ? `\nSpans received by the OTLP endpoint over the whole run: ${spans.received} for ${spans.tracedRequests} requests to traced targets (warm-ups included).\n` : ''}

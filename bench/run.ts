@@ -2,17 +2,18 @@
  * `npm run bench`: Portico side by side with the upstream itself, a raw Node proxy, nginx and
  * fast-gateway (issue 6). Targets are listed in targets.ts; all proxy to one upstream process.
  *
- *   1. saturation: every target, interleaved over rounds (A B C… A B C…), 1 s warm-up then
- *      measured: req/s, latency percentiles, CPU µs/request, peak RSS per process, Redis
- *      commands and reads per request;
- *   2. fixed rates (1,000 and 3,000 req/s) for the targets users compare, interleaved too:
- *      p50/p99 and the p99 added over `direct`;
- *   3. the report: tables on stdout; bench/results/<date>.json (every raw run and the
- *      machine), bench/RESULTS.md (kept: its analysis section) and bench/results/chart.svg.
+ * Each round goes through the targets in the same order (A B C… A B C…, so drift hits all
+ * alike); each target is started, warmed up for 1 s, measured at saturation (req/s, latency
+ * percentiles, CPU µs/request, peak RSS per process, Redis work per request), measured at
+ * fixed rates of 1,000 and 3,000 req/s if it is one users compare (p50/p99 and the p99
+ * added over `direct`), and stopped. Then the report: tables on stdout,
+ * bench/results/<date>.json (every raw run and the machine), bench/RESULTS.md (its analysis
+ * section kept) and bench/results/chart.svg.
  *
  * Flags: --duration S (5), --rounds N (3), --only a,b (target names like `portico-full`, or
  * ids like `portico-full/1`), --smoke: every target once for 1 s, no warm-up, fixed rates
- * for 1 s; fails unless every target answered with 2xx only; the report goes to a temp dir.
+ * for 1 s; fails unless every target answered with 2xx only. Smoke and --only runs write
+ * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/.
  * Fixed: 50 connections, pipelining 1. Loopback only.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -30,7 +31,13 @@ import { describeMachine } from './machine.js';
 import { onExit, startNodeServer, stopProcess } from './processes.js';
 import { calibrate, perRequest, redisCounters } from './redis-stats.js';
 import { keptAnalysis, resultsMarkdown, textReport } from './report.js';
-import type { BenchReport, FixedRun, SaturationRun, TargetResult } from './summary.js';
+import {
+  type BenchReport,
+  type FixedRun,
+  type SaturationRun,
+  smokeProblems,
+  type TargetResult,
+} from './summary.js';
 import { allTargets, type Shared, type TargetSpec } from './targets.js';
 import { Progress } from './progress.js';
 
@@ -203,10 +210,16 @@ async function spanCount(proc: NonNullable<typeof otlp>['proc']): Promise<number
   return reply;
 }
 
-/** RESULTS.md, the JSON and the chart; a smoke run writes them to a temp dir instead. */
+/**
+ * RESULTS.md, the JSON and the chart. Only a full run (every target, not --smoke) writes them
+ * into bench/; a smoke or --only run writes them to a temp dir, leaving the results alone.
+ */
 async function writeReport(report: BenchReport): Promise<void> {
   const benchDir = fileURLToPath(new URL('../../bench/', import.meta.url));
-  const dir = SMOKE ? await mkdtemp(join(tmpdir(), 'portico-bench-smoke-')) : benchDir;
+  const official = !SMOKE && only === undefined;
+  const dir = official
+    ? benchDir
+    : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));
   const resultsDir = join(dir, 'results');
   await mkdir(resultsDir, { recursive: true });
   const jsonName = `${report.date.slice(0, 10)}.json`;
@@ -216,25 +229,4 @@ async function writeReport(report: BenchReport): Promise<void> {
   await writeFile(join(resultsDir, 'chart.svg'), chartSvg(report));
   await writeFile(markdown, resultsMarkdown(report, keptAnalysis(previous), jsonName));
   console.error(`report: ${markdown}, ${join(resultsDir, jsonName)}, ${join(resultsDir, 'chart.svg')}`);
-}
-
-/** What makes a smoke run fail: a target that did not answer, or answered with errors. */
-function smokeProblems(report: BenchReport): string[] {
-  const problems: string[] = [];
-  for (const t of report.targets.filter((x) => x.skipped === undefined)) {
-    const runs = [
-      ...t.saturation.map((r) => ({ ...r, kind: 'saturation' })),
-      ...t.fixedRate.map((r) => ({ ...r, kind: `${r.rate} req/s` })),
-    ];
-    if (t.saturation.length === 0) problems.push(`${t.label}: no saturation run`);
-    for (const r of runs) {
-      if (r.total === 0) problems.push(`${t.label} (${r.kind}): no requests completed`);
-      if (r.non2xx > 0 || r.errors > 0)
-        problems.push(`${t.label} (${r.kind}): ${r.non2xx} non-2xx, ${r.errors} errors`);
-    }
-  }
-  if (report.spans && report.spans.tracedRequests > 0 && report.spans.received <= 0) {
-    problems.push(`no spans reached the OTLP endpoint for ${report.spans.tracedRequests} traced requests`);
-  }
-  return problems;
 }

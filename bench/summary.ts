@@ -177,3 +177,24 @@ export function criteria(report: BenchReport): Criterion[] {
   });
   return list;
 }
+
+/** What makes a smoke run fail: a target that did not answer, or answered with errors. */
+export function smokeProblems(report: BenchReport): string[] {
+  const problems: string[] = [];
+  for (const t of report.targets.filter((x) => x.skipped === undefined)) {
+    const runs = [
+      ...t.saturation.map((r) => ({ ...r, kind: 'saturation' })),
+      ...t.fixedRate.map((r) => ({ ...r, kind: `${r.rate} req/s` })),
+    ];
+    if (t.saturation.length === 0) problems.push(`${t.label}: no saturation run`);
+    for (const r of runs) {
+      if (r.total === 0) problems.push(`${t.label} (${r.kind}): no requests completed`);
+      if (r.non2xx > 0 || r.errors > 0)
+        problems.push(`${t.label} (${r.kind}): ${r.non2xx} non-2xx, ${r.errors} errors`);
+    }
+  }
+  if (report.spans && report.spans.tracedRequests > 0 && report.spans.received <= 0) {
+    problems.push(`no spans reached the OTLP endpoint for ${report.spans.tracedRequests} traced requests`);
+  }
+  return problems;
+}
