@@ -170,7 +170,7 @@ export function criteria(report: BenchReport): Criterion[] {
   const worst = workers[0];
   list.push({
     what: 'peak RSS per Portico worker under load',
-    value: worst === undefined ? 'not measured' : `${fmt(worst.mb, 0)} MB`,
+    value: worst === undefined ? 'not measured' : `${fmt(worst.mb, 1)} MB`,
     goal: '< 120 MB',
     met: worst === undefined ? undefined : worst.mb < 120,
     ...(worst ? { note: `highest: ${worst.id}` } : {}),
