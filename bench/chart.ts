@@ -2,7 +2,7 @@
  * bench/results/chart.svg: one row per target, two panels of horizontal bars, throughput
  * relative to `direct` and CPU µs per request. A hand-written SVG string: no dependency.
  */
-import { type BenchReport, find, med, ratio } from './summary.js';
+import { type BenchReport, find, measuredTargets, med, ratio } from './summary.js';
 
 const ROW = 24;
 const LABEL = 260;
@@ -26,14 +26,12 @@ const text = (x: number, y: number, body: string, attrs = '') =>
 
 export function chartSvg(report: BenchReport): string {
   const direct = find(report, 'direct');
-  const rows = report.targets
-    .filter((t) => t.skipped === undefined)
-    .map((t) => ({
-      label: t.label,
-      colour: colour(t.name),
-      relative: ratio(t, direct),
-      cpu: med(t, (r) => r.cpuUsPerReq),
-    }));
+  const rows = measuredTargets(report).map((t) => ({
+    label: t.label,
+    colour: colour(t.name),
+    relative: ratio(t, direct),
+    cpu: med(t, (r) => r.cpuUsPerReq),
+  }));
   const maxRelative = Math.max(1, ...rows.map((r) => r.relative ?? 0));
   const maxCpu = Math.max(1, ...rows.map((r) => r.cpu));
   const height = TOP + rows.length * ROW + 40;

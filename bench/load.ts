@@ -6,7 +6,7 @@
  */
 import autocannon from 'autocannon';
 import { type LatencySummary, Samples } from './latency.js';
-import { cpuSeconds, type ProcessMemory, sampleMemory } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, type ProcessMemory, sampleMemory } from './proc-stats.js';
 
 export interface LoadTarget {
   /** Connections are spread round-robin over these (several instances of one target). */
@@ -28,19 +28,26 @@ export type CpuReport = {
   /** CPU µs (user + sys) per request of each group: `target`, the `others`, and `client`
    * (the bench process itself, the load generator). */
   usPerReq: Record<string, number>;
-  /** The same in % of one core over the run. A `client` near 100 means the load generator,
-   * not the target, set the pace. */
+  /** The same in % of one core over the run, plus `foreign`: what the machine spent on
+   * anything but the bench and its processes (other people's work on a shared machine).
+   * A `client` near 100 means the load generator, not the target, set the pace. */
   pctOfCore: Record<string, number>;
 };
 
-/** Measures CPU time of the target, the `others` and the bench process until `stop`. */
+/** Measures CPU time of the target, the `others`, the bench process and the machine. */
 export function cpuMeter(target: readonly number[], others: Record<string, readonly number[]> = {}) {
   const groups: Record<string, readonly number[]> = { target, ...others };
-  const read = (): Record<string, number> => {
+  const everyPid = [...new Set(Object.values(groups).flat())];
+  const read = () => {
     const { user, system } = process.cpuUsage();
+    const client = (user + system) / 1e6;
+    const bench = cpuSeconds(everyPid) + client;
     return {
-      ...Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, cpuSeconds(pids)])),
-      client: (user + system) / 1e6,
+      groups: {
+        ...Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, cpuSeconds(pids)])),
+        client,
+      } as Record<string, number>,
+      foreign: machineBusySeconds() - bench,
     };
   };
   const before = read();
@@ -49,15 +56,21 @@ export function cpuMeter(target: readonly number[], others: Record<string, reado
     stop(requests: number): CpuReport {
       const after = read();
       const elapsedS = (performance.now() - startedAt) / 1000;
-      const used = Object.entries(after).map(([name, s]): [string, number] => [
+      const used = Object.entries(after.groups).map(([name, s]): [string, number] => [
         name,
-        s - (before[name] as number),
+        s - (before.groups[name] as number),
       ]);
+      const foreign = Math.max(0, after.foreign - before.foreign);
       return {
         usPerReq: Object.fromEntries(
           used.map(([name, s]) => [name, requests > 0 ? (s * 1e6) / requests : 0]),
         ),
-        pctOfCore: Object.fromEntries(used.map(([name, s]) => [name, (s / elapsedS) * 100])),
+        pctOfCore: Object.fromEntries(
+          [...used, ['foreign', foreign] as [string, number]].map(([name, s]) => [
+            name,
+            (s / elapsedS) * 100,
+          ]),
+        ),
       };
     },
   };

@@ -30,6 +30,16 @@ export function cpuSeconds(roots: number | readonly number[]): number {
   return ticks / USER_HZ;
 }
 
+/**
+ * CPU seconds the whole machine has been busy (all cores, /proc/stat: everything but idle and
+ * iowait). Beside the bench's own processes, it shows how much else ran during a measurement.
+ */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const [user, nice, system, , , irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / USER_HZ;
+}
+
 /** Resident memory of one process in MB (`VmRSS` now, or `VmHWM`, its peak since it started). */
 function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readProc(pid, 'status') ?? '');

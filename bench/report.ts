@@ -3,7 +3,20 @@
  * not, and RESULTS.md itself, regenerated whole except the hand-written analysis between
  * the analysis markers, which is carried over from the previous file.
  */
-import { atRate, type BenchReport, criteria, find, med, peakRss, ratio } from './summary.js';
+import {
+  addedLatency,
+  atRate,
+  type BenchReport,
+  criteria,
+  find,
+  measuredTargets,
+  med,
+  peakRss,
+  ratio,
+} from './summary.js';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chartSvg } from './chart.js';
 import { median } from './harness.js';
 
 /** A markdown table with padded columns (readable as text too). */
@@ -17,12 +30,16 @@ const num = (n: number | undefined, digits = 0) =>
   n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits);
 const ms = (n: number | undefined) => num(n, 3);
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-const measured = (report: BenchReport) => report.targets.filter((t) => t.skipped === undefined);
+/** The highest of figures some runs may lack (JSON from before they were recorded). */
+const worst = (values: (number | undefined)[]) => {
+  const known = values.filter((v) => v !== undefined);
+  return known.length > 0 ? num(Math.max(...known)) : '–';
+};
 
 function throughputTable(report: BenchReport): string {
   const direct = find(report, 'direct');
   const nodeRaw = find(report, 'node-raw');
-  const rows = measured(report).map((t) => [
+  const rows = measuredTargets(report).map((t) => [
     t.label,
     num(med(t, (r) => r.rps)),
     num(ratio(t, direct), 2),
@@ -52,7 +69,7 @@ function throughputTable(report: BenchReport): string {
 }
 
 function resourceTable(report: BenchReport): string {
-  const rows = measured(report).map((t) => {
+  const rows = measuredTargets(report).map((t) => {
     const usesRedis = t.saturation.some((r) => r.redis);
     const redis = (figure: 'scriptsPerReq' | 'commandsPerReq' | 'readsPerReq') =>
       usesRedis
@@ -73,6 +90,7 @@ function resourceTable(report: BenchReport): string {
       usesRedis ? cpu('redis') : '–',
       cpu('otlp'),
       num(med(t, (r) => r.cpu.pctOfCore.client ?? 0)),
+      worst(t.saturation.map((r) => r.cpu.pctOfCore.foreign)),
     ];
   });
   return table(
@@ -87,6 +105,7 @@ function resourceTable(report: BenchReport): string {
       'Redis CPU µs/req',
       'OTLP endpoint CPU µs/req',
       'client CPU %',
+      'other load % (max)',
     ],
     rows,
   );
@@ -96,23 +115,20 @@ function fixedRateTable(report: BenchReport): string {
   const direct = find(report, 'direct');
   const rows: string[][] = [];
   for (const rate of report.options.rates) {
-    for (const t of measured(report).filter((x) => x.fixedRate.length > 0)) {
+    for (const t of measuredTargets(report).filter((x) => x.fixedRate.length > 0)) {
       const runs = atRate(t, rate);
-      const base = direct ? atRate(direct, rate) : [];
-      const added = runs.flatMap((r) => {
-        const d = base.find((x) => x.round === r.round);
-        return d ? [r.latency.p99 - d.latency.p99] : [];
-      });
       rows.push([
         String(rate),
         t.label,
         num(median(runs.map((r) => r.achievedRate))),
         ms(median(runs.map((r) => r.latency.p50))),
         ms(median(runs.map((r) => r.latency.p99))),
-        t.id === 'direct' || added.length === 0 ? '–' : ms(median(added)),
+        ms(addedLatency(t, direct, rate, 'p50')),
+        ms(addedLatency(t, direct, rate, 'p99')),
         num(median(runs.map((r) => r.cpuUsPerReq))),
         String(sum(runs.map((r) => r.non2xx + r.errors))),
         ms(median(runs.map((r) => r.sendLagP99Ms))),
+        worst(runs.map((r) => r.cpu.pctOfCore.foreign)),
       ]);
     }
   }
@@ -123,10 +139,12 @@ function fixedRateTable(report: BenchReport): string {
       'achieved req/s',
       'p50 ms',
       'p99 ms',
+      'p50 added over direct, ms',
       'p99 added over direct, ms',
       'CPU µs/req',
       'non-2xx + errors',
       'client send lag p99 ms',
+      'other load % (max)',
     ],
     rows,
   );
@@ -143,8 +161,10 @@ function criteriaLines(report: BenchReport): string {
 
 function skippedLines(report: BenchReport): string {
   return report.targets
-    .filter((t) => t.skipped !== undefined)
-    .map((t) => `- skipped ${t.label}: ${t.skipped}`)
+    .flatMap((t) => [
+      ...(t.skipped !== undefined ? [`- skipped ${t.label}: ${t.skipped}`] : []),
+      ...t.failures.map((failure) => `- failed ${t.label}: ${failure}`),
+    ])
     .join('\n');
 }
 
@@ -233,7 +253,10 @@ counts the same way; it is in the JSON); reads/req: Redis socket reads
 (total_reads_processed), i.e. round trips once ioredis auto-pipelining has batched commands.
 Upstream, Redis and OTLP endpoint CPU: what the target made those processes spend per
 request. Client CPU: the bench process (load generator) in % of one core; near 100 % the
-client, not the target, sets the pace. Each target runs only while it is measured (nothing
+client, not the target, sets the pace. Other load: CPU the machine spent on anything but
+the bench's processes during the target's worst round, in % of one core (/proc/stat minus
+the bench's processes; a few % is the kernel's own loopback network work): far above that,
+the round competed with other work and its figures are suspect. Each target runs only while it is measured (nothing
 idle competes for the cores).
 
 ${resourceTable(report)}
@@ -252,4 +275,24 @@ ${ANALYSIS_START}
 ${analysis}
 ${ANALYSIS_END}
 `;
+}
+
+/**
+ * Writes RESULTS.md, results/<date>.json and results/chart.svg into `dir`, carrying over the
+ * analysis section of `previousResults` (the RESULTS.md being replaced). Returns the paths.
+ */
+export async function writeReport(
+  report: BenchReport,
+  dir: string,
+  previousResults: string,
+): Promise<string[]> {
+  const resultsDir = join(dir, 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const jsonName = `${report.date.slice(0, 10)}.json`;
+  const previous = await readFile(previousResults, 'utf8').catch(() => undefined);
+  const files = [join(dir, 'RESULTS.md'), join(resultsDir, jsonName), join(resultsDir, 'chart.svg')] as const;
+  await writeFile(files[0], resultsMarkdown(report, keptAnalysis(previous), jsonName));
+  await writeFile(files[1], `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(files[2], chartSvg(report));
+  return [...files];
 }

@@ -14,23 +14,24 @@
  * ids like `portico-full/1`), --smoke: every target once for 1 s, no warm-up, fixed rates
  * for 1 s; fails unless every target answered with 2xx only. Smoke and --only runs write
  * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/.
+ * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
+ * change to the report's format) without measuring anything.
  * Fixed: 50 connections, pipelining 1. Loopback only.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startRedis } from '../test/helpers/redis.js';
-import { chartSvg } from './chart.js';
 import { fixedRate } from './fixed-rate.js';
 import { arg, inRounds, option } from './harness.js';
 import { saturate, warmUp } from './load.js';
 import { describeMachine } from './machine.js';
 import { onExit, startNodeServer, stopProcess } from './processes.js';
 import { calibrate, perRequest, redisCounters } from './redis-stats.js';
-import { keptAnalysis, resultsMarkdown, textReport } from './report.js';
+import { textReport, writeReport } from './report.js';
 import {
   type BenchReport,
   type FixedRun,
@@ -38,8 +39,21 @@ import {
   smokeProblems,
   type TargetResult,
 } from './summary.js';
-import { allTargets, type Shared, type TargetSpec } from './targets.js';
+import { allTargets, type Running, type Shared, type TargetSpec } from './targets.js';
 import { Progress } from './progress.js';
+
+const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
+
+// --report <json>: rewrite bench/RESULTS.md and the chart from a saved run, measuring nothing.
+const saved = option('report');
+if (saved !== undefined) {
+  const report = JSON.parse(await readFile(saved, 'utf8')) as BenchReport;
+  for (const t of report.targets) t.failures ??= []; // JSON from before failures were recorded
+  process.stdout.write(textReport(report));
+  const written = await writeReport(report, BENCH_DIR, join(BENCH_DIR, 'RESULTS.md'));
+  console.error(`report: ${written.join(', ')}`);
+  process.exit(0);
+}
 
 const SMOKE = process.argv.includes('--smoke');
 const CLUSTER = availableParallelism();
@@ -76,11 +90,13 @@ const results: TargetResult[] = selected.map((t) => {
     label: t.label,
     workers: t.workers,
     ...(skipped !== undefined ? { skipped } : {}),
+    failures: [],
     saturation: [],
     fixedRate: [],
   };
 });
-const active = selected.filter((t) => results.find((r) => r.id === t.id)?.skipped === undefined);
+const resultOf = (t: TargetSpec) => results.find((r) => r.id === t.id) as TargetResult;
+const active = selected.filter((t) => resultOf(t).skipped === undefined);
 const fixedTargets = active.filter((t) => t.fixedRate);
 
 // One step per measurement, in the order they run, with its estimated seconds (a target's
@@ -124,6 +140,7 @@ const others = {
 };
 const redisOverhead = redis ? await calibrate(redis) : undefined;
 let tracedRequests = 0;
+type Measured = { saturation: SaturationRun; fixed: FixedRun[] };
 
 /*
  * A target runs only while it is measured: started, warmed up, measured at saturation and at
@@ -131,14 +148,12 @@ let tracedRequests = 0;
  * the two cores (an idle Portico instance uses 1–3 % of a core) and a traced one would still
  * be exporting spans while the next target is measured.
  */
-async function measure(
-  t: TargetSpec,
-  round: number,
-): Promise<{ saturation: SaturationRun; fixed: FixedRun[] }> {
+async function measure(t: TargetSpec, round: number): Promise<Measured | undefined> {
   const lap = `round ${round}/${options.rounds} · ${t.label}`;
   progress.step(`${lap} · ${options.durationS} s…`);
-  const target = await t.start(shared);
+  let target: Running | undefined;
   try {
+    target = await t.start(shared);
     const warm = options.warmUpS > 0 ? await warmUp(target, options.connections) : 0;
     const before = t.redis && redis ? await redisCounters(redis) : undefined;
     const run = await saturate(target, {
@@ -160,9 +175,15 @@ async function measure(
       fixed.push({ round, ...result });
     }
     return { saturation, fixed };
+  } catch (error) {
+    // One target failing (a start timeout on a busy machine) must not lose the whole run.
+    const failure = `round ${round}: ${(error as Error).message}`;
+    console.error(`failed: ${t.label}: ${failure}`);
+    resultOf(t).failures.push(failure);
+    return undefined;
   } finally {
     // Stopping flushes a traced gateway's last spans.
-    await target.stop();
+    await target?.stop();
   }
 }
 
@@ -173,8 +194,9 @@ const runs = await inRounds(
   (id, round) => measure(byId.get(id) as TargetSpec, round),
 );
 for (const result of results) {
-  result.saturation = (runs[result.id] ?? []).map((r) => r.saturation);
-  result.fixedRate = (runs[result.id] ?? []).flatMap((r) => r.fixed);
+  const measured = (runs[result.id] ?? []).filter((r) => r !== undefined);
+  result.saturation = measured.map((r) => r.saturation);
+  result.fixedRate = measured.flatMap((r) => r.fixed);
 }
 
 const spans = otlp ? await spanCount(otlp.proc) : undefined;
@@ -190,7 +212,12 @@ const report: BenchReport = {
   targets: results,
 };
 process.stdout.write(`\n${textReport(report)}\n`);
-await writeReport(report);
+const official = !SMOKE && only === undefined;
+const dir = official
+  ? BENCH_DIR
+  : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));
+const written = await writeReport(report, dir, join(BENCH_DIR, 'RESULTS.md'));
+console.error(`report: ${written.join(', ')}`);
 
 if (SMOKE) {
   const problems = smokeProblems(report);
@@ -208,25 +235,4 @@ async function spanCount(proc: NonNullable<typeof otlp>['proc']): Promise<number
   });
   proc.send('count');
   return reply;
-}
-
-/**
- * RESULTS.md, the JSON and the chart. Only a full run (every target, not --smoke) writes them
- * into bench/; a smoke or --only run writes them to a temp dir, leaving the results alone.
- */
-async function writeReport(report: BenchReport): Promise<void> {
-  const benchDir = fileURLToPath(new URL('../../bench/', import.meta.url));
-  const official = !SMOKE && only === undefined;
-  const dir = official
-    ? benchDir
-    : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));
-  const resultsDir = join(dir, 'results');
-  await mkdir(resultsDir, { recursive: true });
-  const jsonName = `${report.date.slice(0, 10)}.json`;
-  const markdown = join(dir, 'RESULTS.md');
-  const previous = await readFile(join(benchDir, 'RESULTS.md'), 'utf8').catch(() => undefined);
-  await writeFile(join(resultsDir, jsonName), `${JSON.stringify(report, null, 2)}\n`);
-  await writeFile(join(resultsDir, 'chart.svg'), chartSvg(report));
-  await writeFile(markdown, resultsMarkdown(report, keptAnalysis(previous), jsonName));
-  console.error(`report: ${markdown}, ${join(resultsDir, jsonName)}, ${join(resultsDir, 'chart.svg')}`);
 }

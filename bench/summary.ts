@@ -26,6 +26,8 @@ export interface TargetResult {
   workers: number;
   /** Why it did not run, if it did not. */
   skipped?: string;
+  /** Rounds in which it failed to start or to be measured, and why. */
+  failures: string[];
   saturation: SaturationRun[];
   fixedRate: FixedRun[];
 }
@@ -52,7 +54,11 @@ export interface BenchReport {
   targets: TargetResult[];
 }
 
-const ran = (t: TargetResult | undefined): t is TargetResult => t !== undefined && t.skipped === undefined;
+const ran = (t: TargetResult | undefined): t is TargetResult =>
+  t !== undefined && t.skipped === undefined && t.saturation.length > 0;
+
+/** The targets with at least one saturation run, in their order. */
+export const measuredTargets = (report: BenchReport) => report.targets.filter(ran);
 
 export const find = (report: BenchReport, id: string) => report.targets.find((t) => t.id === id);
 
@@ -77,13 +83,18 @@ export function ratio(
 /** A target's fixed-rate runs at `rate`. */
 export const atRate = (t: TargetResult, rate: number) => t.fixedRate.filter((r) => r.rate === rate);
 
-/** Median over rounds of p99(t) − p99(direct) at `rate`, in ms. */
-export function addedP99(t: TargetResult | undefined, direct: TargetResult | undefined, rate: number) {
-  if (!ran(t) || !ran(direct)) return undefined;
+/** Median over rounds of latency(t) − latency(direct) at `rate` (p99 by default), in ms. */
+export function addedLatency(
+  t: TargetResult | undefined,
+  direct: TargetResult | undefined,
+  rate: number,
+  percentile: 'p50' | 'p99' = 'p99',
+) {
+  if (!ran(t) || !ran(direct) || t === direct) return undefined;
   const base = atRate(direct, rate);
   const per = atRate(t, rate).flatMap((r) => {
     const d = base.find((x) => x.round === r.round);
-    return d ? [r.latency.p99 - d.latency.p99] : [];
+    return d ? [r.latency[percentile] - d.latency[percentile]] : [];
   });
   return per.length > 0 ? median(per) : undefined;
 }
@@ -154,7 +165,7 @@ export function criteria(report: BenchReport): Criterion[] {
   }
   for (const n of variants) {
     for (const rate of report.options.rates) {
-      const added = addedP99(t(`portico-full/${n}`), t('direct'), rate);
+      const added = addedLatency(t(`portico-full/${n}`), t('direct'), rate);
       list.push({
         what: `p99 added by portico-full over direct at ${rate} req/s, ${w(n)}`,
         value: added === undefined ? 'not measured' : `${fmt(added, 3)} ms`,
@@ -178,10 +189,11 @@ export function criteria(report: BenchReport): Criterion[] {
   return list;
 }
 
-/** What makes a smoke run fail: a target that did not answer, or answered with errors. */
+/** What makes a smoke run fail: a target that failed, did not answer, or answered with errors. */
 export function smokeProblems(report: BenchReport): string[] {
   const problems: string[] = [];
   for (const t of report.targets.filter((x) => x.skipped === undefined)) {
+    for (const failure of t.failures) problems.push(`${t.label}: ${failure}`);
     const runs = [
       ...t.saturation.map((r) => ({ ...r, kind: 'saturation' })),
       ...t.fixedRate.map((r) => ({ ...r, kind: `${r.rate} req/s` })),
