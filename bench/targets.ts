@@ -54,6 +54,23 @@ const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, i
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const neverSkipped = () => undefined;
 
+/** A target served on one port by one root process (with or without workers below it). */
+const onePort = (s: Shared, port: number, pid: number, stop: () => Promise<void>): Running => ({
+  urls: [`http://127.0.0.1:${port}/bench`],
+  pids: [pid],
+  headers: bearer(s.tokens.hs256),
+  stop,
+});
+
+/** A bench server process (bench/servers/<name>.js) proxying to the upstream. */
+async function nodeServer(s: Shared, name: string, env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const { proc, port } = await startNodeServer(script(name), {
+    UPSTREAM_PORT: String(s.upstream.port),
+    ...env,
+  });
+  return onePort(s, port, proc.pid as number, () => stopProcess(proc));
+}
+
 const CHAIN = ['tracing', 'auth', 'ratelimit', 'logging', 'metrics'];
 
 interface PorticoSetup {
@@ -114,29 +131,13 @@ const GATEWAYS: Gateway[] = [
     async start(s, workers) {
       const port = await freePort();
       const nginx = await startNginx(port, s.upstream.port, workers === 1 ? 1 : 'auto', workers);
-      return {
-        urls: [`http://127.0.0.1:${port}/bench`],
-        pids: [nginx.proc.pid as number],
-        headers: bearer(s.tokens.hs256),
-        stop: () => nginx.stop(),
-      };
+      return onePort(s, port, nginx.proc.pid as number, () => nginx.stop());
     },
   },
   {
     name: 'fast-gateway',
     fixedRate: true,
-    async start(s, workers) {
-      const { proc, port } = await startNodeServer(script('fast-gateway'), {
-        UPSTREAM_PORT: String(s.upstream.port),
-        WORKERS: String(workers),
-      });
-      return {
-        urls: [`http://127.0.0.1:${port}/bench`],
-        pids: [proc.pid as number],
-        headers: bearer(s.tokens.hs256),
-        stop: () => stopProcess(proc),
-      };
-    },
+    start: (s, workers) => nodeServer(s, 'fast-gateway', { WORKERS: String(workers) }),
   },
   { name: 'portico-bare', fixedRate: true, start: portico({ chain: false }) },
   {
@@ -177,13 +178,8 @@ export function allTargets(clusterWorkers: number): TargetSpec[] {
     tracing: false,
     fixedRate: true,
     skip: neverSkipped,
-    start: (s) =>
-      Promise.resolve({
-        urls: [`http://127.0.0.1:${s.upstream.port}/bench`],
-        pids: [s.upstream.pid],
-        headers: bearer(s.tokens.hs256),
-        stop: () => Promise.resolve(), // the suite's upstream: stopped last
-      }),
+    // The suite's own upstream: stopped by the suite, last.
+    start: (s) => Promise.resolve(onePort(s, s.upstream.port, s.upstream.pid, () => Promise.resolve())),
   };
   const nodeRaw: TargetSpec = {
     id: 'node-raw',
@@ -194,17 +190,7 @@ export function allTargets(clusterWorkers: number): TargetSpec[] {
     tracing: false,
     fixedRate: true,
     skip: neverSkipped,
-    async start(s) {
-      const { proc, port } = await startNodeServer(script('node-raw'), {
-        UPSTREAM_PORT: String(s.upstream.port),
-      });
-      return {
-        urls: [`http://127.0.0.1:${port}/bench`],
-        pids: [proc.pid as number],
-        headers: bearer(s.tokens.hs256),
-        stop: () => stopProcess(proc),
-      };
-    },
+    start: (s) => nodeServer(s, 'node-raw'),
   };
   const counts = clusterWorkers > 1 ? [1, clusterWorkers] : [1];
   const variants = GATEWAYS.flatMap((g) =>

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import gateway from 'fast-gateway';
 
 const workers = Number(process.env.WORKERS ?? 1);
-const port = Number(process.env.PORT ?? 0);
+const port = Number(process.env.BENCH_PORT ?? 0);
 
 async function serve(on: number): Promise<number> {
   const server = await gateway({
@@ -44,7 +44,7 @@ if (workers === 1) {
   cluster.on('listening', () => {
     if (++listening === workers) console.log(`ready ${chosen}`);
   });
-  for (let i = 0; i < workers; i++) cluster.fork({ PORT: String(chosen), WORKERS: String(workers) });
+  for (let i = 0; i < workers; i++) cluster.fork({ BENCH_PORT: String(chosen), WORKERS: String(workers) });
 } else {
   await serve(port);
 }
