@@ -91,7 +91,7 @@ for (const name of names) {
   const rps = median(r.map((x) => x.rps));
   const cpu = median(r.map((x) => x.cpuUsPerReq));
   console.log(
-    `| ${name} | ${rps.toFixed(0)} | ${(rps / bareRps).toFixed(2)} | ${cpu.toFixed(0)} | ${(cpu / bareCpu).toFixed(2)} | ${median(r.map((x) => x.p99))} | ${r.reduce((s, x) => s + x.non2xx, 0)} | ${r.reduce((s, x) => s + x.errors, 0)} |`,
+    `| ${name} | ${rps.toFixed(0)} | ${(rps / bareRps).toFixed(2)} | ${cpu.toFixed(0)} | ${(cpu / bareCpu).toFixed(2)} | ${median(r.map((x) => x.latency.p99))} | ${r.reduce((s, x) => s + x.non2xx, 0)} | ${r.reduce((s, x) => s + x.errors, 0)} |`,
   );
 }
 

@@ -1,49 +1,45 @@
 /*
- * Shared pieces of the bench scripts: a minimal keep-alive upstream, gateways started through
- * the real CLI, CPU time per gateway (primary + workers) from /proc, and autocannon runs with
- * fixed flags. Loopback only; everything started here is killed on exit.
+ * What the bench scripts share: flags, the in-process upstream of bench:auth and
+ * bench:ratelimit, gateways started through the real CLI, and the interleaved round loop.
+ * Measuring is in load.ts (saturation) and fixed-rate.ts, process handling in processes.ts.
+ * Loopback only; everything started here is killed on exit.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/net.js';
+import { type LoadResult, saturate, warmUp as warmUpTarget } from './load.js';
+import { spawnOwned, stopProcess, waitForLine } from './processes.js';
+import { answer } from './servers/body.js';
 
+export { BODY } from './servers/body.js';
+export type { LoadResult } from './load.js';
+
+/** `--name N` as a number, or `fallback`. */
 export const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i === -1 ? fallback : Number(process.argv[i + 1]);
 };
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
-const started: ChildProcess[] = [];
-// A failed run must not leave gateways behind.
-process.on('exit', () => {
-  for (const proc of started) proc.kill('SIGKILL');
-});
+/** `--name value` as a string, or undefined. */
+export const option = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
 
-/** The upstream's answer (~100 bytes of JSON), also served by out-of-process upstreams. */
-export const BODY = JSON.stringify({
-  id: 42,
-  name: 'portico bench',
-  items: [1, 2, 3],
-  ok: true,
-  pad: 'x'.repeat(30),
-});
-
-/** The upstream every target proxies to: ~100 bytes of JSON, keep-alive. */
+/** The upstream of bench:auth and bench:ratelimit, in the bench's own process. */
 export async function startUpstream(): Promise<{ url: string; server: Server }> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
-    res.end(BODY);
-  });
+  const server = createServer(answer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
 /** Starts the real CLI with `config` (server section filled in) and waits for "portico ready". */
 export async function startGateway(
@@ -57,93 +53,29 @@ export async function startGateway(
     file,
     stringify({ server: { port, host: '127.0.0.1', workers }, logging: { level: 'info' }, ...config }),
   );
-  const proc = spawn(process.execPath, [CLI, '--config', file], {
+  const proc = spawnOwned(process.execPath, [CLI, '--config', file], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, REDIS_URL: '' },
   });
-  started.push(proc);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start')), 15_000);
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes('portico ready')) {
-        clearTimeout(timer);
-        // From now on the log lines are drained unread, so the bench holds no growing buffer.
-        proc.stdout?.off('data', onData);
-        proc.stdout?.resume();
-        resolve();
-      }
-    };
-    proc.stdout?.on('data', onData);
-  });
+  proc.once('exit', () => void rm(dir, { recursive: true, force: true }));
+  await waitForLine(proc, /portico ready/, 'gateway');
   return { url: `http://127.0.0.1:${port}/bench`, proc };
 }
 
-/** Starts a plain Node process running `script` (ESM) and waits for it to print `ready`. */
-export async function startScript(script: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
-  started.push(proc);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('script did not start')), 10_000);
-    proc.stdout?.once('data', () => {
-      clearTimeout(timer);
-      proc.stdout?.resume();
-      resolve();
-    });
-  });
-  return proc;
-}
-
 export async function stopGateways(gateways: { proc: ChildProcess }[]): Promise<void> {
-  for (const { proc } of gateways) proc.kill('SIGTERM');
-  await Promise.all(gateways.map(({ proc }) => new Promise((resolve) => proc.once('exit', resolve))));
-}
-
-/** CPU seconds (user + sys) used so far by a gateway: its primary and every worker. */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const ticks = async (p: number) => {
-    const stat = await readFile(`/proc/${p}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  };
-  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/);
-  let total = await ticks(pid);
-  for (const child of children) if (child !== '') total += await ticks(Number(child));
-  return total / 100; // USER_HZ
+  await Promise.all(gateways.map(({ proc }) => stopProcess(proc)));
 }
 
 type LoadOptions = { connections: number; duration: number; headers?: Record<string, string> };
-const flagsOf = (url: string, options: LoadOptions) => ({
-  url,
-  connections: options.connections,
-  pipelining: 1,
-  headers: options.headers ?? {},
-});
 
 /** A 1 s run whose numbers are thrown away (JIT, connection pools, caches). */
 export async function warmUp(url: string, options: LoadOptions): Promise<void> {
-  await autocannon({ ...flagsOf(url, options), duration: 1 });
+  await warmUpTarget({ urls: [url], pids: [], headers: options.headers ?? {} }, options.connections);
 }
 
-/** `duration` s measured with fixed flags; CPU µs per request of the gateway. */
-export async function load(url: string, pid: number, options: LoadOptions) {
-  const flags = flagsOf(url, options);
-  const cpuBefore = await cpuSeconds(pid);
-  const result = await autocannon({ ...flags, duration: options.duration });
-  const cpuAfter = await cpuSeconds(pid);
-  const total = result.requests.total;
-  return {
-    total,
-    cpuUsPerReq: ((cpuAfter - cpuBefore) * 1e6) / total,
-    rps: total / options.duration,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-  };
+/** `duration` s measured with fixed flags against one gateway (PID of its primary). */
+export async function load(url: string, pid: number, options: LoadOptions): Promise<LoadResult> {
+  return saturate({ urls: [url], pids: [pid], headers: options.headers ?? {} }, options);
 }
 
 export const median = (values: number[]) => {
@@ -154,31 +86,38 @@ export const median = (values: number[]) => {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 
-export type LoadResult = Awaited<ReturnType<typeof load>>;
+/**
+ * Measures every name once per round, in the same order each round (A B A B…), so drift on
+ * a shared machine hits all of them alike.
+ */
+export async function inRounds<N extends string, R>(
+  names: readonly N[],
+  rounds: number,
+  measure: (name: N, round: number) => Promise<R>,
+): Promise<Record<N, R[]>> {
+  const runs = Object.fromEntries(names.map((n) => [n, [] as R[]])) as Record<N, R[]>;
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of names) runs[name].push(await measure(name, round));
+  }
+  return runs;
+}
+
 export interface Target {
   url: string;
   pid: number;
   headers: Record<string, string>;
 }
 
-/**
- * Measures every target once per round, interleaved (A B A B…) so drift on a shared machine
- * hits all of them alike. Progress goes to stderr.
- */
-export async function interleave<N extends string>(
+/** `inRounds` of warm-up + `load` per target; progress goes to stderr. */
+export function interleave<N extends string>(
   targets: Record<N, Target>,
   options: { rounds: number; connections: number; duration: number; warmUp: boolean },
 ): Promise<Record<N, LoadResult[]>> {
-  const names = Object.keys(targets) as N[];
-  const runs = Object.fromEntries(names.map((n) => [n, [] as LoadResult[]])) as Record<N, LoadResult[]>;
-  for (let round = 1; round <= options.rounds; round++) {
-    for (const name of names) {
-      process.stderr.write(`round ${round}/${options.rounds}: ${name}…\n`);
-      const { url, pid, headers } = targets[name];
-      const flags = { connections: options.connections, duration: options.duration, headers };
-      if (options.warmUp) await warmUp(url, flags);
-      runs[name].push(await load(url, pid, flags));
-    }
-  }
-  return runs;
+  return inRounds(Object.keys(targets) as N[], options.rounds, async (name, round) => {
+    process.stderr.write(`round ${round}/${options.rounds}: ${name}…\n`);
+    const { url, pid, headers } = targets[name];
+    const flags = { connections: options.connections, duration: options.duration, headers };
+    if (options.warmUp) await warmUp(url, flags);
+    return load(url, pid, flags);
+  });
 }

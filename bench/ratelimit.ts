@@ -15,8 +15,18 @@
  * EVALSHA/EVAL commands, `reads/req` Redis's socket reads (total_reads_processed), i.e.
  * network round trips after auto-pipelining batched concurrent commands.
  */
-import { arg, load, median, startGateway as start, startUpstream, stopGateways, warmUp } from './harness.js';
-import { commandCalls, startRedis } from '../test/helpers/redis.js';
+import {
+  arg,
+  inRounds,
+  load,
+  median,
+  startGateway as start,
+  startUpstream,
+  stopGateways,
+  warmUp,
+} from './harness.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { calibrate, perRequest, redisCounters } from './redis-stats.js';
 
 const WORKERS = arg('workers', 1);
 const DURATION = arg('duration', 5);
@@ -50,39 +60,20 @@ const gateways = {
 };
 type Name = keyof typeof gateways;
 
-async function redisCounters() {
-  const commands = commandCalls(await redis.command('INFO', 'commandstats'), ['evalsha', 'eval']);
-  const stats = await redis.command('INFO', 'stats');
-  return { commands, reads: Number(/total_reads_processed:(\d+)/.exec(stats)?.[1] ?? 0) };
-}
+const overhead = await calibrate(redis);
 
-async function measure(name: Name) {
+async function measure(name: Name, round: number) {
+  process.stderr.write(`round ${round}/${ROUNDS}: ${name}…\n`);
   const { url, proc } = gateways[name];
   await warmUp(url, { connections: CONNECTIONS, duration: 1 });
-  const before = await redisCounters();
+  const before = await redisCounters(redis);
   const r = await load(url, proc.pid as number, { connections: CONNECTIONS, duration: DURATION });
-  const after = await redisCounters();
-  return {
-    ...r,
-    cmdsPerReq: (after.commands - before.commands) / r.total,
-    // INFO itself is one read per call; two calls per measurement.
-    readsPerReq: Math.max(0, after.reads - before.reads - 2) / r.total,
-  };
+  const redisLoad = perRequest(before, await redisCounters(redis), r.total, overhead);
+  return { ...r, cmdsPerReq: redisLoad.scriptsPerReq, readsPerReq: redisLoad.readsPerReq };
 }
 
-const runs: Record<Name, Awaited<ReturnType<typeof measure>>[]> = {
-  bare: [],
-  redis: [],
-  embedded: [],
-  hammer: [],
-};
 const names = Object.keys(gateways) as Name[];
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const name of names) {
-    process.stderr.write(`round ${round}/${ROUNDS}: ${name}…\n`);
-    runs[name].push(await measure(name));
-  }
-}
+const runs = await inRounds(names, ROUNDS, measure);
 
 const bare = median(runs.bare.map((r) => r.rps));
 console.log(
@@ -99,7 +90,7 @@ for (const name of names) {
   const cpu = median(r.map((x) => x.cpuUsPerReq));
   const usesRedis = name === 'redis' || name === 'hammer';
   console.log(
-    `| ${name} | ${rps.toFixed(0)} | ${(rps / bare).toFixed(2)} | ${cpu.toFixed(0)} | ${(cpu / bareCpu).toFixed(2)} | ${median(r.map((x) => x.p99))} | ${r.reduce((s, x) => s + x.non2xx, 0)} | ${r.reduce((s, x) => s + x.errors, 0)} | ${usesRedis ? median(r.map((x) => x.cmdsPerReq)).toFixed(3) : '-'} | ${usesRedis ? median(r.map((x) => x.readsPerReq)).toFixed(3) : '-'} |`,
+    `| ${name} | ${rps.toFixed(0)} | ${(rps / bare).toFixed(2)} | ${cpu.toFixed(0)} | ${(cpu / bareCpu).toFixed(2)} | ${median(r.map((x) => x.latency.p99))} | ${r.reduce((s, x) => s + x.non2xx, 0)} | ${r.reduce((s, x) => s + x.errors, 0)} | ${usesRedis ? median(r.map((x) => x.cmdsPerReq)).toFixed(3) : '-'} | ${usesRedis ? median(r.map((x) => x.readsPerReq)).toFixed(3) : '-'} |`,
   );
 }
 

@@ -1,118 +1,238 @@
 /*
- * `npm run bench` (first cut of issue 6's suite): Portico side by side with the upstream
- * itself and with a minimal Node proxy, interleaved over rounds, reported as ratios.
+ * `npm run bench`: Portico side by side with the upstream itself, a raw Node proxy, nginx and
+ * fast-gateway (issue 6). Targets are listed in targets.ts; all proxy to one upstream process.
  *
- *   direct        the upstream itself (a separate process, like every target)
- *   node-raw      ~20 lines of http.request + pipe with a keep-alive agent, 1 process
- *   portico-bare  a route with no middleware, 1 worker
- *   portico-full  [tracing, auth, ratelimit, logging, metrics], HS256 token, Redis store,
- *                 spans exported to a local OTLP receiver, 1 worker
+ * Each round goes through the targets in the same order (A B C… A B C…, so drift hits all
+ * alike); each target is started, warmed up for 1 s, measured at saturation (req/s, latency
+ * percentiles, CPU µs/request, peak RSS per process, Redis work per request), measured at
+ * fixed rates of 1,000 and 3,000 req/s if it is one users compare (p50/p99 and the p99
+ * added over `direct`), and stopped. Then the report: tables on stdout,
+ * bench/results/<date>.json (every raw run and the machine), bench/RESULTS.md (its analysis
+ * section kept) and bench/results/chart.svg.
  *
- * Fixed flags: 50 connections, pipelining 1, 1 s warm-up, 5 s measured (`--duration`),
- * 2 rounds (`--rounds`); `--smoke` runs each target once for 1 s to prove the harness works.
- * Not yet here (see issue 6): nginx, fast-gateway, cluster-default runs, fixed-rate p99,
- * RESULTS.md and the chart.
+ * Flags: --duration S (5), --rounds N (3), --only a,b (target names like `portico-full`, or
+ * ids like `portico-full/1`), --smoke: every target once for 1 s, no warm-up, fixed rates
+ * for 1 s; fails unless every target answered with 2xx only. Smoke and --only runs write
+ * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/.
+ * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
+ * change to the report's format) without measuring anything.
+ * Fixed: 50 connections, pipelining 1. Loopback only.
  */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { arg, BODY, interleave, median, startGateway, startScript, stopGateways } from './harness.js';
-import { freePort } from '../test/helpers/net.js';
+import { fixedRate } from './fixed-rate.js';
+import { arg, inRounds, option } from './harness.js';
+import { saturate, warmUp } from './load.js';
+import { describeMachine } from './machine.js';
+import { onExit, startNodeServer, stopProcess } from './processes.js';
+import { calibrate, perRequest, redisCounters } from './redis-stats.js';
+import { textReport, writeReport } from './report.js';
+import {
+  type BenchReport,
+  type FixedRun,
+  type SaturationRun,
+  smokeProblems,
+  type TargetResult,
+} from './summary.js';
+import { allTargets, type Running, type Shared, type TargetSpec } from './targets.js';
+import { Progress } from './progress.js';
+
+const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
+
+// --report <json>: rewrite bench/RESULTS.md and the chart from a saved run, measuring nothing.
+const saved = option('report');
+if (saved !== undefined) {
+  const report = JSON.parse(await readFile(saved, 'utf8')) as BenchReport;
+  for (const t of report.targets) t.failures ??= []; // JSON from before failures were recorded
+  process.stdout.write(textReport(report));
+  const written = await writeReport(report, BENCH_DIR, join(BENCH_DIR, 'RESULTS.md'));
+  console.error(`report: ${written.join(', ')}`);
+  process.exit(0);
+}
 
 const SMOKE = process.argv.includes('--smoke');
-const DURATION = SMOKE ? 1 : arg('duration', 5);
-const ROUNDS = SMOKE ? 1 : arg('rounds', 2);
-const CONNECTIONS = 50;
+const CLUSTER = availableParallelism();
+const options: BenchReport['options'] = {
+  connections: 50,
+  pipelining: 1,
+  warmUpS: SMOKE ? 0 : 1,
+  durationS: SMOKE ? 1 : arg('duration', 5),
+  rounds: SMOKE ? 1 : arg('rounds', 3),
+  rates: [1000, 3000],
+  fixedRateSettleS: SMOKE ? 0.25 : 0.5,
+  clusterWorkers: CLUSTER,
+};
+const startedAt = new Date();
 
-const upstreamPort = await freePort();
-const upstream = await startScript(
-  `import { createServer } from 'node:http';
-   const body = ${JSON.stringify(BODY)};
-   createServer((req, res) => {
-     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-     res.end(body);
-   }).listen(${upstreamPort}, '127.0.0.1', () => console.log('ready'));`,
-  {},
-);
-const target = `http://127.0.0.1:${upstreamPort}`;
-const rawPort = await freePort();
-const nodeRaw = await startScript(
-  `import http from 'node:http';
-   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
-   http.createServer((req, res) => {
-     const up = http.request({ host: '127.0.0.1', port: ${upstreamPort}, path: req.url, method: req.method, headers: req.headers, agent }, (r) => {
-       res.writeHead(r.statusCode, r.headers);
-       r.pipe(res);
-     });
-     up.on('error', () => { res.writeHead(502); res.end(); });
-     req.pipe(up);
-   }).listen(${rawPort}, '127.0.0.1', () => console.log('ready'));`,
-  {},
+// Which targets: all, or those --only names; the ones this machine cannot run are skipped.
+const all = allTargets(CLUSTER);
+const only = option('only')
+  ?.split(',')
+  .map((name) => name.trim())
+  .filter((name) => name !== '');
+const unknown = only?.filter((name) => !all.some((t) => t.id === name || t.name === name)) ?? [];
+if (unknown.length > 0) {
+  console.error(`unknown target(s) ${unknown.join(', ')}; known: ${all.map((t) => t.id).join(', ')}`);
+  process.exit(2);
+}
+const selected = only ? all.filter((t) => only.includes(t.id) || only.includes(t.name)) : all;
+const results: TargetResult[] = selected.map((t) => {
+  const skipped = t.skip();
+  if (skipped !== undefined) console.error(`notice: skipping ${t.label}: ${skipped}`);
+  return {
+    id: t.id,
+    name: t.name,
+    label: t.label,
+    workers: t.workers,
+    ...(skipped !== undefined ? { skipped } : {}),
+    failures: [],
+    saturation: [],
+    fixedRate: [],
+  };
+});
+const resultOf = (t: TargetSpec) => results.find((r) => r.id === t.id) as TargetResult;
+const active = selected.filter((t) => resultOf(t).skipped === undefined);
+const fixedTargets = active.filter((t) => t.fixedRate);
+
+// One step per measurement, in the order they run, with its estimated seconds (a target's
+// start and stop are counted in its saturation step).
+const steps = active.flatMap((t) => [
+  1.5 + options.warmUpS + options.durationS,
+  ...(t.fixedRate ? options.rates.map(() => options.durationS + 0.3) : []),
+]);
+const progress = new Progress(Array.from({ length: options.rounds }, () => steps).flat());
+console.error(
+  `bench${SMOKE ? ' --smoke' : ''}: ${active.length} targets × ${options.rounds} round(s) at saturation, ` +
+    `${fixedTargets.length} of them also at ${options.rates.join(' and ')} req/s; ETA ${progress.eta()}`,
 );
 
-const redis = await startRedis();
-process.on('exit', () => redis.kill('SIGKILL'));
-const otlp = await startOtlpReceiver();
+// What the targets share: the upstream, Redis and an OTLP endpoint, each its own process.
+const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
+const upstream = await startNodeServer(script('upstream'));
+const redis = active.some((t) => t.redis) ? await startRedis() : undefined;
+onExit(() => redis?.kill('SIGKILL'));
+const otlp = active.some((t) => t.tracing) ? await startNodeServer(script('otlp-sink')) : undefined;
 const secret = 'bench-secret-bench-secret-bench-secret-0123';
-const token = await new SignJWT({ sub: 'bench-user' })
-  .setProtectedHeader({ alg: 'HS256' })
-  .setExpirationTime('1h')
-  .sign(new TextEncoder().encode(secret));
-
-const bare = await startGateway({ routes: [{ path: '/bench', target }] }, 1);
-const full = await startGateway(
-  {
-    routes: [{ path: '/bench', target, middleware: ['tracing', 'auth', 'ratelimit', 'logging', 'metrics'] }],
-    auth: { secret },
-    rate_limit: { requests_per_second: 1e6, burst: 1e6 },
-    redis: { url: redis.url },
-    metrics: { prometheus: { port: await freePort() } },
-    otel: { endpoint: otlp.endpoint },
-  },
-  1,
-);
-
-const targets = {
-  direct: { url: `${target}/bench`, pid: upstream.pid as number, headers: {} },
-  'node-raw': { url: `http://127.0.0.1:${rawPort}/bench`, pid: nodeRaw.pid as number, headers: {} },
-  'portico-bare': { url: bare.url, pid: bare.proc.pid as number, headers: {} },
-  'portico-full': {
-    url: full.url,
-    pid: full.proc.pid as number,
-    headers: { authorization: `Bearer ${token}` },
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const sign = (alg: string, key: Parameters<SignJWT['sign']>[0]) =>
+  new SignJWT({ sub: 'bench-user' }).setProtectedHeader({ alg }).setExpirationTime('2h').sign(key);
+const shared: Shared = {
+  upstream: { port: upstream.port, pid: upstream.proc.pid as number },
+  ...(redis ? { redisUrl: redis.url } : {}),
+  ...(otlp ? { otlpEndpoint: `127.0.0.1:${otlp.port}` } : {}),
+  secret,
+  publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  tokens: {
+    hs256: await sign('HS256', new TextEncoder().encode(secret)),
+    rs256: await sign('RS256', privateKey),
   },
 };
-type Name = keyof typeof targets;
-const names = Object.keys(targets) as Name[];
-const runs = await interleave(targets, {
-  rounds: ROUNDS,
-  connections: CONNECTIONS,
-  duration: DURATION,
-  warmUp: !SMOKE,
-});
+/** Process groups whose CPU is recorded beside the target's. */
+const others = {
+  upstream: [shared.upstream.pid],
+  ...(redis ? { redis: [redis.pid] } : {}),
+  ...(otlp ? { otlp: [otlp.proc.pid as number] } : {}),
+};
+const redisOverhead = redis ? await calibrate(redis) : undefined;
+let tracedRequests = 0;
+type Measured = { saturation: SaturationRun; fixed: FixedRun[] };
 
-const rps = (n: Name) => median(runs[n].map((r) => r.rps));
-const cpu = (n: Name) => median(runs[n].map((r) => r.cpuUsPerReq));
-console.log(
-  `\nportico bench${SMOKE ? ' (smoke)' : ''}: ${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds, node ${process.version}\n`,
-);
-console.log('| target | req/s | x node-raw | CPU µs/req | p99 ms | non-2xx | errors |');
-console.log('| --- | --- | --- | --- | --- | --- | --- |');
-for (const name of names) {
-  const r = runs[name];
-  console.log(
-    `| ${name} | ${rps(name).toFixed(0)} | ${(rps(name) / rps('node-raw')).toFixed(2)} | ${cpu(name).toFixed(0)} | ${median(r.map((x) => x.p99))} | ${r.reduce((s, x) => s + x.non2xx, 0)} | ${r.reduce((s, x) => s + x.errors, 0)} |`,
-  );
-}
-console.log(
-  `\nportico-full / portico-bare throughput: ${(rps('portico-full') / rps('portico-bare')).toFixed(2)}`,
-);
-const failed = names.filter((n) => runs[n].some((r) => r.non2xx > 0 || r.total === 0));
-if (failed.length > 0) {
-  console.error(`targets with non-2xx answers or no requests: ${failed.join(', ')}`);
-  process.exitCode = 1;
+/*
+ * A target runs only while it is measured: started, warmed up, measured at saturation and at
+ * the fixed rates, stopped. Kept running side by side, idle gateways would take a share of
+ * the two cores (an idle Portico instance uses 1–3 % of a core) and a traced one would still
+ * be exporting spans while the next target is measured.
+ */
+async function measure(t: TargetSpec, round: number): Promise<Measured | undefined> {
+  const lap = `round ${round}/${options.rounds} · ${t.label}`;
+  progress.step(`${lap} · ${options.durationS} s…`);
+  let target: Running | undefined;
+  try {
+    target = await t.start(shared);
+    const warm = options.warmUpS > 0 ? await warmUp(target, options.connections) : 0;
+    const before = t.redis && redis ? await redisCounters(redis) : undefined;
+    const run = await saturate(target, {
+      connections: options.connections,
+      duration: options.durationS,
+      others,
+    });
+    if (t.tracing) tracedRequests += warm + run.total;
+    const saturation: SaturationRun =
+      before === undefined || redis === undefined || redisOverhead === undefined
+        ? { round, ...run }
+        : { round, ...run, redis: perRequest(before, await redisCounters(redis), run.total, redisOverhead) };
+    const fixed: FixedRun[] = [];
+    for (const rate of t.fixedRate ? options.rates : []) {
+      progress.step(`${lap} at ${rate} req/s · ${options.durationS} s…`);
+      const settle = options.fixedRateSettleS;
+      const result = await fixedRate(target, { rate, duration: options.durationS, settle, others });
+      if (t.tracing) tracedRequests += result.sent;
+      fixed.push({ round, ...result });
+    }
+    return { saturation, fixed };
+  } catch (error) {
+    // One target failing (a start timeout on a busy machine) must not lose the whole run.
+    const failure = `round ${round}: ${(error as Error).message}`;
+    console.error(`failed: ${t.label}: ${failure}`);
+    resultOf(t).failures.push(failure);
+    return undefined;
+  } finally {
+    // Stopping flushes a traced gateway's last spans.
+    await target?.stop();
+  }
 }
 
-await stopGateways([bare, full, { proc: upstream }, { proc: nodeRaw }]);
-await otlp.close();
-await redis.stop();
+const byId = new Map(active.map((t) => [t.id, t]));
+const runs = await inRounds(
+  active.map((t) => t.id),
+  options.rounds,
+  (id, round) => measure(byId.get(id) as TargetSpec, round),
+);
+for (const result of results) {
+  const measured = (runs[result.id] ?? []).filter((r) => r !== undefined);
+  result.saturation = measured.map((r) => r.saturation);
+  result.fixedRate = measured.flatMap((r) => r.fixed);
+}
+
+const spans = otlp ? await spanCount(otlp.proc) : undefined;
+await Promise.all([stopProcess(upstream.proc), otlp && stopProcess(otlp.proc), redis?.stop()]);
+
+const report: BenchReport = {
+  date: startedAt.toISOString(),
+  elapsedS: (Date.now() - startedAt.getTime()) / 1000,
+  smoke: SMOKE,
+  machine: describeMachine(),
+  options,
+  ...(spans !== undefined ? { spans: { received: spans, tracedRequests } } : {}),
+  targets: results,
+};
+process.stdout.write(`\n${textReport(report)}\n`);
+const official = !SMOKE && only === undefined;
+const dir = official
+  ? BENCH_DIR
+  : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));
+const written = await writeReport(report, dir, join(BENCH_DIR, 'RESULTS.md'));
+console.error(`report: ${written.join(', ')}`);
+
+if (SMOKE) {
+  const problems = smokeProblems(report);
+  for (const problem of problems) console.error(`smoke: ${problem}`);
+  if (problems.length > 0) process.exit(1);
+  console.error(`smoke ok: ${active.length} targets answered, only 2xx, in ${Math.round(report.elapsedS)} s`);
+}
+process.exit(0);
+
+async function spanCount(proc: NonNullable<typeof otlp>['proc']): Promise<number> {
+  proc.channel?.ref();
+  const reply = new Promise<number>((resolve) => {
+    proc.once('message', (message: { spans: number }) => resolve(message.spans));
+    setTimeout(() => resolve(-1), 5_000).unref();
+  });
+  proc.send('count');
+  return reply;
+}

@@ -1,0 +1,130 @@
+/*
+ * The processes a bench starts. Each is remembered by its ChildProcess and, when the bench
+ * exits however it exits (end, error, Ctrl-C), killed with SIGKILL together with its own
+ * children (gateway workers, nginx workers outlive a killed master). Nothing else is ever
+ * signalled.
+ */
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const started = new Set<ChildProcess>();
+const exitHooks: (() => void)[] = [];
+
+/** Direct children of `pid` (from /proc), or none if it is gone. */
+export function childrenOf(pid: number): number[] {
+  try {
+    const list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return list === '' ? [] : list.split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** `pid` and every process below it. */
+export function processTree(pid: number): number[] {
+  return [pid, ...childrenOf(pid).flatMap(processTree)];
+}
+
+function killTree(proc: ChildProcess): void {
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  const below = processTree(proc.pid).slice(1);
+  proc.kill('SIGKILL');
+  for (const pid of below) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+process.on('exit', () => {
+  for (const proc of started) killTree(proc);
+  for (const hook of exitHooks) hook();
+});
+// Without these, Ctrl-C or a SIGTERM would end the bench without running the 'exit' cleanup.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.once(signal, () => process.exit(code));
+}
+
+/** Runs `hook` when the bench exits (for processes started by helpers, e.g. redis-server). */
+export function onExit(hook: () => void): void {
+  exitHooks.push(hook);
+}
+
+/** Spawns a process the bench owns: killed with its children when the bench exits. */
+export function spawnOwned(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  const proc = spawn(command, args, options);
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
+  return proc;
+}
+
+/**
+ * Waits until `proc` prints a line matching `pattern` on stdout and returns the match; from
+ * then on stdout is drained unread (request logs must not pile up in the bench's memory).
+ */
+export function waitForLine(
+  proc: ChildProcess,
+  pattern: RegExp,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const done = (error: Error | undefined, match?: RegExpMatchArray) => {
+      clearTimeout(timer);
+      proc.stdout?.off('data', onData);
+      proc.off('exit', onEarlyExit);
+      proc.stdout?.resume();
+      if (error) reject(error);
+      else resolve(match as RegExpMatchArray);
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match) done(undefined, match);
+    };
+    const onEarlyExit = (code: number | null) =>
+      done(new Error(`${what} exited (${code}) before it was ready`));
+    const timer = setTimeout(() => done(new Error(`${what} not ready within ${timeoutMs} ms`)), timeoutMs);
+    proc.stdout?.on('data', onData);
+    proc.once('exit', onEarlyExit);
+  });
+}
+
+/**
+ * A bench-owned Node process running `script`, ready once it prints `ready <port>`. It gets
+ * an IPC channel: bench servers exit when it closes, so they go with the bench even when the
+ * bench is killed outright.
+ */
+export async function startNodeServer(
+  script: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawnOwned(process.execPath, [script], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+  });
+  const match = await waitForLine(proc, /^ready (\d+)$/m, script);
+  // The channel must not keep the bench itself alive.
+  proc.channel?.unref();
+  return { proc, port: Number(match[1]) };
+}
+
+/** Sends `signal`, waits for the exit; after `timeoutMs` kills the process and its children. */
+export async function stopProcess(
+  proc: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 5_000,
+): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill(signal);
+  const timer = setTimeout(() => killTree(proc), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}

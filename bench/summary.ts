@@ -1,0 +1,212 @@
+/*
+ * From raw runs to the figures the report shows: medians over rounds, ratios taken round by
+ * round (A and B measured minutes apart drift together) and then their median, and the
+ * issue's targets, each met or not.
+ */
+import type { FixedRateResult } from './fixed-rate.js';
+import { median } from './harness.js';
+import type { LoadResult } from './load.js';
+import type { Machine } from './machine.js';
+import type { RedisPerRequest } from './redis-stats.js';
+
+export interface SaturationRun extends LoadResult {
+  round: number;
+  /** Redis work per request, for targets that use it. */
+  redis?: RedisPerRequest;
+}
+
+export interface FixedRun extends FixedRateResult {
+  round: number;
+}
+
+export interface TargetResult {
+  id: string;
+  name: string;
+  label: string;
+  workers: number;
+  /** Why it did not run, if it did not. */
+  skipped?: string;
+  /** Rounds in which it failed to start or to be measured, and why. */
+  failures: string[];
+  saturation: SaturationRun[];
+  fixedRate: FixedRun[];
+}
+
+export interface BenchReport {
+  /** ISO time the run started. */
+  date: string;
+  /** Wall-clock seconds of the whole run. */
+  elapsedS: number;
+  smoke: boolean;
+  machine: Machine;
+  options: {
+    connections: number;
+    pipelining: 1;
+    warmUpS: number;
+    durationS: number;
+    rounds: number;
+    rates: number[];
+    fixedRateSettleS: number;
+    clusterWorkers: number;
+  };
+  /** Spans the OTLP endpoint received over the whole run (traced targets only). */
+  spans?: { received: number; tracedRequests: number };
+  targets: TargetResult[];
+}
+
+const ran = (t: TargetResult | undefined): t is TargetResult =>
+  t !== undefined && t.skipped === undefined && t.saturation.length > 0;
+
+/** The targets with at least one saturation run, in their order. */
+export const measuredTargets = (report: BenchReport) => report.targets.filter(ran);
+
+export const find = (report: BenchReport, id: string) => report.targets.find((t) => t.id === id);
+
+/** Median over rounds of one figure of a target's saturation runs. */
+export const med = (t: TargetResult, figure: (r: SaturationRun) => number) =>
+  median(t.saturation.map(figure));
+
+/** Median over the rounds both ran of figure(a) ÷ figure(b). */
+export function ratio(
+  a: TargetResult | undefined,
+  b: TargetResult | undefined,
+  figure: (r: SaturationRun) => number = (r) => r.rps,
+): number | undefined {
+  if (!ran(a) || !ran(b)) return undefined;
+  const per = a.saturation.flatMap((ra) => {
+    const rb = b.saturation.find((x) => x.round === ra.round);
+    return rb && figure(rb) > 0 ? [figure(ra) / figure(rb)] : [];
+  });
+  return per.length > 0 ? median(per) : undefined;
+}
+
+/** A target's fixed-rate runs at `rate`. */
+export const atRate = (t: TargetResult, rate: number) => t.fixedRate.filter((r) => r.rate === rate);
+
+/** Median over rounds of latency(t) − latency(direct) at `rate` (p99 by default), in ms. */
+export function addedLatency(
+  t: TargetResult | undefined,
+  direct: TargetResult | undefined,
+  rate: number,
+  percentile: 'p50' | 'p99' = 'p99',
+) {
+  if (!ran(t) || !ran(direct) || t === direct) return undefined;
+  const base = atRate(direct, rate);
+  const per = atRate(t, rate).flatMap((r) => {
+    const d = base.find((x) => x.round === r.round);
+    return d ? [r.latency[percentile] - d.latency[percentile]] : [];
+  });
+  return per.length > 0 ? median(per) : undefined;
+}
+
+/** Highest sampled RSS among processes of `role` over all runs of a target, in MB. */
+export function peakRss(t: TargetResult, roles: readonly string[]): number | undefined {
+  const peaks = t.saturation.flatMap((r) =>
+    r.memory.filter((m) => roles.includes(m.role)).map((m) => m.peakRssMb),
+  );
+  return peaks.length > 0 ? Math.max(...peaks) : undefined;
+}
+
+export interface Criterion {
+  what: string;
+  /** The measured figure, formatted. */
+  value: string;
+  goal: string;
+  met: boolean | undefined;
+  note?: string;
+}
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+export function criteria(report: BenchReport): Criterion[] {
+  const t = (id: string) => find(report, id);
+  const cluster = report.options.clusterWorkers;
+  const variants = cluster > 1 ? [1, cluster] : [1];
+  const w = (n: number) => `${n} worker${n === 1 ? '' : 's'}`;
+  const cpuNote = (a: string, b: string) => {
+    const ta = t(a);
+    const tb = t(b);
+    if (!ran(ta) || !ran(tb)) return undefined;
+    return `CPU µs/req ${fmt(
+      med(ta, (r) => r.cpuUsPerReq),
+      0,
+    )} vs ${fmt(
+      med(tb, (r) => r.cpuUsPerReq),
+      0,
+    )}`;
+  };
+  const atLeast = (what: string, a: string, b: string, goal: number): Criterion => {
+    const value = ratio(t(a), t(b));
+    return {
+      what,
+      value: value === undefined ? 'not measured' : `${fmt(value)} ×`,
+      goal: `≥ ${fmt(goal)}`,
+      met: value === undefined ? undefined : value >= goal,
+      note: cpuNote(a, b),
+    };
+  };
+  const list: Criterion[] = [
+    atLeast('portico-bare ÷ node-raw throughput, 1 worker', 'portico-bare/1', 'node-raw', 0.9),
+  ];
+  for (const n of variants) {
+    list.push(
+      atLeast(
+        `portico-full ÷ portico-bare throughput, ${w(n)}`,
+        `portico-full/${n}`,
+        `portico-bare/${n}`,
+        0.75,
+      ),
+    );
+  }
+  for (const n of variants) {
+    for (const p of ['portico-bare', 'portico-full']) {
+      list.push(atLeast(`${p} ÷ fast-gateway throughput, ${w(n)}`, `${p}/${n}`, `fast-gateway/${n}`, 1));
+    }
+  }
+  for (const n of variants) {
+    for (const rate of report.options.rates) {
+      const added = addedLatency(t(`portico-full/${n}`), t('direct'), rate);
+      list.push({
+        what: `p99 added by portico-full over direct at ${rate} req/s, ${w(n)}`,
+        value: added === undefined ? 'not measured' : `${fmt(added, 3)} ms`,
+        goal: '< 1 ms',
+        met: added === undefined ? undefined : added < 1,
+      });
+    }
+  }
+  const workers = report.targets
+    .filter((x) => ran(x) && x.name.startsWith('portico'))
+    .map((x) => ({ id: x.id, mb: peakRss(x, ['worker']) ?? 0 }))
+    .sort((a, b) => b.mb - a.mb);
+  const worst = workers[0];
+  list.push({
+    what: 'peak RSS per Portico worker under load',
+    value: worst === undefined ? 'not measured' : `${fmt(worst.mb, 1)} MB`,
+    goal: '< 120 MB',
+    met: worst === undefined ? undefined : worst.mb < 120,
+    ...(worst ? { note: `highest: ${worst.id}` } : {}),
+  });
+  return list;
+}
+
+/** What makes a smoke run fail: a target that failed, did not answer, or answered with errors. */
+export function smokeProblems(report: BenchReport): string[] {
+  const problems: string[] = [];
+  for (const t of report.targets.filter((x) => x.skipped === undefined)) {
+    for (const failure of t.failures) problems.push(`${t.label}: ${failure}`);
+    const runs = [
+      ...t.saturation.map((r) => ({ ...r, kind: 'saturation' })),
+      ...t.fixedRate.map((r) => ({ ...r, kind: `${r.rate} req/s` })),
+    ];
+    if (t.saturation.length === 0) problems.push(`${t.label}: no saturation run`);
+    for (const r of runs) {
+      if (r.total === 0) problems.push(`${t.label} (${r.kind}): no requests completed`);
+      if (r.non2xx > 0 || r.errors > 0)
+        problems.push(`${t.label} (${r.kind}): ${r.non2xx} non-2xx, ${r.errors} errors`);
+    }
+  }
+  if (report.spans && report.spans.tracedRequests > 0 && report.spans.received <= 0) {
+    problems.push(`no spans reached the OTLP endpoint for ${report.spans.tracedRequests} traced requests`);
+  }
+  return problems;
+}
