@@ -5,7 +5,6 @@ import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
 import { RespawnBackoff } from './backoff.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
-import { workerExecArgv } from './worker-flags.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -31,7 +30,6 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   let announced = false;
   const pending = new Set<NodeJS.Timeout>();
 
-  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const fork = (slot: number): Worker => {
     const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
     const startedAt = Date.now();
