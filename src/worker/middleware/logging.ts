@@ -8,24 +8,30 @@ import type { MiddlewareFactory } from './types.js';
  */
 export const loggingMiddleware: MiddlewareFactory = ({ logger, route }) => {
   const log = logger.child({ route: route.path });
+
+  // `this` is the response: one listener for the route, no closure per request. A response
+  // emits `close` exactly once, so `on` needs no `once` wrapper.
+  function onResponseClose(this: ServerResponse): void {
+    const req = this.req;
+    const ctx = contextOf(req);
+    const fields = {
+      request_id: ctx.requestId,
+      // Set by `tracing` wherever it sits in the chain: the line is written at the end.
+      trace_id: ctx.traceId,
+      method: req.method,
+      path: ctx.path,
+      status: this.statusCode,
+      duration_ms: Math.round((performance.now() - ctx.startTime) * 1000) / 1000,
+      client_ip: ctx.clientIp,
+      aborted: !this.writableFinished || undefined,
+    };
+    if (this.statusCode >= 500) log.warn(fields, 'request');
+    else log.info(fields, 'request');
+  }
+
   return (next) =>
     function logging(req: IncomingMessage, res: ServerResponse) {
-      const ctx = contextOf(req);
-      res.once('close', () => {
-        const fields = {
-          request_id: ctx.requestId,
-          // Set by `tracing` wherever it sits in the chain: the line is written at the end.
-          trace_id: ctx.traceId,
-          method: req.method,
-          path: ctx.path,
-          status: res.statusCode,
-          duration_ms: Math.round((performance.now() - ctx.startTime) * 1000) / 1000,
-          client_ip: ctx.clientIp,
-          aborted: !res.writableFinished || undefined,
-        };
-        if (res.statusCode >= 500) log.warn(fields, 'request');
-        else log.info(fields, 'request');
-      });
+      res.on('close', onResponseClose);
       return next(req, res);
     };
 };

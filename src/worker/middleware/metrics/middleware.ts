@@ -32,7 +32,7 @@ export const metricsMiddleware: MiddlewareFactory = ({ resources, route, upstrea
   return (next) =>
     function metrics(req, res) {
       inFlight.inc();
-      res.once('close', onResponseClose);
+      res.on('close', onResponseClose); // emitted once per response
       return next(req, res);
     };
 };

@@ -150,7 +150,7 @@ export const tracingMiddleware: MiddlewareFactory = async ({
       const span = tracer.startSpan(spanName(method), { kind: SpanKind.SERVER, attributes }, parent);
       ctx.traceId = span.spanContext().traceId;
       (req as Traced)[SERVER_SPAN] = span;
-      res.once('close', onResponseClose);
+      res.on('close', onResponseClose); // emitted once per response
       return next(req, res);
     };
 };
