@@ -136,6 +136,24 @@ describe('redis store specifics', () => {
     await store.close();
   });
 
+  test('the takes of one event-loop turn travel as one script call; a hot key is written once', async () => {
+    const client = createRedisClient({ url: redis.url, commandTimeoutMs: 2_000 });
+    await new Promise((resolve) => client.once('ready', resolve));
+    const store = new RedisStore(client, 'batch-test:');
+    const policy = compilePolicy(1, 5);
+    await store.take('warm', policy); // EVAL/EVALSHA fallback settled before counting
+    await redis.command('CONFIG', 'RESETSTAT');
+    const keys = [...Array.from({ length: 30 }, () => 'hot'), 'a', 'b', 'c'];
+    const decisions = await Promise.all(keys.map((key) => store.take(key, policy)));
+    assert.equal(decisions.filter((d, i) => keys[i] === 'hot' && d.allowed).length, 5);
+    assert.ok(decisions.slice(30).every((d) => d.allowed));
+    const stats = await redis.command('INFO', 'commandstats');
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    assert.equal(calls('evalsha') + calls('eval'), 1, stats);
+    assert.equal(calls('set'), 4, 'hot, a, b and c are each written once');
+    await store.close();
+  });
+
   test('a Redis that is not there fails fast instead of queueing', async () => {
     const port = await freePort();
     const client = createRedisClient({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 250 });
