@@ -5,7 +5,7 @@
  * Each round goes through the targets in the same order (A B C… A B C…, so drift hits all
  * alike); each target is started, warmed up for 1 s, measured at saturation (req/s, latency
  * percentiles, CPU µs/request, peak RSS per process, Redis work per request), measured at
- * fixed rates of 1,000 and 3,000 req/s if it is one users compare (p50/p99 and the p99
+ * fixed rates of 1,000 and 2,000 req/s if it is one users compare (p50/p99 and the p99
  * added over `direct`), and stopped. Then the report: tables on stdout,
  * bench/results/<date>.json (every raw run and the machine), bench/RESULTS.md (its analysis
  * section kept) and bench/results/chart.svg.
@@ -63,7 +63,8 @@ const options: BenchReport['options'] = {
   warmUpS: SMOKE ? 0 : 1,
   durationS: SMOKE ? 1 : arg('duration', 5),
   rounds: SMOKE ? 1 : arg('rounds', 3),
-  rates: [1000, 3000],
+  // Below saturation: portico-full at 1 worker saturates near 3,000 req/s on the 2-core CI machine.
+  rates: [1000, 2000],
   fixedRateSettleS: SMOKE ? 0.25 : 0.5,
   clusterWorkers: CLUSTER,
 };
