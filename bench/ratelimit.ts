@@ -11,7 +11,7 @@
  * 1, 1 s warm-up then 5 s measured per target (`--duration S`), targets interleaved over
  * 2 rounds (`--rounds R`) so machine drift hits them alike; the median is reported.
  * CPU µs/req (user+sys of the gateway's primary and workers ÷ requests) is the steadiest
- * figure on a shared machine; req/s moves with whatever else runs. Loopback only. Redis load is reported per request from INFO deltas: `cmds/req` counts
+ * figure on a shared machine; req/s moves with whatever else runs. Loopback only. Redis load is reported per request from INFO deltas: `script calls/req` counts
  * EVALSHA/EVAL commands, `reads/req` Redis's socket reads (total_reads_processed), i.e.
  * network round trips after auto-pipelining batched concurrent commands.
  */
@@ -81,7 +81,7 @@ console.log(
 );
 const bareCpu = median(runs.bare.map((r) => r.cpuUsPerReq));
 console.log(
-  '| target | req/s (median) | x bare | gateway CPU µs/req | x bare | p99 ms | non-2xx | errors | Redis cmds/req | Redis reads/req |',
+  '| target | req/s (median) | x bare | gateway CPU µs/req | x bare | p99 ms | non-2xx | errors | Redis script calls/req | Redis reads/req |',
 );
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const name of names) {

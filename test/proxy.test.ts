@@ -132,6 +132,24 @@ describe('routing through the gateway', () => {
     assert.match(dot, /"url":"\/static\/public\/a\/c"/, 'the upstream sees the normalised path');
   });
 
+  test('an HTTP/1.0 request without Host reaches the upstream with a Host header', async () => {
+    const before = echo.seen.length;
+    const raw = await rawRequest(gw.port, 'GET /public/old HTTP/1.0\r\n\r\n');
+    assert.match(raw, /^HTTP\/1\.1 200/, raw);
+    assert.equal(echo.seen[before]?.headers.host, `127.0.0.1:${String(echo.port)}`);
+  });
+
+  test('a chunked body on a GET is re-framed for the upstream, not sent unframed', async () => {
+    const before = echo.seen.length;
+    const raw = await rawRequest(
+      gw.port,
+      'GET /public/chunked HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    );
+    assert.match(raw, /^HTTP\/1\.1 200/, raw);
+    assert.equal(echo.seen[before]?.bodyBytes, 5);
+    assert.equal(echo.seen[before]?.headers['transfer-encoding'], 'chunked');
+  });
+
   test('bad percent-encoding is a JSON 400', async () => {
     const raw = await rawRequest(gw.port, 'GET /public/%zz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
     assert.match(raw, /^HTTP\/1\.1 400/);
