@@ -88,9 +88,14 @@ function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
   return 'other';
 }
 
-/** Per-exchange state, hung on the emitters so their listeners are shared functions. */
-interface Exchange {
+/** An exchange the observers hear the end of, exactly once (`RouteForwarder.finish`). */
+interface Reported {
   readonly req: IncomingMessage;
+  finished: boolean;
+}
+
+/** Per-exchange state, hung on the emitters so their listeners are shared functions. */
+interface Exchange extends Reported {
   readonly res: ServerResponse;
   readonly proxyReq: ClientRequest;
   readonly forwarder: RouteForwarder;
@@ -98,11 +103,13 @@ interface Exchange {
   sentAt: number;
   /** The client went away first: upstream errors that follow are ours, not the upstream's. */
   clientGone: boolean;
-  finished: boolean;
 }
 
 const EXCHANGE = Symbol('portico.exchange');
 type Carrier = { [EXCHANGE]?: Exchange };
+/** A WebSocket upgrade's record, on its request, for the proxy's shared `error` listener. */
+const UPGRADE = Symbol('portico.upgrade');
+type UpgradeCarrier = IncomingMessage & { [UPGRADE]?: Reported };
 
 function exchangeOf(emitter: object): Exchange {
   return (emitter as Carrier)[EXCHANGE] as Exchange;
@@ -152,7 +159,8 @@ class RouteForwarder {
     });
     this.#ws.on('error', (err: Error, req: IncomingMessage, socket: Socket | ServerResponse) => {
       const kind = errorKind(err);
-      this.finishWs(req, kind);
+      const upgrade = (req as UpgradeCarrier)[UPGRADE];
+      if (upgrade !== undefined) this.finish(upgrade, kind);
       this.logger.warn({ err: err.message, kind }, 'websocket upstream error');
       socket.destroy();
     });
@@ -202,33 +210,26 @@ class RouteForwarder {
 
   ws(req: IncomingMessage, socket: Socket, head: Buffer): void {
     if (this.observers.length > 0) {
+      const upgrade: Reported = { req, finished: false };
+      (req as UpgradeCarrier)[UPGRADE] = upgrade;
       for (const observer of this.observers) observer.request?.(req);
-      socket.once('close', () => this.finishWs(req, 'ok'));
+      socket.once('close', () => this.finish(upgrade, 'ok'));
     }
     this.#ws.ws(req, socket, head);
   }
 
-  /** Tells the observers how an exchange ended, exactly once. */
-  finish(exchange: Exchange, outcome: UpstreamOutcome): void {
+  /** Tells the observers how an exchange (or upgrade) ended, exactly once. */
+  finish(exchange: Reported, outcome: UpstreamOutcome): void {
     if (exchange.finished) return;
     exchange.finished = true;
     const observers = this.observers;
     for (let i = 0; i < observers.length; i++) observers[i]?.end?.(exchange.req, outcome);
   }
 
-  finishWs(req: IncomingMessage, outcome: UpstreamOutcome): void {
-    const tracked = req as IncomingMessage & { [WS_FINISHED]?: boolean };
-    if (tracked[WS_FINISHED] || this.observers.length === 0) return;
-    tracked[WS_FINISHED] = true;
-    for (const observer of this.observers) observer.end?.(req, outcome);
-  }
-
   close(): void {
     this.#ws.close();
   }
 }
-
-const WS_FINISHED = Symbol('portico.wsFinished');
 
 function onDeadline(proxyReq: ClientRequest): void {
   const { target } = exchangeOf(proxyReq).forwarder;

@@ -74,12 +74,12 @@ export function copyResponseHeaders(res: ServerResponse, headers: IncomingHttpHe
 }
 
 /**
- * Deletes hop-by-hop headers, including every header named in `Connection`, in place.
- * Used in both directions.
+ * Deletes hop-by-hop headers, including every header named in `Connection`, in place. For
+ * upgrade requests, which http-proxy-3 forwards with `req.headers` as they are; plain HTTP
+ * uses `stripNominated` and `outgoingHeaders` instead.
  */
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
-  const nominated = nominatedBy(headers.connection);
-  if (nominated !== undefined) for (const name of nominated) delete headers[name];
+  stripNominated(headers);
   for (const name of HOP_BY_HOP) {
     if (headers[name] !== undefined) delete headers[name];
   }
