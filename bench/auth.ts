@@ -15,19 +15,17 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
 import {
-  arg,
   interleave,
   median,
   startGateway,
   startUpstream,
+  sideBySideFlags,
   stopGateways,
   type Target,
 } from './harness.js';
 
-const WORKERS = arg('workers', 1);
-const DURATION = arg('duration', 5);
-const ROUNDS = arg('rounds', 2);
-const CONNECTIONS = 50;
+const FLAGS = sideBySideFlags();
+const { workers: WORKERS, duration: DURATION, rounds: ROUNDS, connections: CONNECTIONS } = FLAGS;
 
 const upstream = await startUpstream();
 const secret = 'bench-secret-bench-secret-bench-secret-0123';
@@ -81,9 +79,7 @@ const runs = await interleave(targets, {
 
 const bareRps = median(runs.bare.map((r) => r.rps));
 const bareCpu = median(runs.bare.map((r) => r.cpuUsPerReq));
-console.log(
-  `\nportico auth bench: ${WORKERS} worker(s), ${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds, node ${process.version}\n`,
-);
+console.log(FLAGS.headline('auth'));
 console.log('| target | req/s (median) | x bare | gateway CPU µs/req | x bare | p99 ms | non-2xx | errors |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const name of names) {

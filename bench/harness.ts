@@ -26,6 +26,25 @@ export const arg = (name: string, fallback: number) => {
   return i === -1 ? fallback : Number(process.argv[i + 1]);
 };
 
+/**
+ * The fixed flags of the side-by-side scripts (`bench:auth`, `bench:ratelimit`): 1 worker,
+ * 5 s, 2 rounds, 50 connections; `--workers`, `--duration` and `--rounds` override them.
+ */
+export function sideBySideFlags() {
+  const flags = {
+    workers: arg('workers', 1),
+    duration: arg('duration', 5),
+    rounds: arg('rounds', 2),
+    connections: 50,
+  };
+  return {
+    ...flags,
+    /** The line printed above a script's table. */
+    headline: (name: string) =>
+      `\nportico ${name} bench: ${flags.workers} worker(s), ${flags.connections} connections, ${flags.duration} s x ${flags.rounds} rounds, node ${process.version}\n`,
+  };
+}
+
 /** `--name value` as a string, or undefined. */
 export const option = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

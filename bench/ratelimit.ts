@@ -16,22 +16,20 @@
  * network round trips after auto-pipelining batched concurrent commands.
  */
 import {
-  arg,
   inRounds,
   load,
   median,
   startGateway as start,
   startUpstream,
   stopGateways,
+  sideBySideFlags,
   warmUp,
 } from './harness.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { calibrate, perRequest, redisCounters } from './redis-stats.js';
 
-const WORKERS = arg('workers', 1);
-const DURATION = arg('duration', 5);
-const ROUNDS = arg('rounds', 2);
-const CONNECTIONS = 50;
+const FLAGS = sideBySideFlags();
+const { workers: WORKERS, duration: DURATION, rounds: ROUNDS, connections: CONNECTIONS } = FLAGS;
 
 const upstream = await startUpstream();
 const target = upstream.url;
@@ -76,9 +74,7 @@ const names = Object.keys(gateways) as Name[];
 const runs = await inRounds(names, ROUNDS, measure);
 
 const bare = median(runs.bare.map((r) => r.rps));
-console.log(
-  `\nportico ratelimit bench: ${WORKERS} worker(s), ${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds, node ${process.version}\n`,
-);
+console.log(FLAGS.headline('ratelimit'));
 const bareCpu = median(runs.bare.map((r) => r.cpuUsPerReq));
 console.log(
   '| target | req/s (median) | x bare | gateway CPU µs/req | x bare | p99 ms | non-2xx | errors | Redis script calls/req | Redis reads/req |',
