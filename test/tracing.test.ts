@@ -118,6 +118,31 @@ describe('tracing over OTLP gRPC', () => {
     assert.equal(server?.parentSpanId, incomingParent);
   });
 
+  test('a tracestate without a valid traceparent is dropped; an unsampled parent stays unsampled', async () => {
+    const orphan = await request(`${gw.url}/users/8`, {
+      headers: { 'x-request-id': 'trace-2b', traceparent: '00-not-a-trace-01', tracestate: 'vendor=abc' },
+    });
+    assert.equal(orphan.status, 200);
+    const fresh = upstream.seen.find((s) => s.headers['x-request-id'] === 'trace-2b');
+    assert.equal(fresh?.headers.tracestate, undefined, 'a tracestate outside any trace is not forwarded');
+    assert.match(String(fresh?.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+
+    const unsampledTrace = '5bf92f3577b34da6a3ce929d0e0e4736';
+    const unsampled = await request(`${gw.url}/users/9`, {
+      headers: {
+        'x-request-id': 'trace-2c',
+        traceparent: `00-${unsampledTrace}-00f067aa0ba902b7-00`,
+        tracestate: 'vendor=def',
+      },
+    });
+    assert.equal(unsampled.status, 200);
+    const seen = upstream.seen.find((s) => s.headers['x-request-id'] === 'trace-2c');
+    const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(String(seen?.headers.traceparent));
+    assert.ok(match, `unsampled traceparent: ${String(seen?.headers.traceparent)}`);
+    assert.equal(match[1], unsampledTrace);
+    assert.equal(seen?.headers.tracestate, 'vendor=def');
+  });
+
   test('upstream failures and 5xx mark the spans as errors', async () => {
     const reply = await request(`${gw.url}/down`, { headers: { 'x-request-id': 'trace-3' } });
     assert.equal(reply.status, 502);

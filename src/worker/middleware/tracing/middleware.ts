@@ -1,10 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Attributes,
   type Context,
   propagation,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -32,6 +33,19 @@ const CLIENT_SPAN = Symbol('portico.clientSpan');
 type Traced = IncomingMessage & { [SERVER_SPAN]?: Span; [CLIENT_SPAN]?: Span };
 
 const passThrough: Middleware = (next) => next;
+
+/**
+ * Writes `traceparent` (and `tracestate` when the trace has one) for the upstream, as the
+ * W3C propagator the SDK is configured with would, without building two contexts per
+ * request to call it. A client's own `tracestate` is replaced: it belongs to the trace
+ * context being rewritten.
+ */
+function injectTraceContext(headers: IncomingHttpHeaders, span: SpanContext): void {
+  const flags = span.traceFlags & 0xff;
+  headers.traceparent = `00-${span.traceId}-${span.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`;
+  if (span.traceState !== undefined) headers.tracestate = span.traceState.serialize();
+  else if (headers.tracestate !== undefined) delete headers.tracestate;
+}
 
 /** The span of the request being handled by a `tracing` route, for user middleware. */
 export function serverSpanOf(req: IncomingMessage): Span | undefined {
@@ -99,9 +113,7 @@ export const tracingMiddleware: MiddlewareFactory = async ({
         trace.setSpan(ROOT_CONTEXT, server),
       );
       (req as Traced)[CLIENT_SPAN] = client;
-      // A client's own tracestate belongs to its trace context, which `inject` rewrites.
-      delete req.headers.tracestate;
-      propagation.inject(trace.setSpan(ROOT_CONTEXT, client), req.headers);
+      injectTraceContext(req.headers, client.spanContext());
     },
     response(req, status) {
       const client = (req as Traced)[CLIENT_SPAN];
