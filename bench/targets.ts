@@ -95,7 +95,10 @@ async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<str
     rate_limit: { requests_per_second: 1e6, burst: 1e6 },
     ...(setup.store === 'redis' ? { redis: { url: s.redisUrl } } : {}),
     metrics,
-    otel: { endpoint: s.otlpEndpoint, ...(setup.sampling === undefined ? {} : { sampling_ratio: setup.sampling }) },
+    otel: {
+      endpoint: s.otlpEndpoint,
+      ...(setup.sampling === undefined ? {} : { sampling_ratio: setup.sampling }),
+    },
   };
 }
 

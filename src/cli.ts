@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createGateway } from './gateway.js';
 import { DevTokenError, parseClaim, signDevToken } from './dev-token.js';
 import { parseDuration } from './shared/config/duration.js';
-import { ConfigError } from './shared/config/load.js';
+import { ConfigError } from './shared/config/errors.js';
 
 const HELP = `portico — an API gateway for Node.js
 

@@ -2,7 +2,8 @@ import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { runPrimary } from './primary/supervisor.js';
-import { ConfigError, parseConfigText } from './shared/config/load.js';
+import { ConfigError } from './shared/config/errors.js';
+import type { MiddlewareCatalog } from './shared/config/load.js';
 import type { Config } from './shared/config/schema.js';
 import { createLogger } from './shared/logger.js';
 import { MiddlewareRegistry } from './worker/middleware/registry.js';
@@ -11,7 +12,19 @@ import type { Middleware } from './worker/middleware/types.js';
 import { runWorker } from './worker/worker.js';
 
 const CONFIG_TEXT_ENV = 'PORTICO_CONFIG_TEXT';
+const CONFIG_JSON_ENV = 'PORTICO_CONFIG_JSON';
 const CONFIG_NAME_ENV = 'PORTICO_CONFIG_NAME';
+/** An environment string is capped at 128 KiB (Linux MAX_ARG_STRLEN); leave room. */
+const MAX_ENV_VALUE = 120_000;
+
+/**
+ * Validates config text. The parser (yaml, zod and the schema) is loaded only where this
+ * runs: in the primary, or in a worker whose config was too big to hand over as JSON.
+ */
+async function parseConfig(text: string, name: string, catalog: MiddlewareCatalog): Promise<Config> {
+  const { parseConfigText } = await import('./shared/config/load.js');
+  return parseConfigText(text, name, catalog);
+}
 
 /** A config file path, or the config itself as a plain object (same keys as the YAML). */
 export type ConfigSource = string | Record<string, unknown>;
@@ -56,7 +69,7 @@ export class Gateway {
   /** Validates the config against the registered middleware; throws `ConfigError`. */
   async check(): Promise<Config> {
     const { text, name } = await this.#read();
-    return parseConfigText(text, name, this.#registry);
+    return parseConfig(text, name, this.#registry);
   }
 
   /**
@@ -65,19 +78,37 @@ export class Gateway {
    * prints one line per problem to stderr and exits 1.
    */
   async start(): Promise<void> {
+    if (cluster.isWorker) {
+      await this.#startWorker();
+      return;
+    }
     const { text, name } = await this.#read();
     let config: Config;
     try {
-      config = parseConfigText(text, name, this.#registry);
+      config = await parseConfig(text, name, this.#registry);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`${err.lines.join('\n')}\n`);
       process.exit(1);
     }
-    if (cluster.isPrimary) {
-      const logger = createLogger(config.logging, { role: 'primary', pid: process.pid });
-      await runPrimary({ config, logger, workerEnv: { [CONFIG_TEXT_ENV]: text, [CONFIG_NAME_ENV]: name } });
-      return;
+    const logger = createLogger(config.logging, { role: 'primary', pid: process.pid });
+    // Workers get the validated config as JSON, so they neither re-read the file (which may
+    // have changed since) nor load the parser; a config too big for one environment string
+    // goes as text, which the worker validates again.
+    const json = JSON.stringify(config);
+    const handover: Record<string, string> =
+      json.length <= MAX_ENV_VALUE ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
+    await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
+  }
+
+  async #startWorker(): Promise<void> {
+    const name = process.env[CONFIG_NAME_ENV] ?? 'config';
+    const json = process.env[CONFIG_JSON_ENV];
+    let config: Config;
+    if (json !== undefined) config = JSON.parse(json) as Config;
+    else {
+      const { text } = await this.#read();
+      config = await parseConfig(text, name, this.#registry);
     }
     const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
     await runWorker(

@@ -6,6 +6,7 @@ import { request } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ARTICLE = fileURLToPath(new URL('../../test/fixtures/article-config.yaml', import.meta.url));
+const COMPOSE_CONFIG = fileURLToPath(new URL('../../deploy/portico.yaml', import.meta.url));
 
 describe('portico CLI', () => {
   test('--help explains every command and flag', async () => {
@@ -20,6 +21,12 @@ describe('portico CLI', () => {
     const { code, stdout } = await runCli(['check', '--config', file]);
     assert.equal(code, 0);
     assert.match(stdout, /OK \(1 routes\)/);
+  });
+
+  test('the config docker-compose.yml runs is valid', async () => {
+    const { code, stdout, stderr } = await runCli(['check', '--config', COMPOSE_CONFIG]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /OK \(3 routes\)/);
   });
 
   test('check prints every problem, one line each with file and key path, and exits 1', async () => {

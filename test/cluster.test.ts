@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startGateway } from './helpers/gateway.js';
-import { request, sleep } from './helpers/net.js';
+import { freePort, request, sleep } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ENTRY = fileURLToPath(new URL('./fixtures/custom-entry.js', import.meta.url));
+const IMPORT_LOG = fileURLToPath(new URL('./fixtures/import-log.js', import.meta.url));
 
 describe('cluster supervision', () => {
   test('a worker that dies is respawned and traffic continues', async () => {
@@ -112,6 +116,68 @@ describe('graceful shutdown', () => {
     } finally {
       await gw.stop();
       await upstream.close();
+    }
+  });
+});
+
+describe('config handover to workers', () => {
+  test('workers run on the validated config without loading the YAML parser or zod', async () => {
+    const upstream = await startUpstream();
+    const log = join(tmpdir(), `portico-imports-${process.pid}-${Date.now()}.log`);
+    const gw = await startGateway(
+      {
+        routes: [
+          { path: '/users/:id', target: upstream.url, middleware: ['logging', 'metrics', 'ratelimit'] },
+        ],
+        metrics: { prometheus: { port: await freePort() } },
+      },
+      { workers: 2, env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log } },
+    );
+    try {
+      assert.equal((await request(`${gw.url}/users/7`)).status, 200);
+      const lines = (await readFile(log, 'utf8')).trim().split('\n');
+      const imported = (role: string) =>
+        new Set(lines.filter((l) => l.split(' ')[1] === role).map((l) => l.split(' ')[2]));
+      const primary = imported('primary');
+      const workers = imported('worker');
+      // The log works: the primary validates the file, so it loads both.
+      assert.ok(primary.has('yaml') && primary.has('zod'), `primary imports: ${[...primary].join(', ')}`);
+      assert.ok(workers.has('pino'), `worker imports: ${[...workers].join(', ')}`);
+      assert.ok(!workers.has('yaml'), 'a worker loaded the YAML parser');
+      assert.ok(!workers.has('zod'), 'a worker loaded zod');
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await upstream.close();
+      await rm(log, { force: true });
+    }
+  });
+
+  test('a config too big for one environment string still reaches every worker', async () => {
+    const upstream = await startUpstream();
+    const log = join(tmpdir(), `portico-imports-${process.pid}-${Date.now()}-big.log`);
+    // 1,500 routes: over 120 KB as resolved JSON, so workers get the text and validate it.
+    const routes = Array.from({ length: 1500 }, (_, i) => ({
+      path: `/service-${i}/*`,
+      target: upstream.url,
+      strip_prefix: true,
+    }));
+    const gw = await startGateway(
+      { routes },
+      { workers: 2, env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log } },
+    );
+    try {
+      for (const i of [0, 777, 1499]) {
+        const reply = await request(`${gw.url}/service-${i}/items/${i}`);
+        assert.equal(reply.status, 200);
+        assert.equal(reply.json().url, `/items/${i}`);
+      }
+      const lines = (await readFile(log, 'utf8')).trim().split('\n');
+      const workerImports = lines.filter((l) => l.split(' ')[1] === 'worker').map((l) => l.split(' ')[2]);
+      assert.ok(workerImports.includes('yaml'), 'the workers took the text path and validated it');
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await upstream.close();
+      await rm(log, { force: true });
     }
   });
 });

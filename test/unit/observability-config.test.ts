@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfigText } from '../../src/shared/config/load.js';
-import { metricsSettings, tracingSettings } from '../../src/shared/config/schema.js';
+import { metricsSettings, tracingSettings } from '../../src/shared/config/settings.js';
 import { MiddlewareRegistry } from '../../src/worker/middleware/registry.js';
 
 const registry = new MiddlewareRegistry();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, parseConfigText } from '../../src/shared/config/load.js';
-import { redisUrlOf } from '../../src/shared/config/schema.js';
+import { redisUrlOf } from '../../src/shared/config/settings.js';
 import { BlockedKeys } from '../../src/worker/middleware/ratelimit/blocked-keys.js';
 import {
   compilePolicy,

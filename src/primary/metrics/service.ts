@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { metricsSettings } from '../../shared/config/schema.js';
+import { metricsSettings } from '../../shared/config/settings.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../../shared/messages.js';
 import type { PrimaryService } from '../services.js';
 

@@ -1,23 +1,6 @@
 import { z } from 'zod';
+import { JWT_ALGORITHMS } from './auth-settings.js';
 import { duration, optionalDuration } from './fields.js';
-
-/** JWS algorithms Portico accepts; `none` is deliberately absent. */
-export const JWT_ALGORITHMS = [
-  'HS256',
-  'HS384',
-  'HS512',
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-] as const;
-export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 const httpUrl = z
   .string()

@@ -1,8 +1,26 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { type AuthConfig, type AuthOverride, JWT_ALGORITHMS, type JwtAlgorithm } from './auth-schema.js';
+import type { AuthConfig, AuthOverride } from './auth-schema.js';
 import type { KeyPath } from './load.js';
+
+/** JWS algorithms Portico accepts; `none` is deliberately absent. */
+export const JWT_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 /** The effective `auth` settings of one route: global keys overridden by the route's own. */
 export interface AuthSettings {

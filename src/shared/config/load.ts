@@ -3,7 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
 import { resolveAuthSettings } from './auth-settings.js';
 import { expandEnvInDocument } from './env-expand.js';
-import { type Config, configSchema, HTTP_METHODS } from './schema.js';
+import { ConfigError } from './errors.js';
+import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
 
 export type KeyPath = (string | number)[];
 
@@ -20,14 +21,7 @@ export interface MiddlewareCatalog {
   hasVerifier(type: string): boolean;
 }
 
-/** Thrown when a config cannot be used; `lines` has one human line per problem. */
-export class ConfigError extends Error {
-  readonly code = 'PORTICO_ERR_CONFIG';
-  constructor(readonly lines: string[]) {
-    super(`invalid configuration:\n${lines.join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** `routes[2].middleware[1]` */
 export function formatKeyPath(path: KeyPath): string {
@@ -84,7 +78,7 @@ export function parseConfigText(
       ),
     );
   }
-  return (result as { data: Config }).data;
+  return withImpliedSections((result as { data: Config }).data);
 }
 
 function zodProblems(

@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
@@ -369,48 +369,23 @@ export type TracingSettings = z.output<typeof otelSectionSchema>;
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = Config['routes'][number];
 
-/**
- * The Redis URL in force: `redis.url` from the file wins, else env `REDIS_URL`, else none
- * (the embedded store). Read by the primary and by workers, which inherit its environment.
- */
-export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (config.redis?.url !== undefined) return config.redis.url;
-  const fromEnv = env.REDIS_URL;
-  if (fromEnv === undefined || fromEnv === '') return undefined;
-  if (!/^(redis|rediss):\/\/.+/.test(fromEnv))
-    throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`);
-  return fromEnv;
-}
-
-/** Builds the `BlockList` of trusted proxies once, from already validated entries. */
-export function trustedProxyList(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address, bits] = entry.split('/') as [string, string | undefined];
-    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(bits), type);
-  }
-  return list;
-}
-
 const usesMiddleware = (config: Config, name: string) =>
   config.routes.some((route) => route.middleware.includes(name));
 
 /**
- * Prometheus exposition settings, or `undefined` when metrics are off. A `metrics:` section
- * decides by its `enabled`; without one, listing `metrics` on a route turns them on with the
- * defaults (as in the reference article), so a listed middleware is never a silent no-op.
+ * Fills in the sections a route's middleware implies: without a `metrics:` (or `otel:`)
+ * section, listing `metrics` (or `tracing`) on a route turns it on with the defaults, as in
+ * the reference article, so a listed middleware is never a silent no-op. Applied once, after
+ * validation; what workers receive is this resolved config.
  */
-export function metricsSettings(config: Config): MetricsSettings | undefined {
-  const section =
-    config.metrics ?? (usesMiddleware(config, 'metrics') ? metricsSectionSchema.parse({}) : undefined);
-  return section?.prometheus.enabled ? section.prometheus : undefined;
-}
-
-/** Tracing settings, or `undefined` when off; same rule as `metricsSettings`. */
-export function tracingSettings(config: Config): TracingSettings | undefined {
-  const section =
-    config.otel ?? (usesMiddleware(config, 'tracing') ? otelSectionSchema.parse({}) : undefined);
-  return section?.enabled ? section : undefined;
+export function withImpliedSections(config: Config): Config {
+  return {
+    ...config,
+    ...(config.metrics === undefined && usesMiddleware(config, 'metrics')
+      ? { metrics: metricsSectionSchema.parse({}) }
+      : {}),
+    ...(config.otel === undefined && usesMiddleware(config, 'tracing')
+      ? { otel: otelSectionSchema.parse({}) }
+      : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { PrimaryService } from '../../../primary/services.js';
-import { redisUrlOf } from '../../../shared/config/schema.js';
+import { redisUrlOf } from '../../../shared/config/settings.js';
 import type { ResultBatch } from '../../../shared/ratelimit-messages.js';
 import { answerTakeBatch } from './cluster-store.js';
 import { MemoryBuckets } from './memory-store.js';

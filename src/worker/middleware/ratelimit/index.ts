@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { type Config, redisUrlOf } from '../../../shared/config/schema.js';
+import type { Config } from '../../../shared/config/schema.js';
+import { redisUrlOf } from '../../../shared/config/settings.js';
 import { GatewayError, writeError } from '../../../shared/errors.js';
 import type { WorkerResources } from '../../resources.js';
 import type { MiddlewareFactory } from '../types.js';

@@ -10,7 +10,7 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import { tracingSettings } from '../../../shared/config/schema.js';
+import { tracingSettings } from '../../../shared/config/settings.js';
 import { internalContextOf } from '../../context.js';
 import type { Middleware, MiddlewareFactory } from '../types.js';
 import type { TracingRuntime } from './provider.js';

@@ -1,0 +1,43 @@
+import { BlockList, isIP } from 'node:net';
+import type { Config, MetricsSettings, TracingSettings } from './schema.js';
+
+/*
+ * What the running gateway reads from a validated config. Workers import this module, never
+ * the schema: they receive the config already validated (and its implied sections filled in,
+ * see `withImpliedSections`), so the YAML parser and zod stay out of their memory.
+ */
+
+/**
+ * The Redis URL in force: `redis.url` from the file wins, else env `REDIS_URL`, else none
+ * (the embedded store). Read by the primary and by workers, which inherit its environment.
+ */
+export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (config.redis?.url !== undefined) return config.redis.url;
+  const fromEnv = env.REDIS_URL;
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  if (!/^(redis|rediss):\/\/.+/.test(fromEnv))
+    throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`);
+  return fromEnv;
+}
+
+/** Builds the `BlockList` of trusted proxies once, from already validated entries. */
+export function trustedProxyList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address, bits] = entry.split('/') as [string, string | undefined];
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(bits), type);
+  }
+  return list;
+}
+
+/** Prometheus exposition settings, or `undefined` when metrics are off. */
+export function metricsSettings(config: Config): MetricsSettings | undefined {
+  return config.metrics?.prometheus.enabled ? config.metrics.prometheus : undefined;
+}
+
+/** Tracing settings, or `undefined` when tracing is off. */
+export function tracingSettings(config: Config): TracingSettings | undefined {
+  return config.otel?.enabled ? config.otel : undefined;
+}
