@@ -5,6 +5,7 @@
  * Loopback only; everything started here is killed on exit.
  */
 import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/net.js';
 import { type LoadResult, saturate, warmUp as warmUpTarget } from './load.js';
-import { spawnOwned, stopProcess, waitForLine } from './processes.js';
+import { spawnOwned, stopProcess, waitForFileLine } from './processes.js';
 import { answer } from './servers/body.js';
 
 export { BODY } from './servers/body.js';
@@ -72,12 +73,16 @@ export async function startGateway(
     file,
     stringify({ server: { port, host: '127.0.0.1', workers }, logging: { level: 'info' }, ...config }),
   );
+  // Logs go to a file, not through a pipe into this process (see waitForFileLine).
+  const log = join(dir, 'gateway.log');
+  const out = openSync(log, 'w');
   const proc = spawnOwned(process.execPath, [CLI, '--config', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
     env: { ...process.env, REDIS_URL: '' },
   });
+  closeSync(out);
   proc.once('exit', () => void rm(dir, { recursive: true, force: true }));
-  await waitForLine(proc, /portico ready/, 'gateway');
+  await waitForFileLine(proc, log, /portico ready/, 'gateway');
   return { url: `http://127.0.0.1:${port}/bench`, proc };
 }
 

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 const started = new Set<ChildProcess>();
 const exitHooks: (() => void)[] = [];
@@ -94,6 +95,30 @@ export function waitForLine(
     proc.stdout?.on('data', onData);
     proc.once('exit', onEarlyExit);
   });
+}
+
+/**
+ * Waits until the file a process writes its stdout to holds a line matching `pattern`.
+ * Gateways log every request: written to a file, their logs cost the bench process (the load
+ * generator, whose event loop times every response) nothing, as they would in production,
+ * where another process collects them.
+ */
+export async function waitForFileLine(
+  proc: ChildProcess,
+  file: string,
+  pattern: RegExp,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = pattern.exec(await readFile(file, 'utf8').catch(() => ''));
+    if (match) return match;
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}) before it was ready`);
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /**
