@@ -14,8 +14,8 @@ import { runWorker } from './worker/worker.js';
 const CONFIG_TEXT_ENV = 'PORTICO_CONFIG_TEXT';
 const CONFIG_JSON_ENV = 'PORTICO_CONFIG_JSON';
 const CONFIG_NAME_ENV = 'PORTICO_CONFIG_NAME';
-/** An environment string is capped at 128 KiB (Linux MAX_ARG_STRLEN); leave room. */
-const MAX_ENV_VALUE = 120_000;
+/** An environment string is capped at 128 KiB of bytes (Linux MAX_ARG_STRLEN); leave room. */
+const MAX_ENV_BYTES = 120_000;
 
 /**
  * Validates config text. The parser (yaml, zod and the schema) is loaded only where this
@@ -97,7 +97,7 @@ export class Gateway {
     // goes as text, which the worker validates again.
     const json = JSON.stringify(config);
     const handover: Record<string, string> =
-      json.length <= MAX_ENV_VALUE ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
+      Buffer.byteLength(json) <= MAX_ENV_BYTES ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
     await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
   }
 
