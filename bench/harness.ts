@@ -21,10 +21,16 @@ import { answer } from './servers/body.js';
 export { BODY } from './servers/body.js';
 export type { LoadResult } from './load.js';
 
+/** `--name value` as a string, or undefined. */
+export const option = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
+
 /** `--name N` as a number, or `fallback`. */
 export const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : Number(process.argv[i + 1]);
+  const value = option(name);
+  return value === undefined ? fallback : Number(value);
 };
 
 /**
@@ -45,12 +51,6 @@ export function sideBySideFlags() {
       `\nportico ${name} bench: ${flags.workers} worker(s), ${flags.connections} connections, ${flags.duration} s x ${flags.rounds} rounds, node ${process.version}\n`,
   };
 }
-
-/** `--name value` as a string, or undefined. */
-export const option = (name: string): string | undefined => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
 
 /** The upstream of bench:auth and bench:ratelimit, in the bench's own process. */
 export async function startUpstream(): Promise<{ url: string; server: Server }> {
