@@ -67,20 +67,33 @@ describe('examples', () => {
         { service: user.json().service, path: user.json().path },
         { service: 'users', path: '/users/42' },
       );
-      // logging.format: text renders the request line for humans, not as JSON.
-      await run.waitForText('path: "/users/42"');
-      assert.match(run.output(), /INFO \(\d+\): request\n(?:\s+\w+: .+\n)*?\s+status: 200/);
-      assert.doesNotMatch(run.output(), /^\{"level"/m);
-      assert.equal((await request(`http://127.0.0.1:${port}/orders/7`)).status, 401, 'orders need a token');
-      const token = await runCli(['token', '--config', 'examples/config.yaml', '--sub', 'alice']);
-      assert.equal(token.code, 0, token.stderr);
-      const order = await request(`http://127.0.0.1:${port}/orders/7`, {
-        headers: { authorization: `Bearer ${token.stdout.trim()}` },
-      });
-      assert.deepEqual(
-        { service: order.json().service, path: order.json().path },
-        { service: 'orders', path: '/7' },
+      // logging.format: text renders each request as one line for humans, not as JSON or a block.
+      await run.waitForText('GET /users/42 200 ');
+      assert.match(
+        run.output(),
+        /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO: GET \/users\/42 200 [\d.]+ms route=\/users\/:id request_id=[0-9a-f-]{36} client_ip=\S+ worker=\d$/m,
       );
+      assert.doesNotMatch(run.output(), /^\s+status: /m);
+      assert.doesNotMatch(run.output(), /^\{"level"/m);
+
+      // The README's curl sequence, sent as fast as a paste: its documented answers.
+      assert.equal((await request(`http://127.0.0.1:${port}/orders/7`)).status, 401, 'orders need a token');
+      const token = async (sub: string) => {
+        const signed = await runCli(['token', '--config', 'examples/config.yaml', '--sub', sub]);
+        assert.equal(signed.code, 0, signed.stderr);
+        return { authorization: `Bearer ${signed.stdout.trim()}` };
+      };
+      const alice = await token('alice');
+      const order = await request(`http://127.0.0.1:${port}/orders/7`, { headers: alice });
+      assert.deepEqual(
+        { service: order.json().service, path: order.json().path, user: order.json().user },
+        { service: 'orders', path: '/7', user: 'alice' },
+      );
+      const bob = await token('bob');
+      const codes: number[] = [];
+      for (let i = 0; i < 7; i++)
+        codes.push((await request(`http://127.0.0.1:${port}/orders/7`, { headers: bob })).status);
+      assert.deepEqual(codes, [200, 200, 200, 200, 200, 429, 429]);
       const metrics = await request(`http://127.0.0.1:${port}/metrics`);
       assert.match(metrics.body, /gateway_requests_total\{method="GET",path="\/users\/:id",status="200"\} 1/);
       process.kill(-(run.proc.pid as number), 'SIGINT');
