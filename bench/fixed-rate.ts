@@ -110,6 +110,9 @@ export async function fixedRate(target: LoadTarget, options: FixedRateOptions): 
   });
   const deadline = new Promise<void>((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS + 1_000).unref());
   await Promise.race([whenAllFinished, deadline]);
+  // A request still unanswered past the deadline (queued behind the pool, so its own timer
+  // never started) failed as surely as one that timed out: count it, never drop it.
+  errors += total - finished;
   const cpu = meter.stop(finished);
   agent.destroy();
   const window = (lastDone - measureFrom) / 1000;

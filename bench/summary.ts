@@ -189,6 +189,13 @@ export function criteria(report: BenchReport): Criterion[] {
   return list;
 }
 
+/**
+ * The smoke run's fixed rate and length. The smoke proves the harness, not the machine: a
+ * loaded CI machine must hold this rate through portico-full at 1 worker, so a slow machine
+ * shows up as latency (never judged) and only a broken target as errors.
+ */
+export const SMOKE = { durationS: 1, rates: [100], fixedRateSettleS: 0.25 } as const;
+
 /** What makes a smoke run fail: a target that failed, did not answer, or answered with errors. */
 export function smokeProblems(report: BenchReport): string[] {
   const problems: string[] = [];
