@@ -65,6 +65,7 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 export async function startGateway(
   config: Record<string, unknown>,
   workers: number,
+  cli = CLI,
 ): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'portico-bench-'));
@@ -76,7 +77,7 @@ export async function startGateway(
   // Logs go to a file, not through a pipe into this process (see waitForFileLine).
   const log = join(dir, 'gateway.log');
   const out = openSync(log, 'w');
-  const proc = spawnOwned(process.execPath, [CLI, '--config', file], {
+  const proc = spawnOwned(process.execPath, [cli, '--config', file], {
     stdio: ['ignore', out, 'inherit'],
     env: { ...process.env, REDIS_URL: '' },
   });

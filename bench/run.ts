@@ -15,11 +15,13 @@
  * rate (summary.ts SMOKE) for 1 s; fails on errors, non-2xx answers or a target that did not
  * answer, never on latency. Smoke and --only runs write
  * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/.
+ * --baseline DIR adds portico-bare@base/1 and portico-full@base/1, run by DIR's built CLI.
  * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
  * change to the report's format) without measuring anything.
  * Fixed: 50 connections, pipelining 1. Loopback only.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,8 +74,17 @@ const options: BenchReport['options'] = {
 };
 const startedAt = new Date();
 
+// --baseline DIR: another checkout (e.g. a worktree of the previous main, built) whose CLI
+// runs the portico-bare@base and portico-full@base targets beside this one's.
+const baselineDir = option('baseline');
+const baselineCli = baselineDir === undefined ? undefined : join(baselineDir, 'dist/src/cli.js');
+if (baselineCli !== undefined && !existsSync(baselineCli)) {
+  console.error(`--baseline: ${baselineCli} does not exist (run npm ci in ${baselineDir} first)`);
+  process.exit(2);
+}
+
 // Which targets: all, or those --only names; the ones this machine cannot run are skipped.
-const all = allTargets(CLUSTER);
+const all = allTargets(CLUSTER, baselineCli);
 const only = option('only')
   ?.split(',')
   .map((name) => name.trim())

@@ -81,6 +81,8 @@ interface PorticoSetup {
   instances?: number;
   /** `otel.sampling_ratio`; the SDK's default of 1 (every request traced) when unset. */
   sampling?: number;
+  /** Another checkout's built CLI (`--baseline`); this checkout's when unset. */
+  cli?: string;
 }
 
 async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<string, unknown>> {
@@ -106,7 +108,7 @@ function portico(setup: PorticoSetup) {
   return async (s: Shared, workers: number): Promise<Running> => {
     const instances = await Promise.all(
       Array.from({ length: setup.instances ?? 1 }, async () =>
-        startGateway(await porticoConfig(s, setup), workers),
+        startGateway(await porticoConfig(s, setup), workers, setup.cli),
       ),
     );
     return {
@@ -181,8 +183,27 @@ const GATEWAYS: Gateway[] = [
   },
 ];
 
-/** Every target, gateways at 1 worker and at `clusterWorkers` (the cluster default). */
-export function allTargets(clusterWorkers: number): TargetSpec[] {
+/**
+ * `portico-bare@base` and `portico-full@base`: the same setups run by another checkout's CLI
+ * (`--baseline DIR`), so a change is measured against the previous main in one run.
+ */
+function baselineGateways(cli: string): Gateway[] {
+  return [
+    { name: 'portico-bare@base', start: portico({ chain: false, cli }) },
+    {
+      name: 'portico-full@base',
+      redis: true,
+      tracing: true,
+      start: portico({ chain: true, verifier: 'hs256', store: 'redis', cli }),
+    },
+  ];
+}
+
+/**
+ * Every target, gateways at 1 worker and at `clusterWorkers` (the cluster default); with
+ * `baselineCli`, the baseline's portico-bare and portico-full at 1 worker too.
+ */
+export function allTargets(clusterWorkers: number, baselineCli?: string): TargetSpec[] {
   const direct: TargetSpec = {
     id: 'direct',
     name: 'direct',
@@ -207,8 +228,9 @@ export function allTargets(clusterWorkers: number): TargetSpec[] {
     start: (s) => nodeServer(s, 'node-raw'),
   };
   const counts = clusterWorkers > 1 ? [1, clusterWorkers] : [1];
-  const variants = GATEWAYS.flatMap((g) =>
-    counts.map((workers): TargetSpec => {
+  const gateways = baselineCli ? [...GATEWAYS, ...baselineGateways(baselineCli)] : GATEWAYS;
+  const variants = gateways.flatMap((g) =>
+    (g.name.endsWith('@base') ? [1] : counts).map((workers): TargetSpec => {
       const each = `${workers} worker${workers === 1 ? '' : 's'}`;
       return {
         id: `${g.name}/${workers}`,
