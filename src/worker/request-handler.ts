@@ -23,6 +23,8 @@ import { type Router, TableRouter } from './router.js';
 export interface GatewayHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /** A `CONNECT` request: the gateway tunnels nothing, so it answers 405. */
+  connect(req: IncomingMessage, socket: Socket): void;
   /** From now on responses close their connection (used while draining). */
   startDraining(): void;
   close(): void;
@@ -38,7 +40,31 @@ type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const BAD_PATH = new GatewayError('PORTICO_ERR_BAD_PATH');
+const BAD_HOST = new GatewayError('PORTICO_ERR_BAD_HOST');
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
+const TOO_MANY_HEADERS = new GatewayError('PORTICO_ERR_HEADERS_TOO_LARGE');
+// The target of a CONNECT is a host:port, and no method is served on it (RFC 9110 §10.2.1:
+// an empty Allow means none).
+const NO_TUNNEL = new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: '' } });
+
+/** The incoming `X-Request-Id` when it is well-formed, else a new one. */
+function requestIdOf(headers: IncomingMessage['headers']): string {
+  const incoming = headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/**
+ * How many `Host` fields the request carries. Node keeps the first of several in
+ * `req.headers`, so only the raw list tells; its names are compared only at length 4.
+ */
+function hostCount(raw: string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && (name === 'host' || name === 'Host' || name.toLowerCase() === 'host')) count++;
+  }
+  return count;
+}
 
 /**
  * Builds everything a worker needs to serve requests, once: the router, each route's
@@ -65,6 +91,13 @@ export async function createGatewayHandlers(
     metricsConfig && metrics ? createMetricsExposition(metricsConfig, metrics, logger) : undefined;
   if (exposition) resources.onClose('metrics', () => exposition.close());
   const unmatched: RouteMetrics | undefined = metrics?.unmatched;
+  // Requests no route takes are logged when the config logs requests at all: `logging`
+  // is per route, and these belong to none.
+  const unmatchedLog = config.routes.some((route) => route.middleware.includes('logging'))
+    ? logger.child({ route: '(unmatched)' })
+    : undefined;
+  // Node keeps one field more than the limit (see worker.ts), so "more" shows here.
+  const maxRawHeaders = config.server.max_headers * 2;
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of config.routes) {
@@ -112,13 +145,67 @@ export async function createGatewayHandlers(
     writeError(res, error);
   }
 
-  /** Answers a request no route takes (400/404/405), counted under one `path` label value. */
+  /**
+   * Answers a request no route takes (400/404/405/431), with a request id like any other
+   * answer, counted under one `path` label value and logged under the route `(unmatched)`.
+   */
   function refuse(req: IncomingMessage, res: ServerResponse, error: GatewayError, startedAt: number): void {
+    const requestId = requestIdOf(req.headers);
+    res.setHeader('x-request-id', requestId);
+    if (draining) res.shouldKeepAlive = false;
     writeError(res, error);
-    unmatched?.record(req.method ?? 'GET', error.status, (performance.now() - startedAt) / 1000);
+    const seconds = (performance.now() - startedAt) / 1000;
+    unmatched?.record(req.method ?? 'GET', error.status, seconds);
+    if (unmatchedLog === undefined) return;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    // The query string is left out, as in the `logging` middleware: it often carries tokens.
+    unmatchedLog.info(
+      {
+        request_id: requestId,
+        method: req.method,
+        path: q === -1 ? url : url.slice(0, q),
+        status: error.status,
+        duration_ms: Math.round(seconds * 1_000_000) / 1000,
+        client_ip: clientIpOfRequest(req),
+      },
+      'request',
+    );
+  }
+
+  function clientIpOfRequest(req: IncomingMessage): string {
+    const peer = canonicalIp(req.socket.remoteAddress ?? '');
+    const xff = req.headers['x-forwarded-for'];
+    return clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted);
+  }
+
+  /**
+   * A response on a socket Node has handed over (upgrade, CONNECT). Node no longer tracks
+   * that connection, so an answer written on it (a refusal) must close it, or the client
+   * could hold it open for ever.
+   */
+  function socketResponse(req: IncomingMessage, socket: Socket): ServerResponse {
+    socket.on('error', (err) => logger.debug({ err: err.message }, 'upgrade socket error'));
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.end());
+    return res;
   }
 
   function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
+    // Checked before anything reads req.headers: past the limit, Node 20 has dropped fields.
+    const raw = req.rawHeaders;
+    if (raw.length > maxRawHeaders) {
+      refuse(req, res, TOO_MANY_HEADERS, performance.now());
+      return;
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is a 400.
+    const hosts = hostCount(raw);
+    if (hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) {
+      refuse(req, res, BAD_HOST, performance.now());
+      return;
+    }
     const url = req.url ?? '/';
     // The scrape path is served before routing and middleware: a scraper needs no token.
     if (exposition !== undefined && exposition.matches(url)) {
@@ -148,10 +235,18 @@ export async function createGatewayHandlers(
       return;
     }
 
+    // Hop-by-hop headers go first: everything the gateway sets from here on (and the
+    // middleware after it) is then out of reach of a client's `Connection` header.
     const headers = req.headers;
-    const incomingId = headers['x-request-id'];
-    const requestId =
-      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    if (upgrade === undefined) {
+      stripNominated(headers);
+    } else {
+      // http-proxy-3 forwards upgrades with req.headers as they are.
+      stripHopByHop(headers);
+      headers.connection = 'upgrade';
+      headers.upgrade = upgrade;
+    }
+    const requestId = requestIdOf(headers);
     headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
 
@@ -161,28 +256,21 @@ export async function createGatewayHandlers(
     const clientIp = trustedPeer
       ? clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted)
       : peer;
-    if (upgrade === undefined) {
-      stripNominated(headers);
-    } else {
-      // http-proxy-3 forwards upgrades with req.headers as they are.
-      stripHopByHop(headers);
-      headers.connection = 'upgrade';
-      headers.upgrade = upgrade;
-    }
     setForwardedHeaders(
       headers,
       peer,
       (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       trustedPeer,
+      clientIp,
     );
     if (draining) res.shouldKeepAlive = false;
 
-    const raw = match.params;
-    let params = raw;
-    for (const key in raw) {
+    const rawParams = match.params;
+    let params = rawParams;
+    for (const key in rawParams) {
       // Only copy when something actually needs decoding.
-      if ((raw[key] as string).includes('%')) {
-        params = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, decodeParam(v)]));
+      if ((rawParams[key] as string).includes('%')) {
+        params = Object.fromEntries(Object.entries(rawParams).map(([k, v]) => [k, decodeParam(v)]));
         break;
       }
     }
@@ -198,7 +286,7 @@ export async function createGatewayHandlers(
       state: {},
       claims: undefined,
       traceId: undefined,
-      rawParams: raw,
+      rawParams,
       rawRest: match.rest,
     };
     attachContext(req, ctx);
@@ -216,15 +304,15 @@ export async function createGatewayHandlers(
       dispatch(req, res, undefined);
     },
     upgrade(req, socket, head) {
-      socket.on('error', (err) => logger.debug({ err: err.message }, 'upgrade socket error'));
       // A ServerResponse on the raw socket lets middleware answer a refused upgrade (401, 429…)
       // with a normal HTTP response, through the same chain as any other request.
-      const res = new ServerResponse(req);
-      res.assignSocket(socket);
-      res.shouldKeepAlive = false;
+      const res = socketResponse(req, socket);
       (req as UpgradeRequest)[UPGRADE_HEAD] = head;
       const upgrade = req.headers.upgrade;
       dispatch(req, res, typeof upgrade === 'string' ? upgrade : 'websocket');
+    },
+    connect(req, socket) {
+      refuse(req, socketResponse(req, socket), NO_TUNNEL, performance.now());
     },
     startDraining() {
       draining = true;
