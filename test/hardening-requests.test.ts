@@ -111,7 +111,9 @@ before(async () => {
   // The upgrade handshake's upstream reports the headers it received in a response header.
   echo.server.on('upgrade', (req, socket: Socket) => {
     const seen = Buffer.from(JSON.stringify(req.headers)).toString('base64');
-    socket.end(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-seen: ${seen}\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-seen: ${seen}\r\n\r\n`,
+    );
   });
   gw = await startGateway({
     routes: [
@@ -175,7 +177,7 @@ describe('request bodies are never dropped silently (item 6)', () => {
     assert.equal(echo.seen.length, before, 'nothing was forwarded');
   });
 
-  test("more fields than Node keeps (2000) is a 431, not a forward without Content-Length", async () => {
+  test('more fields than Node keeps (2000) is a 431, not a forward without Content-Length', async () => {
     const before = echo.seen.length;
     const raw = await rawRequest(gw.port, manyHeaders('/open/truncated', 2100, true));
     assertGatewayAnswer(raw, 431, 'request header fields too large');
@@ -195,7 +197,11 @@ describe('a client cannot strip or forge the headers the gateway sets (items 7 a
     assert.equal(reply.status, 200, reply.body);
     const seen = reply.json<{ headers: IncomingHttpHeaders }>().headers;
     assertGatewayOwned(seen, gw.port);
-    assert.equal(seen['x-request-id'], reply.headers['x-request-id'], 'the id sent upstream is the one returned');
+    assert.equal(
+      seen['x-request-id'],
+      reply.headers['x-request-id'],
+      'the id sent upstream is the one returned',
+    );
   });
 
   test('the same holds for a WebSocket upgrade', async () => {
@@ -214,7 +220,9 @@ describe('a client cannot strip or forge the headers the gateway sets (items 7 a
       });
       req.on('upgrade', (res, socket) => {
         socket.destroy();
-        resolve(JSON.parse(Buffer.from(String(res.headers['x-seen']), 'base64').toString()) as IncomingHttpHeaders);
+        resolve(
+          JSON.parse(Buffer.from(String(res.headers['x-seen']), 'base64').toString()) as IncomingHttpHeaders,
+        );
       });
       req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
       req.on('error', reject);
@@ -232,7 +240,10 @@ describe('a client cannot strip or forge the headers the gateway sets (items 7 a
 describe('requests the gateway refuses get its JSON answer with a request id (item 8)', () => {
   test('two Host headers are a 400', async () => {
     const before = echo.seen.length;
-    const raw = await rawRequest(gw.port, 'GET /open/x HTTP/1.1\r\nhost: a\r\nHost: b\r\nconnection: close\r\n\r\n');
+    const raw = await rawRequest(
+      gw.port,
+      'GET /open/x HTTP/1.1\r\nhost: a\r\nHost: b\r\nconnection: close\r\n\r\n',
+    );
     assertGatewayAnswer(raw, 400, 'a request needs exactly one Host header');
     assert.equal(echo.seen.length, before, 'nothing was forwarded');
   });
@@ -243,7 +254,10 @@ describe('requests the gateway refuses get its JSON answer with a request id (it
   });
 
   test('CONNECT is a JSON 405, not a closed connection', async () => {
-    const raw = await rawRequest(gw.port, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n');
+    const raw = await rawRequest(
+      gw.port,
+      'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n',
+    );
     assertGatewayAnswer(raw, 405, 'method not allowed');
     assert.equal(parseRaw(raw).headers.allow, '', 'an empty Allow: no method is served on a tunnel target');
   });
@@ -259,7 +273,10 @@ describe('requests the gateway refuses get its JSON answer with a request id (it
   test("requests Node's parser rejects get the error table's answer with a request id", async () => {
     const malformed = await rawRequest(gw.port, 'GET /open/x HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n');
     assertGatewayAnswer(malformed, 400, 'bad request');
-    const huge = await rawRequest(gw.port, `GET /open/x HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    const huge = await rawRequest(
+      gw.port,
+      `GET /open/x HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(40_000)}\r\n\r\n`,
+    );
     assertGatewayAnswer(huge, 431, 'request header fields too large');
   });
 });

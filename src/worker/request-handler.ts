@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
+import { headRefusal, requestIdOf } from './request-head.js';
 import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop, stripNominated } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
@@ -38,33 +38,11 @@ interface RouteRuntime {
 const UPGRADE_HEAD = Symbol('portico.upgradeHead');
 type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
 
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const BAD_PATH = new GatewayError('PORTICO_ERR_BAD_PATH');
-const BAD_HOST = new GatewayError('PORTICO_ERR_BAD_HOST');
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
-const TOO_MANY_HEADERS = new GatewayError('PORTICO_ERR_HEADERS_TOO_LARGE');
 // The target of a CONNECT is a host:port, and no method is served on it (RFC 9110 §10.2.1:
 // an empty Allow means none).
 const NO_TUNNEL = new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: '' } });
-
-/** The incoming `X-Request-Id` when it is well-formed, else a new one. */
-function requestIdOf(headers: IncomingMessage['headers']): string {
-  const incoming = headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-}
-
-/**
- * How many `Host` fields the request carries. Node keeps the first of several in
- * `req.headers`, so only the raw list tells; its names are compared only at length 4.
- */
-function hostCount(raw: string[]): number {
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && (name === 'host' || name === 'Host' || name.toLowerCase() === 'host')) count++;
-  }
-  return count;
-}
 
 /**
  * Builds everything a worker needs to serve requests, once: the router, each route's
@@ -96,8 +74,7 @@ export async function createGatewayHandlers(
   const unmatchedLog = config.routes.some((route) => route.middleware.includes('logging'))
     ? logger.child({ route: '(unmatched)' })
     : undefined;
-  // Node keeps one field more than the limit (see worker.ts), so "more" shows here.
-  const maxRawHeaders = config.server.max_headers * 2;
+  const maxHeaders = config.server.max_headers;
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of config.routes) {
@@ -185,7 +162,7 @@ export async function createGatewayHandlers(
    * could hold it open for ever.
    */
   function socketResponse(req: IncomingMessage, socket: Socket): ServerResponse {
-    socket.on('error', (err) => logger.debug({ err: err.message }, 'upgrade socket error'));
+    socket.on('error', (err) => logger.debug({ err: err.message }, 'client socket error'));
     const res = new ServerResponse(req);
     res.assignSocket(socket);
     res.shouldKeepAlive = false;
@@ -194,22 +171,16 @@ export async function createGatewayHandlers(
   }
 
   function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
-    // Checked before anything reads req.headers: past the limit, Node 20 has dropped fields.
-    const raw = req.rawHeaders;
-    if (raw.length > maxRawHeaders) {
-      refuse(req, res, TOO_MANY_HEADERS, performance.now());
-      return;
-    }
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is a 400.
-    const hosts = hostCount(raw);
-    if (hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) {
-      refuse(req, res, BAD_HOST, performance.now());
+    const refusal = headRefusal(req, maxHeaders);
+    if (refusal !== undefined) {
+      refuse(req, res, refusal, performance.now());
       return;
     }
     const url = req.url ?? '/';
     // The scrape path is served before routing and middleware: a scraper needs no token.
     if (exposition !== undefined && exposition.matches(url)) {
       if (draining) res.shouldKeepAlive = false;
+      res.setHeader('x-request-id', requestIdOf(req.headers));
       exposition.serve(req, res);
       return;
     }
