@@ -158,15 +158,15 @@ export async function createGatewayHandlers(
 
   /**
    * A response on a socket Node has handed over (upgrade, CONNECT). Node no longer tracks
-   * that connection, so an answer written on it (a refusal) must close it, or the client
-   * could hold it open for ever.
+   * that connection, so an answer written on it (a refusal) must close it, as Node does
+   * for `Connection: close`; else the client could hold it open for ever.
    */
   function socketResponse(req: IncomingMessage, socket: Socket): ServerResponse {
     socket.on('error', (err) => logger.debug({ err: err.message }, 'client socket error'));
     const res = new ServerResponse(req);
     res.assignSocket(socket);
     res.shouldKeepAlive = false;
-    res.once('finish', () => socket.end());
+    res.once('finish', () => socket.destroySoon());
     return res;
   }
 
