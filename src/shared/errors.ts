@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 /**
  * The one registry of errors the gateway itself answers with. Each has a stable code,
@@ -8,11 +8,14 @@ import type { ServerResponse } from 'node:http';
 export const ERRORS = {
   PORTICO_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
   PORTICO_ERR_BAD_PATH: { status: 400, message: 'invalid request path' },
+  PORTICO_ERR_BAD_HOST: { status: 400, message: 'a request needs exactly one Host header' },
   PORTICO_ERR_MISSING_TOKEN: { status: 401, message: 'missing token' },
   PORTICO_ERR_INVALID_TOKEN: { status: 401, message: 'invalid token' },
   PORTICO_ERR_NOT_FOUND: { status: 404, message: 'not found' },
   PORTICO_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  PORTICO_ERR_REQUEST_TIMEOUT: { status: 408, message: 'request timeout' },
   PORTICO_ERR_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
+  PORTICO_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   PORTICO_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'token verification unavailable' },
@@ -72,6 +75,18 @@ export function writeError(res: ServerResponse, error: GatewayError): void {
   };
   res.writeHead(error.status, headers);
   res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * The whole response to a request answered on a bare socket, where there is no
+ * `ServerResponse` (a request Node's parser rejected): the same JSON as `writeError`, and
+ * the connection closes after it.
+ */
+export function rawErrorResponse(error: GatewayError, requestId: string): string {
+  const body = bodyFor(error.message);
+  let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n`;
+  if (error.headers) for (const name in error.headers) head += `${name}: ${error.headers[name]}\r\n`;
+  return `${head}\r\n${body}`;
 }
 
 /** Converts anything thrown by a handler into a GatewayError, keeping it as `cause`. */

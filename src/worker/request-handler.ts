@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
+import { headRefusal, requestIdOf } from './request-head.js';
 import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop, stripNominated } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
@@ -23,6 +23,8 @@ import { type Router, TableRouter } from './router.js';
 export interface GatewayHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /** A `CONNECT` request: the gateway tunnels nothing, so it answers 405. */
+  connect(req: IncomingMessage, socket: Socket): void;
   /** From now on responses close their connection (used while draining). */
   startDraining(): void;
   close(): void;
@@ -36,9 +38,11 @@ interface RouteRuntime {
 const UPGRADE_HEAD = Symbol('portico.upgradeHead');
 type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
 
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const BAD_PATH = new GatewayError('PORTICO_ERR_BAD_PATH');
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
+// The target of a CONNECT is a host:port, and no method is served on it (RFC 9110 §10.2.1:
+// an empty Allow means none).
+const NO_TUNNEL = new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: '' } });
 
 /**
  * Builds everything a worker needs to serve requests, once: the router, each route's
@@ -65,6 +69,12 @@ export async function createGatewayHandlers(
     metricsConfig && metrics ? createMetricsExposition(metricsConfig, metrics, logger) : undefined;
   if (exposition) resources.onClose('metrics', () => exposition.close());
   const unmatched: RouteMetrics | undefined = metrics?.unmatched;
+  // Requests no route takes are logged when the config logs requests at all: `logging`
+  // is per route, and these belong to none.
+  const unmatchedLog = config.routes.some((route) => route.middleware.includes('logging'))
+    ? logger.child({ route: '(unmatched)' })
+    : undefined;
+  const maxHeaders = config.server.max_headers;
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of config.routes) {
@@ -112,17 +122,65 @@ export async function createGatewayHandlers(
     writeError(res, error);
   }
 
-  /** Answers a request no route takes (400/404/405), counted under one `path` label value. */
+  /**
+   * Answers a request no route takes (400/404/405/431), with a request id like any other
+   * answer, counted under one `path` label value and logged under the route `(unmatched)`.
+   */
   function refuse(req: IncomingMessage, res: ServerResponse, error: GatewayError, startedAt: number): void {
+    const requestId = requestIdOf(req.headers);
+    res.setHeader('x-request-id', requestId);
+    if (draining) res.shouldKeepAlive = false;
     writeError(res, error);
-    unmatched?.record(req.method ?? 'GET', error.status, (performance.now() - startedAt) / 1000);
+    const seconds = (performance.now() - startedAt) / 1000;
+    unmatched?.record(req.method ?? 'GET', error.status, seconds);
+    if (unmatchedLog === undefined) return;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    // The query string is left out, as in the `logging` middleware: it often carries tokens.
+    unmatchedLog.info(
+      {
+        request_id: requestId,
+        method: req.method,
+        path: q === -1 ? url : url.slice(0, q),
+        status: error.status,
+        duration_ms: Math.round(seconds * 1_000_000) / 1000,
+        client_ip: clientIpOfRequest(req),
+      },
+      'request',
+    );
+  }
+
+  function clientIpOfRequest(req: IncomingMessage): string {
+    const peer = canonicalIp(req.socket.remoteAddress ?? '');
+    const xff = req.headers['x-forwarded-for'];
+    return clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted);
+  }
+
+  /**
+   * A response on a socket Node has handed over (upgrade, CONNECT). Node no longer tracks
+   * that connection, so an answer written on it (a refusal) must close it, as Node does
+   * for `Connection: close`; else the client could hold it open for ever.
+   */
+  function socketResponse(req: IncomingMessage, socket: Socket): ServerResponse {
+    socket.on('error', (err) => logger.debug({ err: err.message }, 'client socket error'));
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.destroySoon());
+    return res;
   }
 
   function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
+    const refusal = headRefusal(req, maxHeaders);
+    if (refusal !== undefined) {
+      refuse(req, res, refusal, performance.now());
+      return;
+    }
     const url = req.url ?? '/';
     // The scrape path is served before routing and middleware: a scraper needs no token.
     if (exposition !== undefined && exposition.matches(url)) {
       if (draining) res.shouldKeepAlive = false;
+      res.setHeader('x-request-id', requestIdOf(req.headers));
       exposition.serve(req, res);
       return;
     }
@@ -148,10 +206,18 @@ export async function createGatewayHandlers(
       return;
     }
 
+    // Hop-by-hop headers go first: everything the gateway sets from here on (and the
+    // middleware after it) is then out of reach of a client's `Connection` header.
     const headers = req.headers;
-    const incomingId = headers['x-request-id'];
-    const requestId =
-      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    if (upgrade === undefined) {
+      stripNominated(headers);
+    } else {
+      // http-proxy-3 forwards upgrades with req.headers as they are.
+      stripHopByHop(headers);
+      headers.connection = 'upgrade';
+      headers.upgrade = upgrade;
+    }
+    const requestId = requestIdOf(headers);
     headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
 
@@ -161,28 +227,21 @@ export async function createGatewayHandlers(
     const clientIp = trustedPeer
       ? clientIpOf(peer, typeof xff === 'string' ? xff : undefined, trusted)
       : peer;
-    if (upgrade === undefined) {
-      stripNominated(headers);
-    } else {
-      // http-proxy-3 forwards upgrades with req.headers as they are.
-      stripHopByHop(headers);
-      headers.connection = 'upgrade';
-      headers.upgrade = upgrade;
-    }
     setForwardedHeaders(
       headers,
       peer,
       (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       trustedPeer,
+      clientIp,
     );
     if (draining) res.shouldKeepAlive = false;
 
-    const raw = match.params;
-    let params = raw;
-    for (const key in raw) {
+    const rawParams = match.params;
+    let params = rawParams;
+    for (const key in rawParams) {
       // Only copy when something actually needs decoding.
-      if ((raw[key] as string).includes('%')) {
-        params = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, decodeParam(v)]));
+      if ((rawParams[key] as string).includes('%')) {
+        params = Object.fromEntries(Object.entries(rawParams).map(([k, v]) => [k, decodeParam(v)]));
         break;
       }
     }
@@ -198,7 +257,7 @@ export async function createGatewayHandlers(
       state: {},
       claims: undefined,
       traceId: undefined,
-      rawParams: raw,
+      rawParams,
       rawRest: match.rest,
     };
     attachContext(req, ctx);
@@ -216,15 +275,15 @@ export async function createGatewayHandlers(
       dispatch(req, res, undefined);
     },
     upgrade(req, socket, head) {
-      socket.on('error', (err) => logger.debug({ err: err.message }, 'upgrade socket error'));
       // A ServerResponse on the raw socket lets middleware answer a refused upgrade (401, 429…)
       // with a normal HTTP response, through the same chain as any other request.
-      const res = new ServerResponse(req);
-      res.assignSocket(socket);
-      res.shouldKeepAlive = false;
+      const res = socketResponse(req, socket);
       (req as UpgradeRequest)[UPGRADE_HEAD] = head;
       const upgrade = req.headers.upgrade;
       dispatch(req, res, typeof upgrade === 'string' ? upgrade : 'websocket');
+    },
+    connect(req, socket) {
+      refuse(req, socketResponse(req, socket), NO_TUNNEL, performance.now());
     },
     startDraining() {
       draining = true;

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
+import { answerClientError } from './client-error.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { WorkerResources } from './resources.js';
@@ -28,17 +29,19 @@ export async function runWorker(
       maxHeaderSize: config.server.max_header_size,
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
+      // Node's own answer to a missing Host is plain text; the handler answers it as JSON.
+      requireHostHeader: false,
     },
     (req, res) => handlers.request(req, res),
   );
+  // Node 20 keeps only the first `maxHeadersCount` fields and forwards the rest of the
+  // request as if that were all (a body whose Content-Length was cut off is lost). One more
+  // than the limit lets the handler see "too many" and answer 431; Node 24 rejects past it.
+  server.maxHeadersCount = config.server.max_headers + 1;
   server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket as Socket, head));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    socket.end(clientErrorResponse(err.code));
-  });
+  // Without a listener Node closes a CONNECT's connection with no answer.
+  server.on('connect', (req, socket) => handlers.connect(req, socket as Socket));
+  server.on('clientError', answerClientError);
 
   let draining = false;
   function drain(reason: string): void {
@@ -76,23 +79,4 @@ export async function runWorker(
     const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
     process.send?.(message);
   });
-}
-
-// Answers to requests Node's parser rejects before the gateway sees them; written raw
-// because there is no ServerResponse yet. Built once per kind.
-const CLIENT_ERRORS = new Map<string | undefined, string>();
-function clientErrorResponse(code: string | undefined): string {
-  let response = CLIENT_ERRORS.get(code);
-  if (response === undefined) {
-    const [status, message] =
-      code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? ['408 Request Timeout', 'request timeout']
-        : code === 'HPE_HEADER_OVERFLOW'
-          ? ['431 Request Header Fields Too Large', 'request header fields too large']
-          : ['400 Bad Request', 'bad request'];
-    const body = JSON.stringify({ error: message });
-    response = `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
-    if (CLIENT_ERRORS.size < 8) CLIENT_ERRORS.set(code, response);
-  }
-  return response;
 }

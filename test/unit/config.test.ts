@@ -28,6 +28,7 @@ describe('config defaults', () => {
       trusted_proxies: [],
       drain_timeout: 10_000,
       max_header_size: 32_768,
+      max_headers: 100,
       keep_alive_timeout: 5_000,
       request_timeout: 300_000,
     });

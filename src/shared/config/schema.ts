@@ -78,6 +78,15 @@ const serverSchema = z
       .describe(
         "Largest request head (request line + headers) in bytes; larger gets 431. Node's 16 KiB default is tight for big JWTs plus cookies.",
       ),
+    max_headers: z
+      .number()
+      .int()
+      .min(8)
+      .max(10_000)
+      .default(100)
+      .describe(
+        'Most header fields a request may carry (as Envoy); more gets 431, never a forward with some of them dropped.',
+      ),
     keep_alive_timeout: duration('5s', '10m').describe(
       'Idle time before a client keep-alive connection is closed.',
     ),

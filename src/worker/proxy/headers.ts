@@ -15,6 +15,11 @@ const HOP_BY_HOP = [
 ];
 
 const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+/**
+ * Headers a `Connection` value can never remove. Host and the framing headers: without
+ * `Transfer-Encoding` or `Content-Length` the upstream request would carry no body.
+ */
+const NEVER_NOMINATED: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding']);
 /** `Connection` values that name no other header: the fast path of every keep-alive request. */
 const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
@@ -25,15 +30,16 @@ function nominatedBy(connection: string | string[] | undefined): Set<string> | u
   const names = new Set<string>();
   for (const token of String(connection).split(',')) {
     const name = token.trim().toLowerCase();
-    // Never let a peer use Connection to strip end-to-end headers the gateway relies on.
-    if (name !== '' && name !== 'host' && name !== 'content-length') names.add(name);
+    if (name !== '' && !NEVER_NOMINATED.has(name)) names.add(name);
   }
   return names;
 }
 
 /**
- * Deletes the headers a client's `Connection` nominates, in place, before the gateway adds
- * its own (so `Connection: x-forwarded-for` cannot remove ours). The fixed hop-by-hop names
+ * Deletes the headers a client's `Connection` nominates, in place. It runs before the
+ * gateway sets any header of its own (request id, forwarding headers, and later the
+ * middleware's claims and trace context), so a nominated name can never remove one of
+ * those; `Connection: x-request-id` only drops the client's own value. The fixed hop-by-hop names
  * are left for `outgoingHeaders` to skip: deleting keys from `req.headers` on every request
  * would push the object into V8's slow dictionary mode.
  */
@@ -88,14 +94,18 @@ export function stripHopByHop(headers: IncomingHttpHeaders): void {
 /**
  * Sets `X-Forwarded-For`, `-Proto` and `-Host`. A trusted proxy's values are kept and the
  * peer is appended to XFF; from anyone else they are replaced, and `Forwarded` is dropped.
+ * `X-Real-IP` is always the client address as the gateway determined it: upstreams that
+ * read it would otherwise believe whatever a client wrote there.
  */
 export function setForwardedHeaders(
   headers: IncomingHttpHeaders,
   peer: string,
   proto: 'http' | 'https',
   trustedPeer: boolean,
+  clientIp: string,
 ): void {
   const host = headers.host;
+  headers['x-real-ip'] = clientIp;
   if (trustedPeer) {
     const xff = headers['x-forwarded-for'];
     headers['x-forwarded-for'] = xff ? `${String(xff)}, ${peer}` : peer;

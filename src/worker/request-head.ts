@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { GatewayError } from '../shared/errors.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const BAD_HOST = new GatewayError('PORTICO_ERR_BAD_HOST');
+const TOO_MANY_HEADERS = new GatewayError('PORTICO_ERR_HEADERS_TOO_LARGE');
+
+/** The incoming `X-Request-Id` when it is well-formed, else a new one. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const incoming = headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/**
+ * How many `Host` fields the request carries. Node keeps the first of several in
+ * `req.headers`, so only the raw list tells; names are compared only at length 4.
+ */
+function hostCount(raw: string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && (name === 'host' || name === 'Host' || name.toLowerCase() === 'host')) count++;
+  }
+  return count;
+}
+
+/**
+ * Why a request head cannot be served, or `undefined` (the usual case). Looks only at
+ * `req.rawHeaders`: past the field limit Node 20 has already dropped fields from
+ * `req.headers` (the server keeps one more than `maxFields`, so "too many" shows here).
+ */
+export function headRefusal(req: IncomingMessage, maxFields: number): GatewayError | undefined {
+  const raw = req.rawHeaders;
+  if (raw.length > maxFields * 2) return TOO_MANY_HEADERS;
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400.
+  const hosts = hostCount(raw);
+  if (hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) return BAD_HOST;
+  return undefined;
+}
