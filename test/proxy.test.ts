@@ -276,42 +276,50 @@ describe('upstream faults', () => {
 });
 
 describe('streaming', () => {
-  test('a 100 MB upload streams through with flat gateway memory', async () => {
+  test("uploads stream through: a 256 MB body barely moves the worker's peak memory", async () => {
     const listening = await gw.waitFor((r) => r.msg === 'worker listening');
     const pid = listening.pid as number;
     const peakRss = async () => {
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
     };
-    const baseline = await peakRss();
-    const size = 100 * 1024 * 1024;
-    const chunk = Buffer.alloc(64 * 1024, 'a');
-    let sent = 0;
-    const body = new Readable({
-      read() {
-        if (sent >= size) return this.push(null);
-        sent += chunk.length;
-        this.push(chunk);
-      },
-    });
-    const reply = await new Promise<{ bodyBytes: number }>((resolve, reject) => {
-      const req = httpRequest(
-        `${gw.url}/users`,
-        { method: 'POST', agent: false, headers: { 'content-length': size } },
-        (res) => {
-          let text = '';
-          res.on('data', (c) => {
-            text += c;
-          });
-          res.on('end', () => resolve(JSON.parse(text) as { bodyBytes: number }));
+    const upload = (size: number) => {
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      let sent = 0;
+      const body = new Readable({
+        read() {
+          if (sent >= size) return this.push(null);
+          sent += chunk.length;
+          this.push(chunk);
         },
-      );
-      req.on('error', reject);
-      body.pipe(req);
-    });
-    assert.equal(reply.bodyBytes, size);
-    const growth = (await peakRss()) - baseline;
-    assert.ok(growth < 40 * 1024 * 1024, `worker peak RSS grew by ${Math.round(growth / 1048576)} MB`);
+      });
+      return new Promise<{ bodyBytes: number }>((resolve, reject) => {
+        const req = httpRequest(
+          `${gw.url}/users`,
+          { method: 'POST', agent: false, headers: { 'content-length': size } },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => {
+              text += c;
+            });
+            res.on('end', () => resolve(JSON.parse(text) as { bodyBytes: number }));
+          },
+        );
+        req.on('error', reject);
+        body.pipe(req);
+      });
+    };
+    const MB = 1024 * 1024;
+    // The first upload brings the worker to its steady state: how much garbage V8 lets pile
+    // up between collections differs between Node versions (about 20 MB on 20, 50 on 24).
+    assert.equal((await upload(64 * MB)).bodyBytes, 64 * MB);
+    const steady = await peakRss();
+    assert.equal((await upload(256 * MB)).bodyBytes, 256 * MB);
+    // A gateway that buffered the body would need 192 MB more than after the 64 MB one;
+    // streaming it grows the peak by 2–16 MB on Node 20 and 22, and 20–40 on Node 24, whose
+    // socket buffers are freed later (garbage, not a leak: 300 MB grow it no more than 100).
+    const growth = (await peakRss()) - steady;
+    assert.ok(growth < 64 * MB, `worker peak RSS grew by ${Math.round(growth / MB)} MB`);
   });
 
   test('WebSocket upgrades are proxied both ways', async () => {
