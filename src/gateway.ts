@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -14,6 +15,12 @@ import { runWorker } from './worker/worker.js';
 const CONFIG_TEXT_ENV = 'PORTICO_CONFIG_TEXT';
 const CONFIG_JSON_ENV = 'PORTICO_CONFIG_JSON';
 const CONFIG_NAME_ENV = 'PORTICO_CONFIG_NAME';
+/**
+ * Where `start()` hands its gateway when an entry file is loaded only to learn what it
+ * registers (entry-loader.ts). A global symbol, not module state: the entry may import
+ * another copy of Portico than the CLI's.
+ */
+export const ENTRY_CAPTURE = Symbol.for('portico.entryCapture');
 /** An environment string is capped at 128 KiB of bytes (Linux MAX_ARG_STRLEN); leave room. */
 const MAX_ENV_BYTES = 120_000;
 
@@ -66,9 +73,15 @@ export class Gateway {
     return this;
   }
 
-  /** Validates the config against the registered middleware; throws `ConfigError`. */
-  async check(): Promise<Config> {
-    const { text, name } = await this.#read();
+  /**
+   * Validates the config (or `source` instead, e.g. another file) against the registered
+   * middleware and verifiers, without starting anything; throws `ConfigError`.
+   *
+   * @example
+   * await createGateway('./config.yaml').register('hello', hello).check(); // throws or returns the config
+   */
+  async check(source?: ConfigSource): Promise<Config> {
+    const { text, name } = await (source === undefined ? this.#read() : readSource(source));
     return parseConfig(text, name, this.#registry);
   }
 
@@ -78,6 +91,13 @@ export class Gateway {
    * prints one line per problem to stderr and exits 1.
    */
   async start(): Promise<void> {
+    // Loaded by `portico check|token --entry`: hand over the registrations, start nothing, and
+    // never resolve, so the entry's code after `await start()` does not run either.
+    const capture = (globalThis as Record<symbol, unknown>)[ENTRY_CAPTURE];
+    if (typeof capture === 'function') {
+      (capture as (gateway: Gateway) => void)(this);
+      return new Promise<never>(() => {});
+    }
     if (cluster.isWorker) {
       await this.#startWorker();
       return;
@@ -125,14 +145,40 @@ export class Gateway {
     if (cluster.isWorker && inherited !== undefined) {
       return { text: inherited, name: process.env[CONFIG_NAME_ENV] ?? 'config' };
     }
-    if (typeof this.#source !== 'string')
-      return { text: JSON.stringify(this.#source), name: '<inline config>' };
-    try {
-      return { text: await readFile(this.#source, 'utf8'), name: this.#source };
-    } catch (err) {
-      throw new ConfigError([`${this.#source}: cannot read config: ${(err as Error).message}`]);
-    }
+    return readSource(this.#source);
   }
+}
+
+async function readSource(source: ConfigSource): Promise<{ text: string; name: string }> {
+  if (typeof source !== 'string') return { text: JSON.stringify(source), name: '<inline config>' };
+  return { text: await readConfigFile(source), name: source };
+}
+
+/** The file's text, or a `ConfigError` saying in words why there is none (`cause`: the fs error). */
+async function readConfigFile(file: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'ENOENT'
+        ? 'config file not found'
+        : code === 'EISDIR'
+          ? 'is a directory, not a config file'
+          : code === 'EACCES'
+            ? 'cannot read config: permission denied'
+            : `cannot read config: ${(err as Error).message}`;
+    throw new ConfigError([`${file}: ${reason}`], { cause: err });
+  }
+  if (!isUtf8(bytes)) {
+    // Decoding replaces the first bad byte with U+FFFD: report where that is.
+    const before = bytes.toString('utf8').split('\uFFFD')[0] as string;
+    const lines = before.split('\n');
+    const at = `${lines.length}:${(lines.at(-1) as string).length + 1}`;
+    throw new ConfigError([`${file}:${at}: the file is not UTF-8 text (save it as UTF-8)`]);
+  }
+  return bytes.toString('utf8');
 }
 
 export function createGateway(source: ConfigSource): Gateway {

@@ -316,6 +316,46 @@ describe('auth: verified-token cache', () => {
   });
 });
 
+describe('auth: iat in the future', () => {
+  // Its own gateway: a 30 s tolerance, and debug logs to see the reason.
+  let skew: RunningGateway;
+  before(async () => {
+    skew = await startGateway({
+      logging: { level: 'debug' },
+      auth: { type: 'jwt', secret: SECRET, issuer: 'portico-test', audience: 'api', clock_tolerance: '30s' },
+      routes: [{ path: '/hs/*', target: upstream.url, middleware: ['auth'] }],
+    });
+  });
+  after(async () => {
+    await skew?.stop();
+  });
+  const issuedIn = (seconds: number) =>
+    new SignJWT({ sub: 'skewed' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt(Math.floor(Date.now() / 1000) + seconds)
+      .setIssuer('portico-test')
+      .setAudience('api')
+      .setExpirationTime('1h')
+      .sign(secretKey);
+
+  test('iat 10 minutes ahead with a 30 s tolerance: 401, reason in the debug log, twice', async () => {
+    const token = await issuedIn(600);
+    for (const id of ['iat-future-1', 'iat-future-2']) {
+      // Twice: a refused token must not be remembered as verified.
+      const reply = await request(`${skew.url}/hs/x`, { headers: { ...bearer(token), 'x-request-id': id } });
+      assertUnauthorized(reply, 'invalid token');
+      const line = await skew.waitFor((r) => r.msg === 'auth failed' && r.request_id === id);
+      assert.equal(line.claim, 'iat', JSON.stringify(line));
+      assert.match(String(line.detail), /"iat" claim timestamp check failed/);
+    }
+  });
+
+  test('iat 10 s ahead, within the tolerance: 200', async () => {
+    const reply = await request(`${skew.url}/hs/x`, { headers: bearer(await issuedIn(10)) });
+    assert.equal(reply.status, 200, reply.body);
+  });
+});
+
 test('createPublicKey sanity for the static key', () => {
   assert.equal(createPublicKey(staticKeyPem).asymmetricKeyType, 'rsa');
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { parseMetrics, sum } from './helpers/metrics.js';
 import { freePort, sleep } from './helpers/net.js';
 import { type Answer, get, statusCounts } from './helpers/ratelimit.js';
 import { integerReply, type RunningRedis, startRedis } from './helpers/redis.js';
@@ -138,6 +139,128 @@ describe('Redis down at start-up', () => {
     } finally {
       await gw.stop();
       await live.stop();
+    }
+  });
+});
+
+describe('Redis misconfigured: wrong password, missing password, bad database, TLS', () => {
+  const PASSWORD = 's3cret-pw';
+  let redis: RunningRedis;
+  before(async () => {
+    redis = await startRedis({ password: PASSWORD });
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  /** The gateway with metrics on the gateway port; its admin listener on a free port. */
+  const start = async (url: string, extra: Record<string, unknown> = {}, workers = 1) =>
+    startGateway({
+      ...config(url, extra),
+      server: { workers, trusted_proxies: ['127.0.0.1'] },
+      metrics: { prometheus: { port: await freePort() } },
+    });
+  const storeUp = async (gw: RunningGateway) =>
+    sum(parseMetrics((await get(`${gw.url}/metrics`)).body), 'gateway_ratelimit_store_up', {
+      store: 'redis',
+    });
+  const errorLines = (gw: RunningGateway, start: string) =>
+    gw.records().filter((r) => r.level === 50 && String(r.msg).startsWith(start));
+  /** ioredis retries every 0.1-2 s; let it fail a few more times before counting lines. */
+  const afterRetries = () => sleep(1_500);
+
+  test('wrong password: one worded error line, masked; gauge 0; allow limits per worker', async () => {
+    const url = `redis://:wrong-pw@127.0.0.1:${redis.port}`;
+    const gw = await start(url);
+    try {
+      const line = await gw.waitFor((r) => String(r.msg).startsWith('redis authentication failed'));
+      assert.equal(line.level, 50, 'error level');
+      assert.match(
+        String(line.msg),
+        new RegExp(
+          `^redis authentication failed for redis://\\*\\*\\*@127\\.0\\.0\\.1:${redis.port}/?: WRONGPASS`,
+        ),
+      );
+      assert.ok(!gw.lines.join('\n').includes('wrong-pw'), 'the password is never logged');
+      assert.equal(await storeUp(gw), 0);
+      const answers = await burst(gw, '10.7.0.1', 12);
+      no5xx(answers);
+      assert.equal(statusCounts(answers)[200], BURST, 'on_store_error allow: the insurance limiter limits');
+      await afterRetries();
+      assert.equal(errorLines(gw, 'redis authentication failed').length, 1, 'logged once');
+      assert.equal(integerReply(await redis.command('DBSIZE')), 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('missing password with on_store_error deny: NOAUTH in words, gauge 0, 503', async () => {
+    const gw = await start(`redis://127.0.0.1:${redis.port}`, { on_store_error: 'deny' });
+    try {
+      const line = await gw.waitFor((r) => String(r.msg).startsWith('redis authentication failed'));
+      assert.match(
+        String(line.msg),
+        /^redis authentication failed for redis:\/\/127\.0\.0\.1:\d+\/?: NOAUTH/,
+      );
+      assert.equal(await storeUp(gw), 0);
+      const reply = await get(`${gw.url}/limited`, asClient('10.7.1.1'));
+      assert.equal(reply.status, 503);
+      assert.deepEqual(JSON.parse(reply.body), { error: 'rate limiter unavailable' });
+      await afterRetries();
+      assert.equal(errorLines(gw, 'redis authentication failed').length, 1, 'logged once');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('database index out of range: said in words, gauge 0, nothing shared in database 0', async () => {
+    const url = `redis://:${PASSWORD}@127.0.0.1:${redis.port}/16`;
+    const gw = await start(url);
+    try {
+      const line = await gw.waitFor((r) => String(r.msg).startsWith('redis database selection failed'));
+      assert.equal(line.level, 50);
+      assert.match(
+        String(line.msg),
+        /^redis database selection failed for redis:\/\/\*\*\*@127\.0\.0\.1:\d+\/16: ERR DB index is out of range/,
+      );
+      assert.equal(await storeUp(gw), 0);
+      const answers = await burst(gw, '10.7.2.1', 12);
+      no5xx(answers);
+      assert.equal(statusCounts(answers)[200], BURST);
+      assert.equal(integerReply(await redis.command('DBSIZE')), 0, 'no bucket landed in database 0');
+      await afterRetries();
+      assert.equal(errorLines(gw, 'redis database selection failed').length, 1, 'logged once');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('rediss:// to a plain Redis: the TLS failure is said in words', async () => {
+    const gw = await start(`rediss://:${PASSWORD}@127.0.0.1:${redis.port}`);
+    try {
+      const line = await gw.waitFor((r) => String(r.msg).startsWith('redis TLS connection failed'), 15_000);
+      assert.equal(line.level, 50);
+      assert.match(
+        String(line.msg),
+        /^redis TLS connection failed for rediss:\/\/\*\*\*@127\.0\.0\.1:\d+\/?: /,
+      );
+      no5xx(await burst(gw, '10.7.3.1', 6));
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('right password: shared across workers as before, gauge 1, no error line', async () => {
+    const gw = await start(redis.url, {}, 2);
+    try {
+      const answers = await burst(gw, '10.7.4.1', 20);
+      no5xx(answers);
+      assert.equal(statusCounts(answers)[200], BURST, 'one bucket for both workers');
+      assert.match(await redis.command('KEYS', '*10.7.4.1'), /^\*1\r\n/, 'the bucket lives in Redis');
+      assert.equal(await storeUp(gw), 1);
+      assert.equal(gw.records().filter((r) => r.level === 50).length, 0);
+    } finally {
+      await gw.stop();
     }
   });
 });

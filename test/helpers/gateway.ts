@@ -142,14 +142,16 @@ export async function startGateway(
   };
 }
 
-/** Runs the CLI to completion (for `check`, `--help`). */
+/** Runs the CLI to completion (for `check`, `--help`); `cwd` is the directory it runs in. */
 export function runCli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  options: { cwd?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

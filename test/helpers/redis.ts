@@ -5,6 +5,7 @@ import { freePort, sleep } from './net.js';
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 
 export interface RunningRedis {
+  /** `redis://127.0.0.1:<port>`, with `:<password>@` when started with one. */
   url: string;
   port: number;
   /** PID of the current redis-server (changes after `restart`). */
@@ -21,9 +22,12 @@ export interface RunningRedis {
 /**
  * A real redis-server on a free loopback port, without persistence (`--save ''
  * --appendonly no`), so a restart is an empty Redis as after a crash without AOF.
+ * `password` starts it with `requirepass`; `command` then authenticates first.
  */
-export async function startRedis(): Promise<RunningRedis> {
+export async function startRedis(options: { password?: string } = {}): Promise<RunningRedis> {
   const port = await freePort();
+  const { password } = options;
+  const auth = password === undefined ? [] : ['--requirepass', password];
   let proc: ChildProcess;
   const launch = async () => {
     proc = spawn(
@@ -39,13 +43,14 @@ export async function startRedis(): Promise<RunningRedis> {
         'no',
         '--loglevel',
         'warning',
+        ...auth,
       ],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 5_000;
     for (;;) {
       try {
-        if ((await send(port, ['PING'])).startsWith('+PONG')) return;
+        if ((await send(port, ['PING'], password)).startsWith('+PONG')) return;
       } catch {
         // not listening yet
       }
@@ -59,7 +64,7 @@ export async function startRedis(): Promise<RunningRedis> {
       ? Promise.resolve()
       : new Promise<void>((resolve) => p.once('exit', () => resolve()));
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${password === undefined ? '' : `:${encodeURIComponent(password)}@`}127.0.0.1:${port}`,
     port,
     get pid() {
       return proc.pid ?? -1;
@@ -71,7 +76,7 @@ export async function startRedis(): Promise<RunningRedis> {
       await exited(proc);
       await launch();
     },
-    command: (...args) => send(port, args),
+    command: (...args) => send(port, args, password),
     async stop() {
       proc.kill('SIGCONT');
       proc.kill('SIGKILL');
@@ -80,14 +85,25 @@ export async function startRedis(): Promise<RunningRedis> {
   };
 }
 
-/** Minimal RESP: enough for PING, DBSIZE, TTL, KEYS, INFO, FLUSHALL in tests. */
-function send(port: number, args: string[]): Promise<string> {
+const encode = (args: string[]) =>
+  `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+
+/**
+ * Minimal RESP: enough for PING, DBSIZE, TTL, KEYS, INFO, FLUSHALL in tests. With a
+ * password, AUTH goes first on the same connection and its `+OK` is not part of the reply.
+ */
+function send(port: number, args: string[], password?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let data = '';
+    let authPending = password !== undefined;
     socket.setTimeout(3_000, () => socket.destroy(new Error('redis command timeout')));
     socket.on('data', (chunk: Buffer) => {
       data += chunk.toString('utf8');
+      if (authPending && data.startsWith('+OK\r\n')) {
+        authPending = false;
+        data = data.slice(5);
+      }
       if (complete(data)) {
         socket.end();
         resolve(data);
@@ -96,7 +112,7 @@ function send(port: number, args: string[]): Promise<string> {
     socket.on('error', reject);
     socket.on('close', () => reject(new Error(`connection closed; got ${JSON.stringify(data)}`)));
     socket.connect(port, '127.0.0.1', () => {
-      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+      socket.write((password === undefined ? '' : encode(['AUTH', password])) + encode(args));
     });
   });
 }

@@ -161,4 +161,11 @@ describe('typed environment references', () => {
     assert.equal(config.auth?.secret, '12345');
     assert.equal(parseConfigText(yaml, 'test.yaml', registry, { SECRET: 's' }).server.port, 8080);
   });
+  test('a value that is YAML syntax stays text, and the problem names its variable', () => {
+    for (const PORT of ['[1, 2', '{a: 1}', 'a: b', '8080 # note', 'abc']) {
+      assert.deepEqual(problems(yaml, { PORT, SECRET: 's' }), [
+        'test.yaml:2:3: server.port: Invalid input: expected number, received string (the value of ${PORT})',
+      ]);
+    }
+  });
 });

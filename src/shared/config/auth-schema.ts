@@ -53,7 +53,9 @@ function authFields(withDefaults: boolean) {
       .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
       .optional()
       .describe('Required `aud` (one of the listed values).'),
-    clock_tolerance: dur('5s', '10m').describe('Allowed clock skew for `exp`, `nbf` and `iat`.'),
+    clock_tolerance: dur('5s', '10m').describe(
+      'Allowed clock skew for `exp`, `nbf` and `iat`: a token issued (`iat`) further in the future is refused.',
+    ),
     required_claims: d(z.array(z.string().min(1)), []).describe('Claims that must be present, e.g. `[sub]`.'),
     forward_claims: d(
       z.record(z.string().min(1), z.string().regex(HEADER_NAME, 'must be an HTTP header name')),

@@ -17,10 +17,27 @@ function toMs(max: string) {
   };
 }
 
+/** `timeout: 5` is the usual slip: say what a duration looks like, not "expected string". */
+const durationText = () =>
+  z
+    .string({
+      error: (issue) =>
+        `expected a duration such as 5s (a number with a unit: ms, s, m or h), got ${describeInput(issue.input)}`,
+    })
+    .meta({ format: 'duration' });
+
 /** A duration field (`500ms`, `5s`, `1m`, `2h`) with a default; parsed to milliseconds. */
 export const duration = (fallback: string, max = '1h') =>
-  z.string().meta({ format: 'duration' }).default(fallback).transform(toMs(max));
+  durationText().default(fallback).transform(toMs(max));
 
 /** A duration field without a default (for per-route overrides); parsed to milliseconds. */
-export const optionalDuration = (max = '1h') =>
-  z.string().meta({ format: 'duration' }).transform(toMs(max)).optional();
+export const optionalDuration = (max = '1h') => durationText().transform(toMs(max)).optional();
+
+/** A config value as a problem line shows it: short, and typed (`5`, `true`, `a list`). */
+export function describeInput(input: unknown): string {
+  if (typeof input === 'string') return input.slice(0, 40);
+  if (typeof input === 'number' || typeof input === 'boolean') return String(input);
+  if (Array.isArray(input)) return 'a list';
+  if (input !== null && typeof input === 'object') return 'a mapping';
+  return 'nothing';
+}

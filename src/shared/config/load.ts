@@ -1,4 +1,4 @@
-import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
 import { resolveAuthSettings } from './auth-settings.js';
@@ -43,6 +43,7 @@ export function parseConfigText(
   catalog: MiddlewareCatalog,
   env: NodeJS.ProcessEnv = process.env,
 ): Config {
+  if (text.trim() === '') throw new ConfigError([`${file}: the file is empty`]);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -53,10 +54,11 @@ export function parseConfigText(
       }),
     );
   }
+  if (doc.contents === null) throw new ConfigError([`${file}: the file has no settings, only comments`]);
   const problems: ConfigProblem[] = [];
-  expandEnvInDocument(doc, env, problems);
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  const result = configSchema.safeParse(raw);
+  const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
+  const raw = toPlainValue(doc, lineCounter, file);
+  const result = configSchema.safeParse(raw, { reportInput: true });
   // Middleware names are checked even when other keys are wrong, so one run shows everything.
   checkMiddlewareNames(raw, catalog, problems);
   if (result.success) {
@@ -65,7 +67,15 @@ export function parseConfigText(
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
-    problems.push(...zodProblems(result.error.issues).filter((p) => !blamed.has(formatKeyPath(p.path))));
+    for (const problem of zodProblems(result.error.issues)) {
+      const at = formatKeyPath(problem.path);
+      if (blamed.has(at)) continue;
+      const names = fromEnv.get(at);
+      // Zod's messages do not show the value (it may be a secret): name where it came from.
+      if (names !== undefined)
+        problem.message += ` (the value of ${names.map((n) => `\${${n}}`).join(', ')})`;
+      problems.push(problem);
+    }
   }
   if (problems.length > 0) {
     // In file order, as a reader fixes them.
@@ -79,6 +89,31 @@ export function parseConfigText(
     );
   }
   return withImpliedSections((result as { data: Config }).data);
+}
+
+/** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
+
+function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    // yaml throws (a ReferenceError) when aliases expand past the cap; point at the first alias.
+    let at = '';
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.range) {
+          const { line, col } = lines.linePos(node.range[0]);
+          at = `:${line}:${col}`;
+        }
+        return visit.BREAK;
+      },
+    });
+    const reason = /alias/i.test((err as Error).message)
+      ? `YAML aliases expand too far (over ${MAX_ALIAS_COUNT} uses of one node: a "billion laughs" document?)`
+      : `YAML: ${(err as Error).message}`;
+    throw new ConfigError([`${file}${at}: ${reason}`]);
+  }
 }
 
 function zodProblems(

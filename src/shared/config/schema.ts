@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
-import { duration } from './fields.js';
+import { describeInput, duration } from './fields.js';
 
 /*
  * The one declaration of Portico's configuration. Every field carries its meaning
@@ -57,7 +57,9 @@ const serverSchema = z
     port: z.number().int().min(1).max(65535).default(8080).describe('TCP port the gateway listens on.'),
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind; use `::` for dual-stack.'),
     workers: z
-      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .union([z.number().int().min(1).max(256), z.literal('auto')], {
+        error: (issue) => `must be an integer 1–256 or auto, got ${describeInput(issue.input)}`,
+      })
       .default('auto')
       .describe('Number of worker processes; `auto` means one per CPU (`os.availableParallelism()`).'),
     trusted_proxies: z

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { ConfigError } from './errors.js';
 import type { Config, MetricsSettings, TracingSettings } from './schema.js';
 
 /*
@@ -16,7 +17,7 @@ export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env)
   const fromEnv = env.REDIS_URL;
   if (fromEnv === undefined || fromEnv === '') return undefined;
   if (!/^(redis|rediss):\/\/.+/.test(fromEnv))
-    throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`);
+    throw new ConfigError([`REDIS_URL must be a redis:// or rediss:// URL, got "${fromEnv}"`]);
   return fromEnv;
 }
 

@@ -107,8 +107,8 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
           throw unavailable;
         }
         // The reason stays in the log; the client only learns "invalid token".
-        const reason = (err as { code?: string }).code ?? (err as Error).message;
-        log.debug({ request_id: requestId, reason }, 'auth failed');
+        const { code, claim, message } = err as { code?: string; claim?: string; message?: string };
+        log.debug({ request_id: requestId, reason: code ?? message, claim, detail: message }, 'auth failed');
         metrics.authFailure(failureReason(err));
         throw invalid;
       }
@@ -123,7 +123,7 @@ function failureReason(err: unknown): string {
     case 'ERR_JWT_EXPIRED':
       return 'expired';
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      return e.claim === 'nbf' ? 'not_yet_valid' : 'claim_invalid';
+      return e.claim === 'nbf' || e.claim === 'iat' ? 'not_yet_valid' : 'claim_invalid';
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return 'bad_signature';
     case 'ERR_JOSE_ALG_NOT_ALLOWED':

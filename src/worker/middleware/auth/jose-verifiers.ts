@@ -31,11 +31,30 @@ function isUnavailable(err: unknown): boolean {
   return err instanceof TypeError;
 }
 
-function fromJose(verifyFn: (token: string) => Promise<Claims>): TokenVerifier {
+/**
+ * jose checks `iat` against the clock only together with `maxTokenAge`, which would also make
+ * `iat` mandatory; a token issued in the future is still a forgery or a broken issuer clock
+ * (RFC 8725 §3.10), so reject it beyond the same tolerance as `exp` and `nbf`.
+ */
+function checkIssuedAt(claims: Claims, toleranceSec: number): Claims {
+  const iat = claims.iat;
+  if (typeof iat === 'number' && iat > Date.now() / 1000 + toleranceSec) {
+    throw new errors.JWTClaimValidationFailed(
+      '"iat" claim timestamp check failed (it should be in the past)',
+      claims,
+      'iat',
+      'check_failed',
+    );
+  }
+  return claims;
+}
+
+function fromJose(verifyFn: (token: string) => Promise<Claims>, settings: AuthSettings): TokenVerifier {
+  const toleranceSec = settings.clockToleranceSec;
   return {
     async verify(token) {
       try {
-        return await verifyFn(token);
+        return checkIssuedAt(await verifyFn(token), toleranceSec);
       } catch (err) {
         if (isUnavailable(err)) throw new VerifierUnavailableError('token keys unavailable', { cause: err });
         throw err;
@@ -52,11 +71,11 @@ export const jwtVerifier: VerifierFactory = (settings, { logger }) => {
       logger.warn('auth.secret is shorter than 32 bytes; HS256 secrets should be at least 256 bits');
     }
     const key = createSecretKey(Buffer.from(settings.secret, 'utf8'));
-    return fromJose(async (token) => (await jwtVerify(token, key, options)).payload);
+    return fromJose(async (token) => (await jwtVerify(token, key, options)).payload, settings);
   }
   const key = settings.publicKey;
   if (key === undefined) throw new Error('jwt verifier needs a secret or a public key');
-  return fromJose(async (token) => (await jwtVerify(token, key, options)).payload);
+  return fromJose(async (token) => (await jwtVerify(token, key, options)).payload, settings);
 };
 
 function remoteKeySet(uri: string, settings: AuthSettings) {
@@ -71,7 +90,7 @@ function remoteKeySet(uri: string, settings: AuthSettings) {
 export const jwksVerifier: VerifierFactory = (settings) => {
   const keys = remoteKeySet(settings.jwksUri as string, settings);
   const options = verifyOptions(settings);
-  return fromJose(async (token) => (await jwtVerify(token, keys, options)).payload);
+  return fromJose(async (token) => (await jwtVerify(token, keys, options)).payload, settings);
 };
 
 /**
@@ -106,7 +125,7 @@ export const oidcVerifier: VerifierFactory = (settings) => {
     return remoteKeySet(document.jwks_uri, settings);
   }
 
-  const verifyWith = fromJose(async (token) => (await jwtVerify(token, keys!, options)).payload);
+  const verifyWith = fromJose(async (token) => (await jwtVerify(token, keys!, options)).payload, settings);
   return {
     async verify(token) {
       if (keys === undefined) {

@@ -108,12 +108,21 @@ async function createWorkerLimiter(
     // Loaded only when used: ioredis costs ~0.1-0.2 s of start-up per worker, which every
     // gateway without Redis (and every respawn) would otherwise pay.
     const { createRedisClient, RedisStore } = await import('./redis-store.js');
+    const { maskRedisUrl, watchRedisHealth } = await import('./redis-health.js');
     const client = createRedisClient({ url, commandTimeoutMs: settings.store_timeout });
-    // ioredis reports every failed reconnect; the limiter logs the transitions that matter.
-    client.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis client error'));
-    client.on('ready', () => limiter?.probeSoon());
-    store = new RedisStore(client, config.redis?.key_prefix ?? 'portico:rl:');
+    const redisStore = new RedisStore(client, config.redis?.key_prefix ?? 'portico:rl:');
+    store = redisStore;
     limiter = new WorkerLimiter({ ...options, store, storeName: 'redis' });
+    // ioredis reports every failed reconnect; the limiter logs the transitions that matter,
+    // and a misconfiguration (password, database, TLS) is said in words, once.
+    watchRedisHealth(
+      client,
+      url,
+      logger,
+      redisStore,
+      (err) => limiter.storeFailed(err),
+      () => limiter.probeSoon(),
+    );
     // Give a healthy Redis the moment it needs to connect before the first request; a dead
     // one must not delay start-up by more than this.
     await new Promise<void>((resolve) => {
@@ -124,7 +133,11 @@ async function createWorkerLimiter(
       });
     });
     logger.info(
-      { store: 'redis', redis: redact(url), connected: client.status === 'ready' },
+      {
+        store: 'redis',
+        redis: maskRedisUrl(url),
+        connected: client.status === 'ready' && !limiter.storeDown,
+      },
       'rate-limit store: redis',
     );
   }
@@ -133,14 +146,4 @@ async function createWorkerLimiter(
     insurance.close();
   });
   return limiter;
-}
-
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://?';
-  }
 }

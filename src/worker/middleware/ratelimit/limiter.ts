@@ -44,6 +44,13 @@ export class WorkerLimiter {
     return this.#down;
   }
 
+  /** The store is known to be failing (e.g. Redis refused the password): go down now, not at the next request. */
+  storeFailed(err: Error): void {
+    if (this.#down) return;
+    this.#probeAt = monotonicUs() + this.options.probeIntervalMs * 1000;
+    this.#transition(true, err);
+  }
+
   /** Lets the next request probe the store now (e.g. Redis reconnected). */
   probeSoon(): void {
     this.#probeAt = 0;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { BucketPolicy, Decision } from './gcra.js';
 import { defineTakeCommand, type TakeCommand } from './lua.js';
+import type { RedisHealthTarget } from './redis-health.js';
 import type { LimiterStore } from './store.js';
 
 export interface RedisClientOptions {
@@ -46,9 +47,11 @@ interface PendingTake {
  * them, instead of one each. The batch is flushed in `setImmediate`, still in the same
  * loop iteration, so no request waits for another turn.
  */
-export class RedisStore implements LimiterStore {
+export class RedisStore implements LimiterStore, RedisHealthTarget {
   #queue: PendingTake[] = [];
   #scheduled = false;
+  /** Set while the connection is misconfigured (see redis-health.ts): no take may succeed. */
+  #refusal: Error | undefined;
   readonly #flush = () => this.#flushQueue();
 
   constructor(
@@ -56,7 +59,17 @@ export class RedisStore implements LimiterStore {
     private readonly prefix: string,
   ) {}
 
+  refuse(err: Error): void {
+    this.#refusal = err;
+  }
+
+  accept(): void {
+    this.#refusal = undefined;
+  }
+
   take(key: string, policy: BucketPolicy): Promise<Decision> {
+    // A wrong database still answers (on database 0): refuse rather than share the wrong buckets.
+    if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
     return new Promise<Decision>((resolve, reject) => {
       this.#queue.push({ key, policy, resolve, reject });
       if (!this.#scheduled) {
