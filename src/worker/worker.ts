@@ -28,6 +28,9 @@ export async function runWorker(
       maxHeaderSize: config.server.max_header_size,
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
+      // Node enforces both timeouts above by sweeping its connections on this interval (30 s by
+      // default, so a 5 s limit fired after up to 35 s). A sweep walks a list; twice a second is cheap.
+      connectionsCheckingInterval: TIMEOUT_SWEEP_MS,
     },
     (req, res) => handlers.request(req, res),
   );
@@ -68,15 +71,34 @@ export async function runWorker(
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));
+  // A terminal hang-up reaches the whole process group; the primary logs it, workers ignore it.
+  process.on('SIGHUP', () => {});
   // The IPC channel closes when the primary dies: do not linger as an orphan.
   process.on('disconnect', () => drain('primary gone'));
 
-  server.listen(config.server.port, config.server.host, () => {
+  // A port that cannot be had is the instance's problem, not this worker's: the primary stops
+  // everything with one line instead of respawning a worker that would fail the same way.
+  const { host, port } = config.server;
+  const listenFailed = (err: NodeJS.ErrnoException) => {
+    const message: WorkerToPrimary = {
+      type: 'portico:listen-failed',
+      host,
+      port,
+      code: err.code ?? err.message,
+    };
+    process.send?.(message);
+  };
+  server.once('error', listenFailed);
+  server.listen(port, host, () => {
+    server.off('error', listenFailed);
     logger.info({ port: config.server.port }, 'worker listening');
     const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
     process.send?.(message);
   });
 }
+
+/** How often Node checks `requestTimeout` and `headersTimeout`: how late either may fire. */
+const TIMEOUT_SWEEP_MS = 500;
 
 // Answers to requests Node's parser rejects before the gateway sees them; written raw
 // because there is no ServerResponse yet. Built once per kind.
