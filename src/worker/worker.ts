@@ -49,6 +49,12 @@ export async function runWorker(
     draining = true;
     logger.info({ reason }, 'worker draining');
     handlers.startDraining();
+    // A server that is not listening has nothing to drain; and closing one whose listen is still
+    // with the primary makes Node 24 crash when the primary's answer comes.
+    if (!server.listening) {
+      stop();
+      return;
+    }
     const deadline = setTimeout(() => {
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
@@ -58,11 +64,14 @@ export async function runWorker(
     server.close(() => {
       clearTimeout(deadline);
       clearInterval(sweep);
-      handlers.close();
-      void resources.close().then(() => {
-        logger.info('worker drained');
-        logger.flush(() => process.exit(0));
-      });
+      stop();
+    });
+  }
+  function stop(): void {
+    handlers.close();
+    void resources.close().then(() => {
+      logger.info('worker drained');
+      logger.flush(() => process.exit(0));
     });
   }
 
