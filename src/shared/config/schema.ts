@@ -79,10 +79,10 @@ const serverSchema = z
         "Largest request head (request line + headers) in bytes; larger gets 431. Node's 16 KiB default is tight for big JWTs plus cookies.",
       ),
     keep_alive_timeout: duration('5s', '10m').describe(
-      'Idle time before a client keep-alive connection is closed.',
+      'Idle time allowed between requests on a client keep-alive connection (announced in `Keep-Alive: timeout=`); it is closed one second later.',
     ),
     request_timeout: duration('5m', '1h').describe(
-      'Upper bound on receiving a whole client request (headers and body); slow clients get 408.',
+      'Upper bound on receiving a whole client request (headers and body); slow clients get 408. The headers alone must arrive within 60 s, or this, if smaller.',
     ),
   })
   .prefault({});
