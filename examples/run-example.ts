@@ -1,17 +1,29 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cannotListen } from '../src/shared/startup-error.js';
 import { startMockService } from './mock-services.js';
 
 /*
  * `npm start`: the mock upstream services plus the gateway (examples/config.yaml) in one
- * command. Ctrl-C (or SIGTERM) drains the gateway and stops everything.
+ * command. Ctrl-C (or SIGTERM) drains the gateway and stops everything. A port that is taken
+ * (here or in the gateway) stops everything with one line on stderr and exit code 1.
  */
 const usersPort = Number(process.env.USERS_PORT ?? 9002);
 const ordersPort = Number(process.env.ORDERS_PORT ?? 9003);
-const services = await Promise.all([
-  startMockService('users', usersPort),
-  startMockService('orders', ordersPort),
-]);
+const mocks = [
+  { name: 'users', port: usersPort, env: 'USERS_PORT' },
+  { name: 'orders', port: ordersPort, env: 'ORDERS_PORT' },
+];
+const started = await Promise.allSettled(mocks.map(({ name, port }) => startMockService(name, port)));
+const services = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+const failed = started.findIndex((result) => result.status === 'rejected');
+if (failed !== -1) {
+  const { port, env } = mocks[failed] as (typeof mocks)[number];
+  const { code } = (started[failed] as PromiseRejectedResult).reason as NodeJS.ErrnoException;
+  process.stderr.write(`portico: ${cannotListen('127.0.0.1', port, code, env)}\n`);
+  for (const service of services) service.close();
+  process.exit(1);
+}
 
 const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const config = fileURLToPath(new URL('../../examples/config.yaml', import.meta.url));

@@ -29,7 +29,8 @@ Options:
   --ttl DURATION      token lifetime, e.g. 15m, 1h (token; default: 1h)
   --claim KEY=VALUE   extra claim, repeatable; VALUE is parsed as JSON when it is JSON (token)
 
-Signals: SIGTERM or SIGINT drains in-flight requests (server.drain_timeout), then exits 0.
+Signals: SIGTERM or SIGINT drains in-flight requests (server.drain_timeout), then exits 0;
+SIGHUP is logged and ignored.
 Docs: README.md (config reference, middleware API).`;
 
 /** Where the config path came from, so "not found" can say which setting to fix. */

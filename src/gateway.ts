@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { runPrimary } from './primary/supervisor.js';
 import { ConfigError } from './shared/config/errors.js';
+import { StartupError } from './shared/startup-error.js';
 import type { MiddlewareCatalog } from './shared/config/load.js';
 import type { Config } from './shared/config/schema.js';
 import { createLogger } from './shared/logger.js';
@@ -88,7 +89,8 @@ export class Gateway {
   /**
    * Starts the primary (which forks the workers) or, inside a worker, the server. In the
    * primary it resolves once every worker has drained after SIGTERM/SIGINT. An invalid config
-   * prints one line per problem to stderr and exits 1.
+   * prints one line per problem to stderr and exits 1; so does an instance that cannot run
+   * (a port it cannot listen on, workers that keep dying), with one line.
    */
   async start(): Promise<void> {
     // Loaded by `portico check|token --entry`: hand over the registrations, start nothing, and
@@ -118,7 +120,13 @@ export class Gateway {
     const json = JSON.stringify(config);
     const handover: Record<string, string> =
       Buffer.byteLength(json) <= MAX_ENV_BYTES ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
-    await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
+    try {
+      await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
+    } catch (err) {
+      if (!(err instanceof StartupError)) throw err;
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exit(1);
+    }
   }
 
   async #startWorker(): Promise<void> {

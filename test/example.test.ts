@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { runCli } from './helpers/gateway.js';
-import { freePort, request } from './helpers/net.js';
+import { freePort, occupyPort, request } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -104,6 +104,39 @@ describe('examples', () => {
       await assert.rejects(request(`http://127.0.0.1:${usersPort}/`, { timeoutMs: 2_000 }), /ECONNREFUSED/);
     } finally {
       killGroup(run.proc.pid as number);
+    }
+  });
+
+  test('npm start with a port already taken: one line, exit 1, nothing left running', async () => {
+    for (const taken of ['PORT', 'USERS_PORT'] as const) {
+      const ports = { PORT: await freePort(), USERS_PORT: await freePort(), ORDERS_PORT: await freePort() };
+      const env = { ...ports, METRICS_PORT: await freePort() };
+      const blocker = await occupyPort(ports[taken]);
+      const run = spawnGroup('npm', ['start', '--silent'], {
+        PORT: String(env.PORT),
+        METRICS_PORT: String(env.METRICS_PORT),
+        USERS_PORT: String(env.USERS_PORT),
+        ORDERS_PORT: String(env.ORDERS_PORT),
+      });
+      try {
+        const code = await Promise.race([
+          run.exited,
+          new Promise<string>((r) => setTimeout(() => r('still running after 20 s'), 20_000)),
+        ]);
+        assert.equal(code, 1, run.output());
+        const line =
+          taken === 'PORT'
+            ? `portico: cannot listen on 0.0.0.0:${ports.PORT}: address already in use\n`
+            : `portico: cannot listen on 127.0.0.1:${ports.USERS_PORT} (USERS_PORT): address already in use\n`;
+        assert.ok(run.output().includes(line), run.output());
+        assert.doesNotMatch(run.output(), /\n\s+at /, 'no stack trace');
+        // Whatever had started is stopped.
+        for (const port of Object.values(ports).filter((p) => p !== ports[taken]))
+          await assert.rejects(request(`http://127.0.0.1:${port}/`, { timeoutMs: 2_000 }), /ECONNREFUSED/);
+      } finally {
+        killGroup(run.proc.pid as number);
+        blocker.close();
+      }
     }
   });
 

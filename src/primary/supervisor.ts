@@ -3,7 +3,10 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
+import { cannotListen, StartupError } from '../shared/startup-error.js';
 import { RespawnBackoff } from './backoff.js';
+import { CrashLoopDetector } from './crash-loop.js';
+import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
 
 export interface SupervisorOptions {
@@ -13,28 +16,86 @@ export interface SupervisorOptions {
   workerEnv: Record<string, string>;
 }
 
+type StartedService = { name: string; running: RunningService };
+
 /**
  * The primary process: forks the workers, respawns any that die (with backoff, so a crash
- * loop does not spin a core), and on SIGTERM/SIGINT asks them all to drain, then exits 0.
+ * loop does not spin a core), and on SIGTERM/SIGINT asks them all to drain, then resolves.
+ * It rejects with a `StartupError` (after stopping every worker and service) when the
+ * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
 export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
-  const services: { name: string; running: RunningService }[] = [];
-  for (const service of PRIMARY_SERVICES) {
-    const running = await service.start({ config, logger });
-    if (running) services.push({ name: service.name, running });
+  // A terminal hang-up signals the whole process group, and Node's default for SIGHUP is to
+  // exit. Until SIGHUP means "reload", it must not cost a single request.
+  process.on('SIGHUP', () => logger.warn('SIGHUP received; ignored (live reload is not implemented yet)'));
+  const services: StartedService[] = [];
+  try {
+    for (const service of PRIMARY_SERVICES) {
+      const running = await service.start({ config, logger });
+      if (running) services.push({ name: service.name, running });
+    }
+  } catch (err) {
+    await closeServices(services, logger);
+    throw err;
   }
   const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   const backoff = new RespawnBackoff();
+  const crashLoop = new CrashLoopDetector();
   const ready = new Set<number>();
+  /** Start time of each live worker, by slot. */
+  const alive = new Map<number, number>();
   let shuttingDown = false;
   let announced = false;
+  /** Why the instance is stopping on its own: the one line for stderr. */
+  let fatal: string | undefined;
   const pending = new Set<NodeJS.Timeout>();
+
+  let stopped!: () => void;
+  const allStopped = new Promise<void>((resolve) => (stopped = resolve));
+  const shutdown = (reason: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    for (const timer of pending) clearTimeout(timer);
+    logger.info({ reason }, 'shutting down: draining workers');
+    const message: PrimaryToWorker = { type: 'portico:shutdown' };
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker?.isConnected()) worker.send(message);
+    }
+    // Workers bound their own drain; this is the backstop if one is stuck.
+    const backstop = setTimeout(() => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    }, config.server.drain_timeout + 5_000);
+    backstop.unref();
+    const check = () => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        clearTimeout(backstop);
+        logger.info('all workers stopped');
+        stopped();
+      }
+    };
+    cluster.on('exit', check);
+    check();
+  };
+  const giveUp = (line: string, fields: Record<string, unknown>, msg: string) => {
+    if (fatal !== undefined || shuttingDown) return;
+    fatal = line;
+    logger.error(fields, msg);
+    shutdown(msg);
+  };
 
   const fork = (slot: number): Worker => {
     const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
+    guardConnectionHandoffs(worker);
     const startedAt = Date.now();
+    alive.set(slot, startedAt);
     worker.on('message', (message: unknown) => {
-      if (!isWorkerToPrimary(message) || message.type !== 'portico:ready') return;
+      if (!isWorkerToPrimary(message)) return;
+      if (message.type === 'portico:listen-failed') {
+        const { host, port, code } = message;
+        giveUp(cannotListen(host, port, code), { host, port, code }, 'cannot listen; stopping');
+        return;
+      }
+      if (message.type !== 'portico:ready') return;
       ready.add(slot);
       if (!announced && ready.size === count) {
         announced = true;
@@ -43,8 +104,28 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     });
     worker.on('exit', (code, signal) => {
       ready.delete(slot);
+      alive.delete(slot);
       if (shuttingDown) return;
-      const delay = backoff.next(slot, Date.now() - startedAt);
+      const now = Date.now();
+      const livedMs = now - startedAt;
+      const survivorUpMs = Math.max(0, ...[...alive.values()].map((since) => now - since));
+      if (crashLoop.died(now, livedMs, survivorUpMs)) {
+        const last = signal ? `killed by ${signal}` : `exit code ${code}`;
+        const window = `${crashLoop.windowMs / 1000} s`;
+        giveUp(
+          `workers keep dying (${crashLoop.limit} deaths within ${window}, none stayed up ${window}; last: ${last}); not respawning`,
+          {
+            worker: worker.process.pid,
+            code,
+            signal,
+            deaths: crashLoop.limit,
+            window_ms: crashLoop.windowMs,
+          },
+          'workers keep dying; giving up',
+        );
+        return;
+      }
+      const delay = backoff.next(slot, livedMs);
       logger.error(
         { worker: worker.process.pid, code, signal, respawn_in_ms: delay },
         'worker died; respawning',
@@ -61,37 +142,16 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     return worker;
   };
 
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   for (let slot = 0; slot < count; slot++) fork(slot);
+  await allStopped;
+  await closeServices(services, logger);
+  if (fatal !== undefined) throw new StartupError(fatal);
+}
 
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      if (shuttingDown) return;
-      shuttingDown = true;
-      for (const timer of pending) clearTimeout(timer);
-      logger.info({ signal }, 'shutting down: draining workers');
-      const message: PrimaryToWorker = { type: 'portico:shutdown' };
-      for (const worker of Object.values(cluster.workers ?? {})) {
-        if (worker?.isConnected()) worker.send(message);
-      }
-      // Workers bound their own drain; this is the backstop if one is stuck.
-      const backstop = setTimeout(() => {
-        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-      }, config.server.drain_timeout + 5_000);
-      backstop.unref();
-      const check = () => {
-        if (Object.keys(cluster.workers ?? {}).length === 0) {
-          clearTimeout(backstop);
-          logger.info('all workers stopped');
-          resolve();
-        }
-      };
-      cluster.on('exit', check);
-      check();
-    };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-  });
-  for (const service of services.reverse()) {
+async function closeServices(services: StartedService[], logger: Logger): Promise<void> {
+  for (const service of [...services].reverse()) {
     await service.running
       .close()
       .catch((err: unknown) => logger.warn({ err, service: service.name }, 'service close failed'));

@@ -39,6 +39,8 @@ export type PrimaryToWorker =
 
 export type WorkerToPrimary =
   | { type: 'portico:ready'; port: number }
+  /** The worker's server could not listen (EADDRINUSE…): the primary stops the instance. */
+  | { type: 'portico:listen-failed'; host: string; port: number; code: string }
   /** A worker's registry: the answer to `portico:metrics-collect`, or its last one (id null) when draining. */
   | { type: 'portico:metrics-snapshot'; id: number | null; metrics: MetricSnapshot[] }
   /** `GET /metrics` reached this worker: it asks the primary for the cluster-wide view. */
@@ -83,6 +85,12 @@ export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary 
   switch (message.type) {
     case 'portico:ready':
       return typeof message.port === 'number';
+    case 'portico:listen-failed':
+      return (
+        typeof message.host === 'string' &&
+        typeof message.port === 'number' &&
+        typeof message.code === 'string'
+      );
     case 'portico:metrics-snapshot':
       return (
         (message.id === null || typeof message.id === 'number') &&

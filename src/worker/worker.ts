@@ -29,8 +29,14 @@ export async function runWorker(
       maxHeaderSize: config.server.max_header_size,
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
+<<<<<<< HEAD
       // Node's own answer to a missing Host is plain text; the handler answers it as JSON.
       requireHostHeader: false,
+=======
+      // Node enforces both timeouts above by sweeping its connections on this interval (30 s by
+      // default, so a 5 s limit fired after up to 35 s). A sweep walks a list; twice a second is cheap.
+      connectionsCheckingInterval: TIMEOUT_SWEEP_MS,
+>>>>>>> hard-process
     },
     (req, res) => handlers.request(req, res),
   );
@@ -49,6 +55,12 @@ export async function runWorker(
     draining = true;
     logger.info({ reason }, 'worker draining');
     handlers.startDraining();
+    // A server that is not listening has nothing to drain; and closing one whose listen is still
+    // with the primary makes Node 24 crash when the primary's answer comes.
+    if (!server.listening) {
+      stop();
+      return;
+    }
     const deadline = setTimeout(() => {
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
@@ -58,11 +70,14 @@ export async function runWorker(
     server.close(() => {
       clearTimeout(deadline);
       clearInterval(sweep);
-      handlers.close();
-      void resources.close().then(() => {
-        logger.info('worker drained');
-        logger.flush(() => process.exit(0));
-      });
+      stop();
+    });
+  }
+  function stop(): void {
+    handlers.close();
+    void resources.close().then(() => {
+      logger.info('worker drained');
+      logger.flush(() => process.exit(0));
     });
   }
 
@@ -71,12 +86,53 @@ export async function runWorker(
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));
+  // A terminal hang-up reaches the whole process group; the primary logs it, workers ignore it.
+  process.on('SIGHUP', () => {});
   // The IPC channel closes when the primary dies: do not linger as an orphan.
   process.on('disconnect', () => drain('primary gone'));
 
-  server.listen(config.server.port, config.server.host, () => {
+  // A port that cannot be had is the instance's problem, not this worker's: the primary stops
+  // everything with one line instead of respawning a worker that would fail the same way.
+  const { host, port } = config.server;
+  const listenFailed = (err: NodeJS.ErrnoException) => {
+    const message: WorkerToPrimary = {
+      type: 'portico:listen-failed',
+      host,
+      port,
+      code: err.code ?? err.message,
+    };
+    process.send?.(message);
+  };
+  server.once('error', listenFailed);
+  server.listen(port, host, () => {
+    server.off('error', listenFailed);
     logger.info({ port: config.server.port }, 'worker listening');
     const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
     process.send?.(message);
   });
 }
+<<<<<<< HEAD
+=======
+
+/** How often Node checks `requestTimeout` and `headersTimeout`: how late either may fire. */
+const TIMEOUT_SWEEP_MS = 500;
+
+// Answers to requests Node's parser rejects before the gateway sees them; written raw
+// because there is no ServerResponse yet. Built once per kind.
+const CLIENT_ERRORS = new Map<string | undefined, string>();
+function clientErrorResponse(code: string | undefined): string {
+  let response = CLIENT_ERRORS.get(code);
+  if (response === undefined) {
+    const [status, message] =
+      code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['408 Request Timeout', 'request timeout']
+        : code === 'HPE_HEADER_OVERFLOW'
+          ? ['431 Request Header Fields Too Large', 'request header fields too large']
+          : ['400 Bad Request', 'bad request'];
+    const body = JSON.stringify({ error: message });
+    response = `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+    if (CLIENT_ERRORS.size < 8) CLIENT_ERRORS.set(code, response);
+  }
+  return response;
+}
+>>>>>>> hard-process

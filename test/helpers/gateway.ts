@@ -45,6 +45,8 @@ export async function startGateway(
     env?: NodeJS.ProcessEnv;
     workers?: number;
     waitReady?: boolean;
+    /** In its own process group (pgid = its pid), to signal it as a terminal would. */
+    detached?: boolean;
     /** Runs after the config file is written (e.g. to put key files beside it). */
     beforeStart?: (configFile: string) => Promise<void>;
   } = {},
@@ -58,6 +60,7 @@ export async function startGateway(
   const proc = spawn(process.execPath, [entry, '--config', file], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   const lines: string[] = [];
   let stderr = '';

@@ -1,5 +1,14 @@
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import { createServer, Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
+
+/** A plain TCP listener holding `port` on 127.0.0.1, as another program would. */
+export function occupyPort(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((socket) => socket.destroy());
+    server.on('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {

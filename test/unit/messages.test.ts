@@ -14,6 +14,8 @@ test('IPC messages are checked where they arrive', () => {
   const toPrimary: [unknown, boolean][] = [
     [{ type: 'portico:ready', port: 8080 }, true],
     [{ type: 'portico:ready' }, false],
+    [{ type: 'portico:listen-failed', host: '0.0.0.0', port: 8080, code: 'EADDRINUSE' }, true],
+    [{ type: 'portico:listen-failed', host: '0.0.0.0', port: 8080 }, false],
     [{ type: 'portico:metrics-snapshot', id: 3, metrics: [metric] }, true],
     [{ type: 'portico:metrics-snapshot', id: null, metrics: [] }, true],
     [{ type: 'portico:metrics-snapshot', id: 3, metrics: [{ name: 'm' }] }, false],

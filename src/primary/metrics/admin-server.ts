@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError, writeError } from '../../shared/errors.js';
+import { cannotListen, StartupError } from '../../shared/startup-error.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
@@ -45,16 +46,14 @@ export async function startAdminServer(
   });
   server.keepAliveTimeout = 65_000; // longer than a scraper's interval, so it reuses the connection
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      logger.error({ host: options.host, port: options.port, code: err.code }, 'cannot listen; stopping');
       reject(
-        new Error(
-          `metrics admin listener cannot listen on ${options.host}:${options.port}: ${err.code ?? err.message}`,
-          {
-            cause: err,
-          },
-        ),
-      ),
-    );
+        new StartupError(cannotListen(options.host, options.port, err.code, 'metrics.prometheus.port'), {
+          cause: err,
+        }),
+      );
+    });
     server.listen(options.port, options.host, () => resolve());
   });
   logger.info({ host: options.host, port: options.port, path: options.path }, 'metrics admin listener ready');

@@ -90,10 +90,10 @@ const serverSchema = z
         'Most header fields a request may carry (as Envoy); more gets 431, never a forward with some of them dropped.',
       ),
     keep_alive_timeout: duration('5s', '10m').describe(
-      'Idle time before a client keep-alive connection is closed.',
+      'Idle time allowed between requests on a client keep-alive connection (announced in `Keep-Alive: timeout=`); it is closed one second later.',
     ),
     request_timeout: duration('5m', '1h').describe(
-      'Upper bound on receiving a whole client request (headers and body); slow clients get 408.',
+      'Upper bound on receiving a whole client request (headers and body); slow clients get 408. The headers alone must arrive within 60 s, or this, if smaller.',
     ),
   })
   .prefault({});
