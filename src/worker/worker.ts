@@ -29,14 +29,11 @@ export async function runWorker(
       maxHeaderSize: config.server.max_header_size,
       requestTimeout: config.server.request_timeout,
       headersTimeout: Math.min(60_000, config.server.request_timeout),
-<<<<<<< HEAD
       // Node's own answer to a missing Host is plain text; the handler answers it as JSON.
       requireHostHeader: false,
-=======
       // Node enforces both timeouts above by sweeping its connections on this interval (30 s by
       // default, so a 5 s limit fired after up to 35 s). A sweep walks a list; twice a second is cheap.
       connectionsCheckingInterval: TIMEOUT_SWEEP_MS,
->>>>>>> hard-process
     },
     (req, res) => handlers.request(req, res),
   );
@@ -111,28 +108,6 @@ export async function runWorker(
     process.send?.(message);
   });
 }
-<<<<<<< HEAD
-=======
 
 /** How often Node checks `requestTimeout` and `headersTimeout`: how late either may fire. */
 const TIMEOUT_SWEEP_MS = 500;
-
-// Answers to requests Node's parser rejects before the gateway sees them; written raw
-// because there is no ServerResponse yet. Built once per kind.
-const CLIENT_ERRORS = new Map<string | undefined, string>();
-function clientErrorResponse(code: string | undefined): string {
-  let response = CLIENT_ERRORS.get(code);
-  if (response === undefined) {
-    const [status, message] =
-      code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? ['408 Request Timeout', 'request timeout']
-        : code === 'HPE_HEADER_OVERFLOW'
-          ? ['431 Request Header Fields Too Large', 'request header fields too large']
-          : ['400 Bad Request', 'bad request'];
-    const body = JSON.stringify({ error: message });
-    response = `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
-    if (CLIENT_ERRORS.size < 8) CLIENT_ERRORS.set(code, response);
-  }
-  return response;
-}
->>>>>>> hard-process
