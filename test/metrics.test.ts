@@ -150,6 +150,19 @@ describe('cluster-wide Prometheus metrics', () => {
     assert.deepEqual([...workers].sort(), ['0', '1', 'primary']);
   });
 
+  test('every admin listener answer is JSON or metrics with an X-Request-Id', async () => {
+    const metrics = await request(admin, { headers: { 'x-request-id': 'scrape-1' } });
+    assert.equal(metrics.status, 200);
+    assert.equal(metrics.headers['x-request-id'], 'scrape-1');
+    const missing = await request(admin.replace('/metrics', '/nope'));
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    assert.deepEqual(missing.json(), { error: 'not found' });
+    const post = await request(admin, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.match(String(post.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  });
+
   test('the output passes promtool check metrics', async (t) => {
     const promtool = await findExecutable('promtool');
     if (!promtool) {

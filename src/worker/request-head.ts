@@ -1,16 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../shared/errors.js';
 
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const BAD_HOST = new GatewayError('PORTICO_ERR_BAD_HOST');
 const TOO_MANY_HEADERS = new GatewayError('PORTICO_ERR_HEADERS_TOO_LARGE');
-
-/** The incoming `X-Request-Id` when it is well-formed, else a new one. */
-export function requestIdOf(headers: IncomingHttpHeaders): string {
-  const incoming = headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-}
 
 /**
  * How many `Host` fields the request carries. Node keeps the first of several in

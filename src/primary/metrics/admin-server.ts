@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError, writeError } from '../../shared/errors.js';
+import { requestIdOf } from '../../shared/request-id.js';
 import { cannotListen, StartupError } from '../../shared/startup-error.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 
@@ -19,6 +20,7 @@ export async function startAdminServer(
   logger: Logger,
 ): Promise<Server> {
   const server = createServer((req, res) => {
+    res.setHeader('x-request-id', requestIdOf(req.headers));
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     if ((q === -1 ? url : url.slice(0, q)) !== options.path) {
