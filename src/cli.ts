@@ -4,9 +4,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createGateway } from './gateway.js';
 import { DevTokenError, parseClaim, signDevToken } from './dev-token.js';
-import { EntryError, loadEntry } from './entry-loader.js';
+import { loadEntry } from './entry-loader.js';
 import { parseDuration } from './shared/config/duration.js';
 import { ConfigError } from './shared/config/errors.js';
+import { exitWith, OperatorError } from './shared/errors.js';
 
 const HELP = `portico — an API gateway for Node.js
 
@@ -50,15 +51,21 @@ function version(): string {
   return pkg.version;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    process.stderr.write(`portico: ${(err as Error).message}\nRun "portico --help" for usage.\n`);
-    return 2;
+/** A command line the CLI cannot run. */
+class UsageError extends OperatorError {
+  constructor(message: string, options?: ErrorOptions & { helpHint?: boolean }) {
+    super('PORTICO_ERR_USAGE', message, {
+      ...options,
+      lines:
+        options?.helpHint === false
+          ? [`portico: ${message}`]
+          : [`portico: ${message}`, 'Run "portico --help" for usage.'],
+    });
   }
-  const { values, positionals } = parsed;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv);
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -69,14 +76,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = positionals[0] ?? 'run';
   if (positionals.length > 1 || !['run', 'check', 'token'].includes(command)) {
-    process.stderr.write(
-      `portico: unknown command "${positionals.join(' ')}"\nRun "portico --help" for usage.\n`,
-    );
-    return 2;
+    throw new UsageError(`unknown command "${positionals.join(' ')}"`);
   }
   if (values.entry !== undefined && command === 'run') {
-    process.stderr.write('portico: --entry is for check and token; start your entry with node\n');
-    return 2;
+    throw new UsageError('--entry is for check and token; start your entry with node', { helpHint: false });
   }
   // Set but empty counts as unset, as in a shell's `PORTICO_CONFIG= portico check`.
   const fromEnv = process.env.PORTICO_CONFIG || undefined;
@@ -89,43 +92,62 @@ async function main(argv: string[]): Promise<number> {
           ? 'PORTICO_CONFIG'
           : 'default';
   const file = values.config ?? fromEnv ?? './config.yaml';
-  try {
-    if (command === 'run') {
-      await createGateway(file).start();
-      // Workers keep running on their server; the primary returns here after the drain.
-      return cluster.isPrimary ? 0 : -1;
-    }
-    const gateway = values.entry === undefined ? createGateway(file) : await loadEntry(values.entry);
-    const config = await gateway.check(origin === 'entry' ? undefined : file);
-    if (command === 'check') {
-      process.stdout.write(
-        `${origin === 'entry' ? values.entry : file}: OK (${config.routes.length} routes)\n`,
-      );
-      return 0;
-    }
-    const ttlMs = parseDuration(values.ttl ?? '1h');
-    if (ttlMs === undefined) throw new DevTokenError(`--ttl: invalid duration "${values.ttl}"`);
-    const claims = Object.fromEntries((values.claim ?? []).map(parseClaim));
-    const token = await signDevToken(config, {
-      sub: values.sub ?? 'dev-user',
-      ttlSeconds: Math.ceil(ttlMs / 1000),
-      claims,
-    });
-    process.stdout.write(`${token}\n`);
-    return 0;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      const notFound = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-      const lines = notFound ? err.lines.map((l) => `${l} (${ORIGIN_HINT[origin]})`) : err.lines;
-      process.stderr.write(`${lines.join('\n')}\n`);
-    } else if (err instanceof DevTokenError) process.stderr.write(`portico token: ${err.message}\n`);
-    else if (err instanceof EntryError) process.stderr.write(`portico: ${err.message}\n`);
-    else throw err;
-    return 1;
+  return runCommand(command, values, file, origin).catch((err: unknown) => {
+    throw withOrigin(err, origin);
+  });
+}
+
+async function runCommand(
+  command: string,
+  values: ReturnType<typeof parse>['values'],
+  file: string,
+  origin: ConfigOrigin,
+): Promise<number> {
+  if (command === 'run') {
+    await createGateway(file).start();
+    // Workers keep running on their server; the primary returns here after the drain.
+    return cluster.isPrimary ? 0 : -1;
   }
+  const gateway = values.entry === undefined ? createGateway(file) : await loadEntry(values.entry);
+  const config = await gateway.check(origin === 'entry' ? undefined : file);
+  if (command === 'check') {
+    process.stdout.write(
+      `${origin === 'entry' ? values.entry : file}: OK (${config.routes.length} routes)\n`,
+    );
+    return 0;
+  }
+  const ttlMs = parseDuration(values.ttl ?? '1h');
+  if (ttlMs === undefined) throw new DevTokenError(`--ttl: invalid duration "${values.ttl}"`);
+  const claims = Object.fromEntries((values.claim ?? []).map(parseClaim));
+  const token = await signDevToken(config, {
+    sub: values.sub ?? 'dev-user',
+    ttlSeconds: Math.ceil(ttlMs / 1000),
+    claims,
+  });
+  process.stdout.write(`${token}\n`);
+  return 0;
+}
+
+/** A config file that is not there: the line also says where its path came from. */
+function withOrigin(err: unknown, origin: ConfigOrigin): unknown {
+  if (!(err instanceof ConfigError) || (err.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') {
+    return err;
+  }
+  return new ConfigError(
+    err.lines.map((line) => `${line} (${ORIGIN_HINT[origin]})`),
+    { cause: err.cause, code: err.code },
+  );
 }
 
 function parse(argv: string[]) {
+  try {
+    return parseOptions(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+}
+
+function parseOptions(argv: string[]) {
   return parseArgs({
     args: argv,
     allowPositionals: true,
@@ -141,24 +163,7 @@ function parse(argv: string[]) {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exit(code);
-  },
-  (err: unknown) => {
-    process.stderr.write(`${lastResort(err)}\n`);
-    process.exit(1);
-  },
-);
-
-/**
- * What reaches here was not handled on purpose. An error that names itself with a `code`
- * (a system error such as EADDRINUSE, or a PORTICO_ERR_*) is expected in operation: one
- * line. Anything else is a bug, and its stack is what a bug report needs.
- */
-function lastResort(err: unknown): string {
-  if (err instanceof ConfigError) return err.lines.join('\n');
-  const code = (err as { code?: unknown } | null)?.code;
-  if (err instanceof Error && typeof code === 'string') return `portico: ${err.message}`;
-  return `portico: ${(err as Error | null)?.stack ?? String(err)}`;
-}
+// The one place an error becomes the user's lines and the exit code.
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exit(code);
+}, exitWith);

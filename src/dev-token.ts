@@ -1,10 +1,13 @@
 import { createSecretKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Config } from './shared/config/schema.js';
+import { OperatorError } from './shared/errors.js';
 
-/** Why `portico token` cannot sign (shown to the user as is). */
-export class DevTokenError extends Error {
-  override name = 'DevTokenError';
+/** Why `portico token` cannot sign (shown to the user as is, after `portico token: `). */
+export class DevTokenError extends OperatorError {
+  constructor(message: string) {
+    super('PORTICO_ERR_DEV_TOKEN', message, { lines: [`portico token: ${message}`] });
+  }
 }
 
 export interface DevTokenOptions {

@@ -1,10 +1,13 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ENTRY_CAPTURE, type Gateway } from './gateway.js';
+import { OperatorError } from './shared/errors.js';
 
 /** Why an entry file could not be loaded for `--entry` (shown to the user as is). */
-export class EntryError extends Error {
-  override name = 'EntryError';
+export class EntryError extends OperatorError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('PORTICO_ERR_ENTRY', message, options);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { runPrimary } from './primary/supervisor.js';
 import { ConfigError } from './shared/config/errors.js';
-import { StartupError } from './shared/startup-error.js';
+import { exitWith, OperatorError } from './shared/errors.js';
 import type { MiddlewareCatalog } from './shared/config/load.js';
 import type { Config } from './shared/config/schema.js';
 import { createLogger } from './shared/logger.js';
@@ -109,9 +109,8 @@ export class Gateway {
     try {
       config = await parseConfig(text, name, this.#registry);
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(`${err.lines.join('\n')}\n`);
-      process.exit(1);
+      if (!(err instanceof OperatorError)) throw err;
+      exitWith(err);
     }
     const logger = createLogger(config.logging, { role: 'primary', pid: process.pid });
     // Workers get the validated config as JSON, so they neither re-read the file (which may
@@ -123,9 +122,8 @@ export class Gateway {
     try {
       await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
     } catch (err) {
-      if (!(err instanceof StartupError)) throw err;
-      process.stderr.write(`portico: ${err.message}\n`);
-      process.exit(1);
+      if (!(err instanceof OperatorError)) throw err;
+      exitWith(err);
     }
   }
 
@@ -177,14 +175,16 @@ async function readConfigFile(file: string): Promise<string> {
           : code === 'EACCES'
             ? 'cannot read config: permission denied'
             : `cannot read config: ${(err as Error).message}`;
-    throw new ConfigError([`${file}: ${reason}`], { cause: err });
+    throw new ConfigError([`${file}: ${reason}`], { cause: err, code: 'PORTICO_ERR_CONFIG_UNREADABLE' });
   }
   if (!isUtf8(bytes)) {
     // Decoding replaces the first bad byte with U+FFFD: report where that is.
     const before = bytes.toString('utf8').split('\uFFFD')[0] as string;
     const lines = before.split('\n');
     const at = `${lines.length}:${(lines.at(-1) as string).length + 1}`;
-    throw new ConfigError([`${file}:${at}: the file is not UTF-8 text (save it as UTF-8)`]);
+    throw new ConfigError([`${file}:${at}: the file is not UTF-8 text (save it as UTF-8)`], {
+      code: 'PORTICO_ERR_CONFIG_UNREADABLE',
+    });
   }
   return bytes.toString('utf8');
 }

@@ -62,6 +62,7 @@ describe('cluster supervision', () => {
       // The fifth death within 60 s, with no worker up for 60 s, is not respawned.
       const gaveUp = gw.records().find((r) => r.msg === 'workers keep dying; giving up');
       assert.equal(gaveUp?.level, 50);
+      assert.equal(gaveUp?.error_code, 'PORTICO_ERR_CRASH_LOOP');
       assert.equal(
         gw.stderr(),
         'portico: workers keep dying (5 deaths within 60 s, none stayed up 60 s; last: exit code 3); not respawning\n',

@@ -12,8 +12,9 @@ test("the README's config reference is the one generated from the schema (npm ru
   assert.equal(readme.slice(start, end).trim(), renderConfigReference());
 });
 
-test('every error code is documented in the README with its status and message', () => {
-  for (const [code, { status, message }] of Object.entries(ERRORS)) {
-    assert.ok(readme.includes(`| \`${code}\` | ${status} | ${message} |`), code);
+test('every error code is documented in the README with its status or exit code and message', () => {
+  for (const [code, entry] of Object.entries(ERRORS)) {
+    const kind = 'status' in entry ? String(entry.status) : `exit ${entry.exit}`;
+    assert.ok(readme.includes(`| \`${code}\` | ${kind} | ${entry.message} |`), code);
   }
 });

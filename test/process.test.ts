@@ -35,7 +35,9 @@ describe('listen failures stop the instance with one line', () => {
       assert.equal(await exitWithin(gw, 15_000), 1);
       assert.equal(gw.stderr(), `portico: cannot listen on 127.0.0.1:${port}: address already in use\n`);
       assert.equal(gw.records().filter((r) => r.msg === 'worker died; respawning').length, 0);
-      assert.ok(gw.records().some((r) => r.msg === 'cannot listen; stopping' && r.level === 50));
+      const stopping = gw.records().find((r) => r.msg === 'cannot listen; stopping');
+      assert.equal(stopping?.level, 50);
+      assert.equal(stopping?.error_code, 'PORTICO_ERR_LISTEN');
     } finally {
       await gw.stop('SIGKILL');
       blocker.close();
@@ -76,6 +78,8 @@ describe('listen failures stop the instance with one line', () => {
         `portico: cannot listen on 127.0.0.1:${adminPort} (metrics.prometheus.port): address already in use\n`,
       );
       assert.ok(!gw.records().some((r) => r.msg === 'worker listening'), 'no worker was started');
+      const stopping = gw.records().find((r) => r.msg === 'cannot listen; stopping');
+      assert.equal(stopping?.error_code, 'PORTICO_ERR_LISTEN');
     } finally {
       await gw.stop('SIGKILL');
       blocker.close();

@@ -46,8 +46,8 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   const alive = new Map<number, number>();
   let shuttingDown = false;
   let announced = false;
-  /** Why the instance is stopping on its own: the one line for stderr. */
-  let fatal: string | undefined;
+  /** Why the instance is stopping on its own. */
+  let fatal: StartupError | undefined;
   const pending = new Set<NodeJS.Timeout>();
 
   let stopped!: () => void;
@@ -76,10 +76,10 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     cluster.on('exit', check);
     check();
   };
-  const giveUp = (line: string, fields: Record<string, unknown>, msg: string) => {
+  const giveUp = (error: StartupError, fields: Record<string, unknown>, msg: string) => {
     if (fatal !== undefined || shuttingDown) return;
-    fatal = line;
-    logger.error(fields, msg);
+    fatal = error;
+    logger.error({ ...fields, error_code: error.code }, msg);
     shutdown(msg);
   };
 
@@ -92,7 +92,11 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:listen-failed') {
         const { host, port, code } = message;
-        giveUp(cannotListen(host, port, code), { host, port, code }, 'cannot listen; stopping');
+        giveUp(
+          new StartupError('PORTICO_ERR_LISTEN', cannotListen(host, port, code)),
+          { host, port, code },
+          'cannot listen; stopping',
+        );
         return;
       }
       if (message.type !== 'portico:ready') return;
@@ -113,7 +117,10 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
         const last = signal ? `killed by ${signal}` : `exit code ${code}`;
         const window = `${crashLoop.windowMs / 1000} s`;
         giveUp(
-          `workers keep dying (${crashLoop.limit} deaths within ${window}, none stayed up ${window}; last: ${last}); not respawning`,
+          new StartupError(
+            'PORTICO_ERR_CRASH_LOOP',
+            `workers keep dying (${crashLoop.limit} deaths within ${window}, none stayed up ${window}; last: ${last}); not respawning`,
+          ),
           {
             worker: worker.process.pid,
             code,
@@ -147,7 +154,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   for (let slot = 0; slot < count; slot++) fork(slot);
   await allStopped;
   await closeServices(services, logger);
-  if (fatal !== undefined) throw new StartupError(fatal);
+  if (fatal !== undefined) throw fatal;
 }
 
 async function closeServices(services: StartedService[], logger: Logger): Promise<void> {

@@ -1,9 +1,25 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 
+/** An answer to a client: its HTTP status and the body's `error` text. */
+interface Answer {
+  readonly status: number;
+  readonly message: string;
+}
+
 /**
- * The one registry of errors the gateway itself answers with. Each has a stable code,
- * an HTTP status and the client-facing message; `writeError` is the only place that turns
- * them into responses. A test checks every code is documented in the README.
+ * An error for whoever runs the gateway (operator or CLI user): what its stderr lines report,
+ * and the exit code when the process ends on it. The lines themselves say the particulars.
+ */
+interface Failure {
+  readonly exit: number;
+  readonly message: string;
+}
+
+/**
+ * The one registry of errors the gateway produces, each with a stable code: the answers it
+ * writes to clients (`writeError` is the only place that turns them into responses) and the
+ * errors that stop a command or the instance (`exitReport` is the only place that turns them
+ * into stderr lines and an exit code). A test checks every code is documented in the README.
  */
 export const ERRORS = {
   PORTICO_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
@@ -23,26 +39,104 @@ export const ERRORS = {
   PORTICO_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'rate limiter unavailable' },
   PORTICO_ERR_METRICS_UNAVAILABLE: { status: 503, message: 'metrics unavailable' },
   PORTICO_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  PORTICO_ERR_CONFIG: {
+    exit: 1,
+    message: 'the config is invalid: one line per problem, with its place and key path',
+  },
+  PORTICO_ERR_CONFIG_UNREADABLE: {
+    exit: 1,
+    message: 'the config file cannot be read: not found, a directory, no permission, or not UTF-8',
+  },
+  PORTICO_ERR_LISTEN: {
+    exit: 1,
+    message: 'a listener cannot listen: the line names the address, the setting and why',
+  },
+  PORTICO_ERR_CRASH_LOOP: {
+    exit: 1,
+    message: 'workers keep dying: the instance stops instead of respawning',
+  },
+  PORTICO_ERR_DEV_TOKEN: {
+    exit: 1,
+    message: '`portico token` cannot sign: no `auth.secret`, a bad `--ttl` or `--claim`',
+  },
+  PORTICO_ERR_ENTRY: { exit: 1, message: 'the `--entry` file cannot be loaded, or never calls `start()`' },
+  PORTICO_ERR_USAGE: {
+    exit: 2,
+    message: 'unknown command or option, or an option the command does not take',
+  },
+} as const satisfies Record<string, Answer | Failure>;
 
 export type ErrorCode = keyof typeof ERRORS;
+/** The codes answered to clients over HTTP. */
+export type AnswerCode = { [C in ErrorCode]: (typeof ERRORS)[C] extends Answer ? C : never }[ErrorCode];
+/** The codes that stop a command or the instance with an exit code. */
+export type FailureCode = Exclude<ErrorCode, AnswerCode>;
 
-/** A typed error raised by the gateway or a middleware; `cause` keeps the original. */
-export class GatewayError extends Error {
-  readonly status: number;
+/** Every error the gateway throws for someone to read carries its table code. */
+export class PorticoError extends Error {
   constructor(
     readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A typed error raised by the gateway or a middleware, answered to the client; `cause` keeps the original. */
+export class GatewayError extends PorticoError {
+  declare readonly code: AnswerCode;
+  readonly status: number;
+  readonly headers: Record<string, string> | undefined;
+  constructor(
+    code: AnswerCode,
     options?: { cause?: unknown; headers?: Record<string, string>; message?: string },
   ) {
     super(
+      code,
       options?.message ?? ERRORS[code].message,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
-    this.name = 'GatewayError';
     this.status = ERRORS[code].status;
     this.headers = options?.headers;
   }
-  readonly headers: Record<string, string> | undefined;
+}
+
+/**
+ * An error that stops a command or the instance: `lines` is what its reader sees on stderr
+ * (by default `portico: <message>`), `exitCode` comes from the table.
+ */
+export class OperatorError extends PorticoError {
+  declare readonly code: FailureCode;
+  readonly exitCode: number;
+  readonly lines: string[];
+  constructor(code: FailureCode, message: string, options?: ErrorOptions & { lines?: string[] }) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.exitCode = ERRORS[code].exit;
+    this.lines = options?.lines ?? [`portico: ${message}`];
+  }
+}
+
+/**
+ * The stderr lines and exit code for an error that ends the process: the CLI and `start()`
+ * both report through here. An error that names itself with a `code` (an OperatorError, or a
+ * system error such as EACCES) is expected in operation: its line(s), no stack. Anything else
+ * is a bug, and its stack is what a bug report needs.
+ */
+export function exitReport(err: unknown): { lines: string[]; exitCode: number } {
+  if (err instanceof OperatorError) return { lines: err.lines, exitCode: err.exitCode };
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string')
+    return { lines: [`portico: ${err.message}`], exitCode: 1 };
+  return { lines: [`portico: ${(err as Error | null)?.stack ?? String(err)}`], exitCode: 1 };
+}
+
+/** Prints `exitReport(err)` to stderr and exits with its code. */
+export function exitWith(err: unknown): never {
+  const { lines, exitCode } = exitReport(err);
+  process.stderr.write(`${lines.join('\n')}\n`);
+  process.exit(exitCode);
 }
 
 // Bodies are serialised once: error responses are hot under attack (404 floods, 429s).

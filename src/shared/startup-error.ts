@@ -1,10 +1,18 @@
+import { OperatorError } from './errors.js';
+
 /**
  * The instance cannot run (a port it cannot listen on, workers that keep dying). Its message is
  * one line for stderr, after `portico: `; whoever catches it exits non-zero without a stack
  * trace, so a supervisor (systemd, Kubernetes) sees the failure instead of a respawn loop.
  */
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
+export class StartupError extends OperatorError {
+  constructor(
+    code: 'PORTICO_ERR_LISTEN' | 'PORTICO_ERR_CRASH_LOOP',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(code, message, options);
+  }
 }
 
 const REASONS: Readonly<Record<string, string>> = {

@@ -49,11 +49,16 @@ export async function startAdminServer(
   server.keepAliveTimeout = 65_000; // longer than a scraper's interval, so it reuses the connection
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      logger.error({ host: options.host, port: options.port, code: err.code }, 'cannot listen; stopping');
+      logger.error(
+        { host: options.host, port: options.port, code: err.code, error_code: 'PORTICO_ERR_LISTEN' },
+        'cannot listen; stopping',
+      );
       reject(
-        new StartupError(cannotListen(options.host, options.port, err.code, 'metrics.prometheus.port'), {
-          cause: err,
-        }),
+        new StartupError(
+          'PORTICO_ERR_LISTEN',
+          cannotListen(options.host, options.port, err.code, 'metrics.prometheus.port'),
+          { cause: err },
+        ),
       );
     });
     server.listen(options.port, options.host, () => resolve());

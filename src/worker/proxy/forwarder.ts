@@ -9,7 +9,7 @@ import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } fro
 import { isIP, type Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
-import { GatewayError, writeError } from '../../shared/errors.js';
+import { GatewayError, PorticoError, writeError } from '../../shared/errors.js';
 import { copyResponseHeaders, outgoingHeaders } from './headers.js';
 
 /*
@@ -29,8 +29,10 @@ export interface ForwardTarget {
   timeoutMs: number;
 }
 
-class UpstreamTimeout extends Error {
-  readonly code = 'PORTICO_UPSTREAM_TIMEOUT';
+class UpstreamTimeout extends PorticoError {
+  constructor(message: string) {
+    super('PORTICO_ERR_UPSTREAM_TIMEOUT', message);
+  }
 }
 
 /** One keep-alive agent per upstream origin, shared by all routes of a worker. */

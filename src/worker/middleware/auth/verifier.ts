@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuthSettings } from '../../../shared/config/auth-settings.js';
+import { PorticoError } from '../../../shared/errors.js';
 
 /** Verified token claims (the JWT payload for the built-in verifiers). */
 export type Claims = Readonly<Record<string, unknown>>;
@@ -29,11 +30,12 @@ export type VerifierFactory = (
   env: { logger: Logger },
 ) => TokenVerifier | Promise<TokenVerifier>;
 
-/** The token could not be verified because a dependency (JWKS, discovery…) is unavailable. */
-export class VerifierUnavailableError extends Error {
-  readonly code = 'PORTICO_VERIFIER_UNAVAILABLE';
+/**
+ * The token could not be verified because a dependency (JWKS, discovery…) is unavailable. Its
+ * message is for the log; the client gets `PORTICO_ERR_AUTH_UNAVAILABLE`'s.
+ */
+export class VerifierUnavailableError extends PorticoError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'VerifierUnavailableError';
+    super('PORTICO_ERR_AUTH_UNAVAILABLE', message, options);
   }
 }
