@@ -141,26 +141,22 @@ function withOrigin(err: unknown, origin: ConfigOrigin): unknown {
 
 function parse(argv: string[]) {
   try {
-    return parseOptions(argv);
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        entry: { type: 'string' },
+        sub: { type: 'string' },
+        ttl: { type: 'string' },
+        claim: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
   } catch (err) {
     throw new UsageError((err as Error).message, { cause: err });
   }
-}
-
-function parseOptions(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      entry: { type: 'string' },
-      sub: { type: 'string' },
-      ttl: { type: 'string' },
-      claim: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
 }
 
 // The one place an error becomes the user's lines and the exit code.

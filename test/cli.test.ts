@@ -73,7 +73,9 @@ describe('portico CLI', () => {
   });
 
   test('unknown commands and flags exit 2', async () => {
-    assert.equal((await runCli(['frobnicate'])).code, 2);
+    const unknown = await runCli(['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, 'portico: unknown command "frobnicate"\nRun "portico --help" for usage.\n');
     assert.equal((await runCli(['--frob'])).code, 2);
   });
 
