@@ -34,7 +34,8 @@ export async function startAdmin(env: {
 }): Promise<RunningAdmin> {
   const { config, logger } = env;
   const { host, port, token } = config.admin;
-  for (const { msg, key, replacement } of deprecatedKeyWarnings(config)) logger.warn({ key, replacement }, msg);
+  for (const { msg, key, replacement } of deprecatedKeyWarnings(config))
+    logger.warn({ key, replacement }, msg);
   if (token === undefined && !isLoopback(host)) {
     logger.warn(
       { host, port },

@@ -7,7 +7,9 @@ const BEARER = /^Bearer +(\S+) *$/i;
  * Checks `Authorization: Bearer <token>` against `admin.token`. Both sides are hashed first:
  * `timingSafeEqual` needs equal lengths, and comparing digests hides the token's length too.
  */
-export function bearerCheck(token: string): (authorization: string | undefined) => 'ok' | 'missing' | 'invalid' {
+export function bearerCheck(
+  token: string,
+): (authorization: string | undefined) => 'ok' | 'missing' | 'invalid' {
   const expected = digest(token);
   return (authorization) => {
     if (authorization === undefined || authorization === '') return 'missing';

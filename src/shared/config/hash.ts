@@ -16,5 +16,7 @@ function canonical(value: unknown): unknown {
  * value, or an environment variable the file uses, does.
  */
 export function configHash(config: Config): string {
-  return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(config)))
+    .digest('hex');
 }

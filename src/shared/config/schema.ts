@@ -285,16 +285,12 @@ const metricsSectionSchema = z.strictObject({
         .min(1)
         .max(65535)
         .optional()
-        .describe(
-          'Deprecated alias of `admin.port` (logs a warning); ignored when `admin.port` is set.',
-        ),
+        .describe('Deprecated alias of `admin.port` (logs a warning); ignored when `admin.port` is set.'),
       host: z
         .string()
         .min(1)
         .optional()
-        .describe(
-          'Deprecated alias of `admin.host` (logs a warning); ignored when `admin.host` is set.',
-        ),
+        .describe('Deprecated alias of `admin.host` (logs a warning); ignored when `admin.host` is set.'),
     })
     .prefault({})
     .describe('Prometheus exposition.'),
