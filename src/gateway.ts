@@ -121,7 +121,7 @@ export class Gateway {
     const handover: Record<string, string> =
       Buffer.byteLength(json) <= MAX_ENV_BYTES ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
     try {
-      await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
+      await runPrimary({ config, logger, source: name, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
     } catch (err) {
       if (!(err instanceof StartupError)) throw err;
       process.stderr.write(`portico: ${err.message}\n`);

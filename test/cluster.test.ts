@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startGateway } from './helpers/gateway.js';
-import { freePort, request, sleep } from './helpers/net.js';
+import { request, sleep } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ENTRY = fileURLToPath(new URL('./fixtures/custom-entry.js', import.meta.url));
@@ -135,7 +135,7 @@ describe('config handover to workers', () => {
         routes: [
           { path: '/users/:id', target: upstream.url, middleware: ['logging', 'metrics', 'ratelimit'] },
         ],
-        metrics: { prometheus: { port: await freePort() } },
+        metrics: { prometheus: {} },
       },
       { workers: 2, env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log } },
     );

@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
+import type { AdminEndpoint } from './admin/server.js';
 import { embeddedRateLimitStore } from '../worker/middleware/ratelimit/embedded-service.js';
 import { metricsService } from './metrics/service.js';
 
 /** A started service. */
 export interface RunningService {
   close(): Promise<void>;
+  /** What this service answers on the admin listener. */
+  endpoints?: AdminEndpoint[];
   /** A worker died outside shutdown and is about to be respawned. */
   workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
 }

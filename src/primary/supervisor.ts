@@ -1,17 +1,24 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import { configHash } from '../shared/config/hash.js';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
+import { startAdmin } from './admin/index.js';
+import { describeRoute } from './admin/routes.js';
+import { urlOf } from './admin/server.js';
 import { RespawnBackoff } from './backoff.js';
 import { CrashLoopDetector } from './crash-loop.js';
 import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
+import { WorkerTable } from './worker-table.js';
 
 export interface SupervisorOptions {
   config: Config;
   logger: Logger;
+  /** Where the config came from: its file path, or `<inline config>`. */
+  source: string;
   /** Extra environment for workers (e.g. the config text, so all workers use the same bytes). */
   workerEnv: Record<string, string>;
 }
@@ -24,21 +31,27 @@ type StartedService = { name: string; running: RunningService };
  * It rejects with a `StartupError` (after stopping every worker and service) when the
  * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
-export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+export async function runPrimary({ config, logger, source, workerEnv }: SupervisorOptions): Promise<void> {
   // A terminal hang-up signals the whole process group, and Node's default for SIGHUP is to
   // exit. Until SIGHUP means "reload", it must not cost a single request.
   process.on('SIGHUP', () => logger.warn('SIGHUP received; ignored (live reload is not implemented yet)'));
+  const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+  const hash = configHash(config);
+  const workers = new WorkerTable(count, hash);
   const services: StartedService[] = [];
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
       const running = await service.start({ config, logger });
       if (running) services.push({ name: service.name, running });
     }
+    const serviceEndpoints = services.flatMap(({ running }) => running.endpoints ?? []);
+    admin = await startAdmin({ config, source, workers, serviceEndpoints, logger });
+    services.push({ name: 'admin', running: admin });
   } catch (err) {
     await closeServices(services, logger);
     throw err;
   }
-  const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   const backoff = new RespawnBackoff();
   const crashLoop = new CrashLoopDetector();
   const ready = new Set<number>();
@@ -55,6 +68,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   const shutdown = (reason: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    workers.drain();
     for (const timer of pending) clearTimeout(timer);
     logger.info({ reason }, 'shutting down: draining workers');
     const message: PrimaryToWorker = { type: 'portico:shutdown' };
@@ -88,6 +102,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     guardConnectionHandoffs(worker);
     const startedAt = Date.now();
     alive.set(slot, startedAt);
+    workers.forked(slot, worker.process.pid, hash);
     worker.on('message', (message: unknown) => {
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:listen-failed') {
@@ -97,14 +112,27 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
       }
       if (message.type !== 'portico:ready') return;
       ready.add(slot);
+      workers.listening(slot);
       if (!announced && ready.size === count) {
         announced = true;
-        logger.info({ port: config.server.port, host: config.server.host, workers: count }, 'portico ready');
+        const { host, port } = config.server;
+        logger.info(
+          {
+            port,
+            host,
+            workers: count,
+            gateway: urlOf(host, port),
+            admin: admin.url,
+            routes: admin.routes.map(describeRoute),
+          },
+          'portico ready',
+        );
       }
     });
     worker.on('exit', (code, signal) => {
       ready.delete(slot);
       alive.delete(slot);
+      workers.exited(slot);
       if (shuttingDown) return;
       const now = Date.now();
       const livedMs = now - startedAt;

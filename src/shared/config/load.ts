@@ -2,6 +2,7 @@ import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from '
 import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
 import { resolveAuthSettings } from './auth-settings.js';
+import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
@@ -57,7 +58,7 @@ export function parseConfigText(
   if (doc.contents === null) throw new ConfigError([`${file}: the file has no settings, only comments`]);
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
-  const raw = toPlainValue(doc, lineCounter, file);
+  const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
   const result = configSchema.safeParse(raw, { reportInput: true });
   // Middleware names are checked even when other keys are wrong, so one run shows everything.
   checkMiddlewareNames(raw, catalog, problems);
