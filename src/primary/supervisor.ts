@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
+import type { Plan } from '../shared/plan/types.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
 import { RespawnBackoff } from './backoff.js';
 import { CrashLoopDetector } from './crash-loop.js';
@@ -11,9 +12,9 @@ import { PRIMARY_SERVICES, type RunningService } from './services.js';
 
 export interface SupervisorOptions {
   config: Config;
+  /** What every worker runs; sent to each when it asks (`portico:plan-request`). */
+  plan: Plan;
   logger: Logger;
-  /** Extra environment for workers (e.g. the config text, so all workers use the same bytes). */
-  workerEnv: Record<string, string>;
 }
 
 type StartedService = { name: string; running: RunningService };
@@ -24,21 +25,21 @@ type StartedService = { name: string; running: RunningService };
  * It rejects with a `StartupError` (after stopping every worker and service) when the
  * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
-export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+export async function runPrimary({ config, plan, logger }: SupervisorOptions): Promise<void> {
   // A terminal hang-up signals the whole process group, and Node's default for SIGHUP is to
   // exit. Until SIGHUP means "reload", it must not cost a single request.
   process.on('SIGHUP', () => logger.warn('SIGHUP received; ignored (live reload is not implemented yet)'));
   const services: StartedService[] = [];
   try {
     for (const service of PRIMARY_SERVICES) {
-      const running = await service.start({ config, logger });
+      const running = await service.start({ config, plan, logger });
       if (running) services.push({ name: service.name, running });
     }
   } catch (err) {
     await closeServices(services, logger);
     throw err;
   }
-  const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+  const count = plan.server.workers === 'auto' ? availableParallelism() : plan.server.workers;
   const backoff = new RespawnBackoff();
   const crashLoop = new CrashLoopDetector();
   const ready = new Set<number>();
@@ -64,7 +65,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     // Workers bound their own drain; this is the backstop if one is stuck.
     const backstop = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-    }, config.server.drain_timeout + 5_000);
+    }, plan.server.drain_timeout + 5_000);
     backstop.unref();
     const check = () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -84,12 +85,17 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   };
 
   const fork = (slot: number): Worker => {
-    const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
+    const worker = cluster.fork({ PORTICO_WORKER_SLOT: String(slot) });
     guardConnectionHandoffs(worker);
     const startedAt = Date.now();
     alive.set(slot, startedAt);
     worker.on('message', (message: unknown) => {
       if (!isWorkerToPrimary(message)) return;
+      if (message.type === 'portico:plan-request') {
+        const answer: PrimaryToWorker = { type: 'portico:plan', plan };
+        if (worker.isConnected()) worker.send(answer);
+        return;
+      }
       if (message.type === 'portico:listen-failed') {
         const { host, port, code } = message;
         giveUp(cannotListen(host, port, code), { host, port, code }, 'cannot listen; stopping');
@@ -99,7 +105,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
       ready.add(slot);
       if (!announced && ready.size === count) {
         announced = true;
-        logger.info({ port: config.server.port, host: config.server.host, workers: count }, 'portico ready');
+        logger.info({ port: plan.server.port, host: plan.server.host, workers: count }, 'portico ready');
       }
     });
     worker.on('exit', (code, signal) => {
