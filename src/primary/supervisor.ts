@@ -92,7 +92,10 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
     worker.on('message', (message: unknown) => {
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:plan-request') {
-        const answer: PrimaryToWorker = { type: 'portico:plan', plan };
+        // A worker that asks after the shutdown was sent would never hear of it.
+        const answer: PrimaryToWorker = shuttingDown
+          ? { type: 'portico:shutdown' }
+          : { type: 'portico:plan', plan };
         if (worker.isConnected()) worker.send(answer);
         return;
       }

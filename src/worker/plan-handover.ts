@@ -4,7 +4,8 @@ import type { Plan } from '../shared/plan/types.js';
 /**
  * Asks the primary for the plan and waits for it. Asked, not awaited from fork: the entry
  * file may take its time to reach `start()`, and a message that arrives before anyone
- * listens is lost. A `portico:plan` whose shape is wrong rejects (the worker dies and the
+ * listens is lost. A shutdown before the plan ends the worker at once. A `portico:plan`
+ * whose shape is wrong rejects (the worker dies and the
  * primary sees it), rather than running on something half understood.
  */
 export function receivePlan(): Promise<Plan> {
@@ -19,6 +20,8 @@ export function receivePlan(): Promise<Plan> {
     };
     const onMessage = (message: unknown) => {
       if (isPrimaryToWorker(message)) {
+        // The instance stops before this worker built anything: nothing to drain.
+        if (message.type === 'portico:shutdown') process.exit(0);
         if (message.type !== 'portico:plan') return;
         done();
         resolve(message.plan);
