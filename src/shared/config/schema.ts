@@ -378,7 +378,7 @@ const redisSchema = z
       .default('portico:rl:')
       .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
   })
-  .optional();
+  .prefault({});
 
 export const configSchema = z.strictObject({
   server: serverSchema.describe('Listener and process settings.'),
