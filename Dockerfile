@@ -26,7 +26,7 @@ COPY --from=build --chown=root:root /app/dist/src ./dist/src
 # The example upstreams, so the compose stack can run them from the same image.
 COPY --from=build --chown=root:root /app/dist/examples ./dist/examples
 USER node
-# 8080: traffic; 9464: the primary's metrics admin listener.
-EXPOSE 8080 9464
+# 8080: traffic; 9901: the primary's admin listener (health, readiness, metrics, admin API).
+EXPOSE 8080 9901
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["--config", "/etc/portico/config.yaml"]

@@ -72,7 +72,13 @@ export async function startGateway(
   const file = join(dir, 'config.yaml');
   await writeFile(
     file,
-    stringify({ server: { port, host: '127.0.0.1', workers }, logging: { level: 'info' }, ...config }),
+    // Its own admin port, so the default one is never contended (a target may set it).
+    stringify({
+      server: { port, host: '127.0.0.1', workers },
+      logging: { level: 'info' },
+      admin: { port: await freePort() },
+      ...config,
+    }),
   );
   // Logs go to a file, not through a pipe into this process (see waitForFileLine).
   const log = join(dir, 'gateway.log');

@@ -87,15 +87,19 @@ interface PorticoSetup {
 
 async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<string, unknown>> {
   const target = `http://127.0.0.1:${s.upstream.port}`;
-  // Every instance gets its own admin (Prometheus) port; the default 9464 would collide.
-  const metrics = { prometheus: { port: await freePort() } };
-  if (!setup.chain) return { routes: [{ path: '/bench', target }], metrics };
+  // Every instance gets its own admin port; the default would collide. A baseline checkout
+  // may predate `admin:`, and knows the port under its deprecated name only.
+  const adminPort = await freePort();
+  const admin = setup.cli === undefined ? { port: adminPort } : undefined;
+  const metrics = { prometheus: setup.cli === undefined ? {} : { port: adminPort } };
+  if (!setup.chain) return { routes: [{ path: '/bench', target }], admin, metrics };
   return {
     routes: [{ path: '/bench', target, middleware: CHAIN }],
     auth: setup.verifier === 'rs256' ? { public_key: s.publicPem } : { secret: s.secret },
     // Open: every request passes, so the measured cost is the bucket check, not refusals.
     rate_limit: { requests_per_second: 1e6, burst: 1e6 },
     ...(setup.store === 'redis' ? { redis: { url: s.redisUrl } } : {}),
+    admin,
     metrics,
     otel: {
       endpoint: s.otlpEndpoint,

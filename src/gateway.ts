@@ -1,7 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { runPrimary } from './primary/supervisor.js';
 import { ConfigError } from './shared/config/errors.js';
 import { exitWith, OperatorError } from './shared/errors.js';
@@ -11,27 +10,37 @@ import { createLogger } from './shared/logger.js';
 import { MiddlewareRegistry } from './worker/middleware/registry.js';
 import type { VerifierFactory } from './worker/middleware/auth/verifier.js';
 import type { Middleware } from './worker/middleware/types.js';
+import type { Plan } from './shared/plan/types.js';
+import { receivePlan } from './worker/plan-handover.js';
 import { runWorker } from './worker/worker.js';
 
-const CONFIG_TEXT_ENV = 'PORTICO_CONFIG_TEXT';
-const CONFIG_JSON_ENV = 'PORTICO_CONFIG_JSON';
-const CONFIG_NAME_ENV = 'PORTICO_CONFIG_NAME';
 /**
  * Where `start()` hands its gateway when an entry file is loaded only to learn what it
  * registers (entry-loader.ts). A global symbol, not module state: the entry may import
  * another copy of Portico than the CLI's.
  */
 export const ENTRY_CAPTURE = Symbol.for('portico.entryCapture');
-/** An environment string is capped at 128 KiB of bytes (Linux MAX_ARG_STRLEN); leave room. */
-const MAX_ENV_BYTES = 120_000;
-
 /**
  * Validates config text. The parser (yaml, zod and the schema) is loaded only where this
- * runs: in the primary, or in a worker whose config was too big to hand over as JSON.
+ * runs, in the primary: workers get the plan.
  */
 async function parseConfig(text: string, name: string, catalog: MiddlewareCatalog): Promise<Config> {
   const { parseConfigText } = await import('./shared/config/load.js');
   return parseConfigText(text, name, catalog);
+}
+
+/** Validates config text and resolves it into the plan the workers run. */
+async function planConfig(
+  text: string,
+  name: string,
+  catalog: MiddlewareCatalog,
+): Promise<{ config: Config; plan: Plan }> {
+  const [{ configDirOf, loadConfigText }, { buildPlan }] = await Promise.all([
+    import('./shared/config/load.js'),
+    import('./primary/plan/build.js'),
+  ]);
+  const loaded = loadConfigText(text, name, catalog);
+  return { config: loaded.config, plan: buildPlan(loaded, name, configDirOf(name)) };
 }
 
 /** A config file path, or the config itself as a plain object (same keys as the YAML). */
@@ -105,22 +114,19 @@ export class Gateway {
       return;
     }
     const { text, name } = await this.#read();
-    let config: Config;
+    let planned: { config: Config; plan: Plan };
     try {
-      config = await parseConfig(text, name, this.#registry);
+      planned = await planConfig(text, name, this.#registry);
     } catch (err) {
       if (!(err instanceof OperatorError)) throw err;
       exitWith(err);
     }
-    const logger = createLogger(config.logging, { role: 'primary', pid: process.pid });
-    // Workers get the validated config as JSON, so they neither re-read the file (which may
-    // have changed since) nor load the parser; a config too big for one environment string
-    // goes as text, which the worker validates again.
-    const json = JSON.stringify(config);
-    const handover: Record<string, string> =
-      Buffer.byteLength(json) <= MAX_ENV_BYTES ? { [CONFIG_JSON_ENV]: json } : { [CONFIG_TEXT_ENV]: text };
+    const { config, plan } = planned;
+    const logger = createLogger(plan.logging, { role: 'primary', pid: process.pid });
     try {
-      await runPrimary({ config, logger, workerEnv: { ...handover, [CONFIG_NAME_ENV]: name } });
+      // Workers ask for the plan over IPC: they neither re-read the file (which may have
+      // changed since) nor load the parser, and no environment size limit applies.
+      await runPrimary({ config, plan, logger });
     } catch (err) {
       if (!(err instanceof OperatorError)) throw err;
       exitWith(err);
@@ -128,29 +134,16 @@ export class Gateway {
   }
 
   async #startWorker(): Promise<void> {
-    const name = process.env[CONFIG_NAME_ENV] ?? 'config';
-    const json = process.env[CONFIG_JSON_ENV];
-    let config: Config;
-    if (json !== undefined) config = JSON.parse(json) as Config;
-    else {
-      const { text } = await this.#read();
-      config = await parseConfig(text, name, this.#registry);
-    }
+    const plan = await receivePlan();
     const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
     await runWorker(
-      config,
+      plan,
       this.#registry,
-      createLogger(config.logging, { role: 'worker', worker: slot, pid: process.pid }),
-      name.startsWith('<') ? process.cwd() : dirname(resolve(name)),
+      createLogger(plan.logging, { role: 'worker', worker: slot, pid: process.pid }),
     );
   }
 
-  async #read(): Promise<{ text: string; name: string }> {
-    // Workers parse the exact bytes the primary validated, even if the file changed since.
-    const inherited = process.env[CONFIG_TEXT_ENV];
-    if (cluster.isWorker && inherited !== undefined) {
-      return { text: inherited, name: process.env[CONFIG_NAME_ENV] ?? 'config' };
-    }
+  #read(): Promise<{ text: string; name: string }> {
     return readSource(this.#source);
   }
 }

@@ -9,7 +9,7 @@ import { request } from './helpers/net.js';
 const ARTICLE = fileURLToPath(new URL('../../test/fixtures/article-config.yaml', import.meta.url));
 
 // The article's config names fixed ports (gateway 8080, upstream 9002, OTLP 4317, and our
-// metrics admin default 9464). This test runs it byte for byte, so it needs them free.
+// admin listener default 9901). This test runs it byte for byte, so it needs them free.
 test("the reference article's config runs unchanged: token, auth, rate limit, metrics, tracing without a collector", async () => {
   const upstream = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');

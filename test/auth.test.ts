@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -353,6 +353,42 @@ describe('auth: iat in the future', () => {
   test('iat 10 s ahead, within the tolerance: 200', async () => {
     const reply = await request(`${skew.url}/hs/x`, { headers: bearer(await issuedIn(10)) });
     assert.equal(reply.status, 200, reply.body);
+  });
+});
+
+describe('auth: settings resolved once, in the primary', () => {
+  test('a key file is read at start only: a worker respawned after the file is gone still verifies', async () => {
+    let keyFile = '';
+    const own = await startGateway(
+      {
+        auth: { public_key: 'key.pem', issuer: 'static', audience: 'api' },
+        routes: [{ path: '/rs/*', target: upstream.url, middleware: ['auth'] }],
+      },
+      {
+        beforeStart: async (configFile) => {
+          keyFile = join(dirname(configFile), 'key.pem');
+          await writeFile(keyFile, staticKeyPem);
+        },
+      },
+    );
+    try {
+      const token = await new SignJWT({ sub: 'carol' })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setIssuer('static')
+        .setAudience('api')
+        .setExpirationTime('5m')
+        .sign(staticPrivate);
+      assert.equal((await request(`${own.url}/rs/x`, { headers: bearer(token) })).status, 200);
+      await rm(keyFile);
+      const first = (await own.waitFor((r) => r.msg === 'worker listening')).pid as number;
+      process.kill(first, 'SIGKILL');
+      await own.waitFor((r) => r.msg === 'worker listening' && r.pid !== first, 10_000);
+      const reply = await request(`${own.url}/rs/x`, { headers: bearer(token) });
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal(reply.json<{ url: string }>().url, '/rs/x');
+    } finally {
+      await own.stop();
+    }
   });
 });
 

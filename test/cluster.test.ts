@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startGateway } from './helpers/gateway.js';
-import { freePort, request, sleep } from './helpers/net.js';
+import { runCli, startGateway } from './helpers/gateway.js';
+import { request, sleep } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ENTRY = fileURLToPath(new URL('./fixtures/custom-entry.js', import.meta.url));
@@ -136,7 +136,7 @@ describe('config handover to workers', () => {
         routes: [
           { path: '/users/:id', target: upstream.url, middleware: ['logging', 'metrics', 'ratelimit'] },
         ],
-        metrics: { prometheus: { port: await freePort() } },
+        metrics: { prometheus: {} },
       },
       { workers: 2, env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log } },
     );
@@ -159,28 +159,48 @@ describe('config handover to workers', () => {
     }
   });
 
-  test('a config too big for one environment string still reaches every worker', async () => {
+  test('a config of 2,500 routes (over 200 KB of YAML) passes check, starts with 2 workers and routes each request', async () => {
     const upstream = await startUpstream();
     const log = join(tmpdir(), `portico-imports-${process.pid}-${Date.now()}-big.log`);
-    // 1,500 routes: over 120 KB as resolved JSON, so workers get the text and validate it.
-    const routes = Array.from({ length: 1500 }, (_, i) => ({
-      path: `/service-${i}/*`,
-      target: upstream.url,
-      strip_prefix: true,
-    }));
+    // Every other route rewrites its path: each route's own template must reach the workers.
+    const routes = Array.from({ length: 2500 }, (_, i) =>
+      i % 2 === 0
+        ? { path: `/service-${i}/*`, methods: ['GET', 'POST'], target: upstream.url, strip_prefix: true }
+        : {
+            path: `/service-${i}/items/:id`,
+            target: `${upstream.url}/v${i}`,
+            rewrite: '/things/:id',
+            timeout: '5s',
+          },
+    );
     const gw = await startGateway(
       { routes },
-      { workers: 2, env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log } },
+      {
+        workers: 2,
+        env: { NODE_OPTIONS: `--import ${IMPORT_LOG}`, IMPORT_LOG: log },
+        async beforeStart(file) {
+          // Past what one environment string may hold (128 KiB): it used to fail with spawn E2BIG.
+          assert.ok((await stat(file)).size > 200_000, `config is only ${(await stat(file)).size} bytes`);
+          const check = await runCli(['check', '--config', file]);
+          assert.equal(check.code, 0, check.stderr);
+        },
+      },
     );
     try {
-      for (const i of [0, 777, 1499]) {
+      for (const i of [0, 1, 1248, 1777, 2498, 2499]) {
         const reply = await request(`${gw.url}/service-${i}/items/${i}`);
         assert.equal(reply.status, 200);
-        assert.equal(reply.json().url, `/items/${i}`);
+        assert.equal(reply.json().url, i % 2 === 0 ? `/items/${i}` : `/v${i}/things/${i}`);
       }
+      // The primary says ready once both workers listen.
+      assert.equal((await gw.waitFor((r) => r.msg === 'portico ready')).workers, 2);
       const lines = (await readFile(log, 'utf8')).trim().split('\n');
-      const workerImports = lines.filter((l) => l.split(' ')[1] === 'worker').map((l) => l.split(' ')[2]);
-      assert.ok(workerImports.includes('yaml'), 'the workers took the text path and validated it');
+      const workerImports = new Set(
+        lines.filter((l) => l.split(' ')[1] === 'worker').map((l) => l.split(' ')[2]),
+      );
+      assert.ok(workerImports.has('pino'), `worker imports: ${[...workerImports].join(', ')}`);
+      assert.ok(!workerImports.has('yaml'), 'a worker loaded the YAML parser');
+      assert.ok(!workerImports.has('zod'), 'a worker loaded zod');
     } finally {
       assert.equal(await gw.stop(), 0);
       await upstream.close();

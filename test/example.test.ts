@@ -47,7 +47,7 @@ function killGroup(pid: number): void {
 
 describe('examples', () => {
   test('npm start runs the gateway and its mock services; Ctrl-C stops everything', async () => {
-    const [port, usersPort, ordersPort, metricsPort] = [
+    const [port, usersPort, ordersPort, adminPort] = [
       await freePort(),
       await freePort(),
       await freePort(),
@@ -55,7 +55,7 @@ describe('examples', () => {
     ];
     const run = spawnGroup('npm', ['start', '--silent'], {
       PORT: String(port),
-      METRICS_PORT: String(metricsPort),
+      ADMIN_PORT: String(adminPort),
       USERS_PORT: String(usersPort),
       ORDERS_PORT: String(ordersPort),
     });
@@ -110,11 +110,11 @@ describe('examples', () => {
   test('npm start with a port already taken: one line, exit 1, nothing left running', async () => {
     for (const taken of ['PORT', 'USERS_PORT'] as const) {
       const ports = { PORT: await freePort(), USERS_PORT: await freePort(), ORDERS_PORT: await freePort() };
-      const env = { ...ports, METRICS_PORT: await freePort() };
+      const env = { ...ports, ADMIN_PORT: await freePort() };
       const blocker = await occupyPort(ports[taken]);
       const run = spawnGroup('npm', ['start', '--silent'], {
         PORT: String(env.PORT),
-        METRICS_PORT: String(env.METRICS_PORT),
+        ADMIN_PORT: String(env.ADMIN_PORT),
         USERS_PORT: String(env.USERS_PORT),
         ORDERS_PORT: String(env.ORDERS_PORT),
       });

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { parseMetrics, type Sample, sum } from './helpers/metrics.js';
-import { freePort, occupyPort, request, sleep } from './helpers/net.js';
+import { freePort, request, sleep } from './helpers/net.js';
 import { findExecutable, promtoolCheck, startPrometheus } from './helpers/prometheus.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -49,7 +49,7 @@ describe('cluster-wide Prometheus metrics', () => {
           // `metrics` is listed first so it counts the refusals.
           { path: '/:name', target: upstream.url, middleware: ['metrics', 'deny'] },
         ],
-        metrics: { prometheus: { port: adminPort } },
+        admin: { port: adminPort },
       },
       { entry: ENTRY, workers: 2 },
     );
@@ -251,22 +251,20 @@ describe('cluster-wide Prometheus metrics', () => {
 describe('metrics switched off', () => {
   test('metrics.prometheus.enabled: false makes /metrics an ordinary path and the middleware a no-op', async () => {
     const upstream = await startUpstream();
-    // The admin port is held by this test: an admin listener trying to bind it would stop the
-    // gateway with "cannot listen" (a freed port could be taken by another test meanwhile).
-    const held = await occupyPort(await freePort());
-    const adminPort = (held.address() as { port: number }).port;
     const gw = await startGateway({
       routes: [{ path: '/*', target: upstream.url, middleware: ['metrics'] }],
-      metrics: { prometheus: { enabled: false, port: adminPort } },
+      metrics: { prometheus: { enabled: false } },
     });
     try {
       const reply = await request(`${gw.url}/metrics`);
       assert.equal(reply.status, 200);
       assert.equal(reply.json<{ url: string }>().url, '/metrics', 'proxied upstream like any path');
-      assert.ok(!gw.records().some((r) => r.msg === 'metrics admin listener ready'));
+      // The admin listener runs regardless, without metrics.
+      const admin = (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+      assert.equal((await request(`${admin}/healthz`)).status, 200);
+      assert.equal((await request(`${admin}/metrics`)).status, 404);
     } finally {
       assert.equal(await gw.stop(), 0);
-      held.close();
       await upstream.close();
     }
   });

@@ -153,12 +153,12 @@ describe('Redis misconfigured: wrong password, missing password, bad database, T
     await redis?.stop();
   });
 
-  /** The gateway with metrics on the gateway port; its admin listener on a free port. */
+  /** The gateway with metrics on the gateway port. */
   const start = async (url: string, extra: Record<string, unknown> = {}, workers = 1) =>
     startGateway({
       ...config(url, extra),
       server: { workers, trusted_proxies: ['127.0.0.1'] },
-      metrics: { prometheus: { port: await freePort() } },
+      metrics: { prometheus: {} },
     });
   const storeUp = async (gw: RunningGateway) =>
     sum(parseMetrics((await get(`${gw.url}/metrics`)).body), 'gateway_ratelimit_store_up', {

@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { BlockedKeys } from '../src/worker/middleware/ratelimit/blocked-keys.js';
 import { ClusterStore } from '../src/worker/middleware/ratelimit/cluster-store.js';
-import { compilePolicy, nextTokenInUs, remainingOf } from '../src/worker/middleware/ratelimit/gcra.js';
+import { compilePolicy, nextTokenInUs, remainingOf } from '../src/shared/ratelimit/gcra.js';
 import { STORE_UNAVAILABLE, WorkerLimiter } from '../src/worker/middleware/ratelimit/limiter.js';
-import { MemoryBuckets, MemoryStore } from '../src/worker/middleware/ratelimit/memory-store.js';
+import { MemoryBuckets } from '../src/shared/ratelimit/memory-buckets.js';
+import { MemoryStore } from '../src/worker/middleware/ratelimit/memory-store.js';
 import { createRedisClient, RedisStore } from '../src/worker/middleware/ratelimit/redis-store.js';
 import type { LimiterStore } from '../src/worker/middleware/ratelimit/store.js';
 import { freePort, sleep } from './helpers/net.js';
@@ -183,7 +184,7 @@ describe('worker limiter in front of a failing store', () => {
       onStoreError,
       probeIntervalMs: 60_000,
       logger,
-      observers: [{ storeState: (name, state) => states.push(`${name}:${state}`) }],
+      hooks: { rateLimitStoreUp: (name, up) => states.push(`${name}:${up ? 'up' : 'down'}`) },
     });
     return { limiter, store, states, warnings };
   };

@@ -1,11 +1,15 @@
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
-import { embeddedRateLimitStore } from '../worker/middleware/ratelimit/embedded-service.js';
+import type { Plan } from '../shared/plan/types.js';
+import type { AdminEndpoint } from './admin/server.js';
 import { metricsService } from './metrics/service.js';
+import { embeddedRateLimitStore } from './ratelimit/embedded-store.js';
 
 /** A started service. */
 export interface RunningService {
   close(): Promise<void>;
+  /** What this service answers on the admin listener. */
+  endpoints?: AdminEndpoint[];
   /** A worker died outside shutdown and is about to be respawned. */
   workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
 }
@@ -17,7 +21,7 @@ export interface RunningService {
 export interface PrimaryService {
   name: string;
   /** Returns undefined when the config does not need this service. */
-  start(env: { config: Config; logger: Logger }): Promise<RunningService | undefined>;
+  start(env: { config: Config; plan: Plan; logger: Logger }): Promise<RunningService | undefined>;
 }
 
 /** The primary's services, in start order. */

@@ -3,17 +3,22 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
+import type { Plan } from '../shared/plan/types.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
+import { startAdmin } from './admin/index.js';
+import { describeRoute } from './admin/routes.js';
+import { urlOf } from './admin/server.js';
 import { RespawnBackoff } from './backoff.js';
 import { CrashLoopDetector } from './crash-loop.js';
 import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
+import { WorkerTable } from './worker-table.js';
 
 export interface SupervisorOptions {
   config: Config;
+  /** What every worker runs; sent to each when it asks (`portico:plan-request`). */
+  plan: Plan;
   logger: Logger;
-  /** Extra environment for workers (e.g. the config text, so all workers use the same bytes). */
-  workerEnv: Record<string, string>;
 }
 
 type StartedService = { name: string; running: RunningService };
@@ -24,21 +29,28 @@ type StartedService = { name: string; running: RunningService };
  * It rejects with a `StartupError` (after stopping every worker and service) when the
  * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
-export async function runPrimary({ config, logger, workerEnv }: SupervisorOptions): Promise<void> {
+export async function runPrimary({ config, plan, logger }: SupervisorOptions): Promise<void> {
   // A terminal hang-up signals the whole process group, and Node's default for SIGHUP is to
   // exit. Until SIGHUP means "reload", it must not cost a single request.
   process.on('SIGHUP', () => logger.warn('SIGHUP received; ignored (live reload is not implemented yet)'));
+  const count = plan.server.workers === 'auto' ? availableParallelism() : plan.server.workers;
+  // The plan's hash names the config every worker runs (admin API, readiness).
+  const hash = plan.hash;
+  const workers = new WorkerTable(count, hash);
   const services: StartedService[] = [];
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
-      const running = await service.start({ config, logger });
+      const running = await service.start({ config, plan, logger });
       if (running) services.push({ name: service.name, running });
     }
+    const serviceEndpoints = services.flatMap(({ running }) => running.endpoints ?? []);
+    admin = await startAdmin({ config, source: plan.source, workers, serviceEndpoints, logger });
+    services.push({ name: 'admin', running: admin });
   } catch (err) {
     await closeServices(services, logger);
     throw err;
   }
-  const count = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
   const backoff = new RespawnBackoff();
   const crashLoop = new CrashLoopDetector();
   const ready = new Set<number>();
@@ -55,6 +67,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   const shutdown = (reason: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    workers.drain();
     for (const timer of pending) clearTimeout(timer);
     logger.info({ reason }, 'shutting down: draining workers');
     const message: PrimaryToWorker = { type: 'portico:shutdown' };
@@ -64,7 +77,7 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
     // Workers bound their own drain; this is the backstop if one is stuck.
     const backstop = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-    }, config.server.drain_timeout + 5_000);
+    }, plan.server.drain_timeout + 5_000);
     backstop.unref();
     const check = () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -84,12 +97,21 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
   };
 
   const fork = (slot: number): Worker => {
-    const worker = cluster.fork({ ...workerEnv, PORTICO_WORKER_SLOT: String(slot) });
+    const worker = cluster.fork({ PORTICO_WORKER_SLOT: String(slot) });
     guardConnectionHandoffs(worker);
     const startedAt = Date.now();
     alive.set(slot, startedAt);
+    workers.forked(slot, worker.process.pid, hash);
     worker.on('message', (message: unknown) => {
       if (!isWorkerToPrimary(message)) return;
+      if (message.type === 'portico:plan-request') {
+        // A worker that asks after the shutdown was sent would never hear of it.
+        const answer: PrimaryToWorker = shuttingDown
+          ? { type: 'portico:shutdown' }
+          : { type: 'portico:plan', plan };
+        if (worker.isConnected()) worker.send(answer);
+        return;
+      }
       if (message.type === 'portico:listen-failed') {
         const { host, port, code } = message;
         giveUp(
@@ -101,14 +123,27 @@ export async function runPrimary({ config, logger, workerEnv }: SupervisorOption
       }
       if (message.type !== 'portico:ready') return;
       ready.add(slot);
+      workers.listening(slot);
       if (!announced && ready.size === count) {
         announced = true;
-        logger.info({ port: config.server.port, host: config.server.host, workers: count }, 'portico ready');
+        const { host, port } = config.server;
+        logger.info(
+          {
+            port,
+            host,
+            workers: count,
+            gateway: urlOf(host, port),
+            admin: admin.url,
+            routes: admin.routes.map(describeRoute),
+          },
+          'portico ready',
+        );
       }
     });
     worker.on('exit', (code, signal) => {
       ready.delete(slot);
       alive.delete(slot);
+      workers.exited(slot);
       if (shuttingDown) return;
       const now = Date.now();
       const livedMs = now - startedAt;

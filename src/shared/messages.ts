@@ -1,4 +1,6 @@
 import type { Registry } from 'prom-client';
+import { isPlan } from './plan/check.js';
+import type { Plan } from './plan/types.js';
 
 /*
  * Messages between the primary and its workers over the cluster IPC channel. A typed union,
@@ -30,6 +32,8 @@ export async function snapshotOf(registry: Registry): Promise<MetricSnapshot[]> 
 }
 
 export type PrimaryToWorker =
+  /** The answer to `portico:plan-request`: what the worker is to run. */
+  | { type: 'portico:plan'; plan: Plan }
   | { type: 'portico:shutdown' }
   /** Asks a worker for its registry; answered with `portico:metrics-snapshot` and the same id. */
   | { type: 'portico:metrics-collect'; id: number }
@@ -38,6 +42,12 @@ export type PrimaryToWorker =
   | { type: 'portico:metrics-text'; id: number; error: string };
 
 export type WorkerToPrimary =
+  /**
+   * The worker's entry reached `start()` and listens for its plan. The worker asks rather
+   * than the primary sending at fork: a message that arrives before the entry file installs
+   * its listener is emitted to nobody and lost.
+   */
+  | { type: 'portico:plan-request' }
   | { type: 'portico:ready'; port: number }
   /** The worker's server could not listen (EADDRINUSE…): the primary stops the instance. */
   | { type: 'portico:listen-failed'; host: string; port: number; code: string }
@@ -65,6 +75,8 @@ function isMetricSnapshot(value: unknown): value is MetricSnapshot {
 export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker {
   if (!isObject(message)) return false;
   switch (message.type) {
+    case 'portico:plan':
+      return isPlan(message.plan);
     case 'portico:shutdown':
       return true;
     case 'portico:metrics-collect':
@@ -83,6 +95,8 @@ export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker 
 export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary {
   if (!isObject(message)) return false;
   switch (message.type) {
+    case 'portico:plan-request':
+      return true;
     case 'portico:ready':
       return typeof message.port === 'number';
     case 'portico:listen-failed':

@@ -1,14 +1,14 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from '../shared/config/schema.js';
-import { metricsSettings, trustedProxyList } from '../shared/config/settings.js';
+import { trustedProxyList } from '../shared/config/settings.js';
 import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
+import type { Plan } from '../shared/plan/types.js';
 import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
 import { createMetricsExposition } from './middleware/metrics/exposition.js';
-import { installWorkerMetrics } from './middleware/metrics/recorder.js';
+import { observationHooks } from './middleware/metrics/recorder.js';
 import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import type { Handler, Middleware } from './middleware/types.js';
@@ -46,48 +46,49 @@ const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
 const NO_TUNNEL = new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: '' } });
 
 /**
- * Builds everything a worker needs to serve requests, once: the router, each route's
- * middleware chain and its forwarder. The per-request work is then match → context → chain.
+ * Builds everything a worker needs to serve requests from a plan, once: the router, each
+ * route's middleware chain and its forwarder. The per-request work is then match → context
+ * → chain. Per-worker resources (metrics registry, limiter, verifiers, tracer) come from
+ * `resources`, keyed by their settings, so a second tree built beside this one from a new
+ * plan reuses those whose settings did not change.
  */
 export async function createGatewayHandlers(
-  config: Config,
+  plan: Plan,
   registry: MiddlewareRegistry,
   logger: Logger,
   resources: WorkerResources,
-  configDir: string,
   workerLabel = '0',
 ): Promise<GatewayHandlers> {
   const agents = new AgentPool();
   const trusted =
-    config.server.trusted_proxies.length > 0 ? trustedProxyList(config.server.trusted_proxies) : null;
+    plan.server.trusted_proxies.length > 0 ? trustedProxyList(plan.server.trusted_proxies) : null;
   const forwarders: { close(): void }[] = [];
   let draining = false;
 
-  // Metrics exist before any chain is built, so every factory can record through them.
-  const metricsConfig = metricsSettings(config);
-  const metrics = metricsConfig ? await installWorkerMetrics(resources, workerLabel) : undefined;
+  // The hooks exist before any chain is built, so every factory can report through them.
+  const { hooks, metrics } = await observationHooks(resources, plan.metrics !== null, workerLabel);
   const exposition =
-    metricsConfig && metrics ? createMetricsExposition(metricsConfig, metrics, logger) : undefined;
+    plan.metrics && metrics ? createMetricsExposition(plan.metrics, metrics, logger) : undefined;
   if (exposition) resources.onClose('metrics', () => exposition.close());
   const unmatched: RouteMetrics | undefined = metrics?.unmatched;
   // Requests no route takes are logged when the config logs requests at all: `logging`
   // is per route, and these belong to none.
-  const unmatchedLog = config.routes.some((route) => route.middleware.includes('logging'))
+  const unmatchedLog = plan.routes.some((route) => route.middleware.includes('logging'))
     ? logger.child({ route: '(unmatched)' })
     : undefined;
-  const maxHeaders = config.server.max_headers;
+  const maxHeaders = plan.server.max_headers;
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
-  for (const route of config.routes) {
+  for (const route of plan.routes) {
     const target = new URL(route.target);
     const observers: UpstreamObserver[] = [];
     const upstream = { observe: (observer: UpstreamObserver) => void observers.push(observer) };
-    const forwarder = createForwarder({ url: target, timeoutMs: route.timeout }, agents, logger, observers);
+    const forwarder = createForwarder({ url: target, timeoutMs: route.timeoutMs }, agents, logger, observers);
     forwarders.push(forwarder);
     const upstreamPath = compileUpstreamPath(route.path, {
-      rewrite: route.rewrite,
-      stripPrefix: route.strip_prefix,
-      basePath: target.pathname,
+      rewrite: route.upstreamPath.rewrite ?? undefined,
+      stripPrefix: route.upstreamPath.stripPrefix,
+      basePath: route.upstreamPath.basePath,
     });
     const terminal: Handler = function forward(req, res) {
       const ctx = internalContextOf(req);
@@ -107,8 +108,8 @@ export async function createGatewayHandlers(
       forwarder.ws(req, socket, head);
     };
     const chain: Middleware[] = [];
-    for (const name of route.middleware)
-      chain.push(await registry.factory(name)({ config, route, logger, resources, configDir, upstream }));
+    const env = { route, logger, resources, hooks, upstream };
+    for (const name of route.middleware) chain.push(await registry.build(name, route, plan, env));
     routes.push({
       path: route.path,
       ...(route.methods ? { methods: route.methods } : {}),

@@ -1,3 +1,4 @@
+import { compareSpecificity } from '../shared/route-order.js';
 import { type PatternSegment, parseRoutePattern, type RoutePattern } from '../shared/route-pattern.js';
 
 /** The minimal contract of a router: one method, so another implementation can be swapped in. */
@@ -25,21 +26,6 @@ interface Entry<T> {
 
 const NOT_FOUND = { kind: 'not-found' } as const;
 const NO_PARAMS: Record<string, string> = Object.freeze({});
-
-/**
- * Orders candidates so the most specific wins regardless of file order: exact before
- * parameterised before wildcard; among wildcards the longer prefix first; at equal length
- * a literal segment beats a parameter at the first position where they differ.
- */
-function compareSpecificity(a: RoutePattern, b: RoutePattern): number {
-  if (a.segments.length !== b.segments.length) return b.segments.length - a.segments.length;
-  for (let i = 0; i < a.segments.length; i++) {
-    const ak = (a.segments[i] as PatternSegment).kind;
-    const bk = (b.segments[i] as PatternSegment).kind;
-    if (ak !== bk) return ak === 'literal' ? -1 : 1;
-  }
-  return 0;
-}
 
 function matchSegments(pattern: RoutePattern, parts: readonly string[]): boolean {
   const segments = pattern.segments;

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from '../shared/config/schema.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
+import type { Plan } from '../shared/plan/types.js';
 import { answerClientError } from './client-error.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
@@ -13,22 +13,17 @@ import { WorkerResources } from './resources.js';
  * SIGTERM/SIGINT, as Ctrl-C signals the whole process group) it drains: stops accepting,
  * lets in-flight requests finish up to `server.drain_timeout`, then exits 0.
  */
-export async function runWorker(
-  config: Config,
-  registry: MiddlewareRegistry,
-  logger: Logger,
-  configDir: string,
-): Promise<void> {
+export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger: Logger): Promise<void> {
   const resources = new WorkerResources(logger);
   // The slot (0…workers-1, reused by a respawned worker) labels per-worker process metrics.
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
-  const handlers = await createGatewayHandlers(config, registry, logger, resources, configDir, slot);
+  const handlers = await createGatewayHandlers(plan, registry, logger, resources, slot);
   const server = createServer(
     {
-      keepAliveTimeout: config.server.keep_alive_timeout,
-      maxHeaderSize: config.server.max_header_size,
-      requestTimeout: config.server.request_timeout,
-      headersTimeout: Math.min(60_000, config.server.request_timeout),
+      keepAliveTimeout: plan.server.keep_alive_timeout,
+      maxHeaderSize: plan.server.max_header_size,
+      requestTimeout: plan.server.request_timeout,
+      headersTimeout: Math.min(60_000, plan.server.request_timeout),
       // Node's own answer to a missing Host is plain text; the handler answers it as JSON.
       requireHostHeader: false,
       // Node enforces both timeouts above by sweeping its connections on this interval (30 s by
@@ -40,7 +35,7 @@ export async function runWorker(
   // Node 20 keeps only the first `maxHeadersCount` fields and forwards the rest of the
   // request as if that were all (a body whose Content-Length was cut off is lost). One more
   // than the limit lets the handler see "too many" and answer 431; Node 24 rejects past it.
-  server.maxHeadersCount = config.server.max_headers + 1;
+  server.maxHeadersCount = plan.server.max_headers + 1;
   server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket as Socket, head));
   // Without a listener Node closes a CONNECT's connection with no answer.
   server.on('connect', (req, socket) => handlers.connect(req, socket as Socket));
@@ -61,7 +56,7 @@ export async function runWorker(
     const deadline = setTimeout(() => {
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
-    }, config.server.drain_timeout);
+    }, plan.server.drain_timeout);
     // Keep-alive connections that finish their last response become idle: close them as they do.
     const sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
@@ -90,7 +85,7 @@ export async function runWorker(
 
   // A port that cannot be had is the instance's problem, not this worker's: the primary stops
   // everything with one line instead of respawning a worker that would fail the same way.
-  const { host, port } = config.server;
+  const { host, port } = plan.server;
   const listenFailed = (err: NodeJS.ErrnoException) => {
     const message: WorkerToPrimary = {
       type: 'portico:listen-failed',
@@ -103,8 +98,8 @@ export async function runWorker(
   server.once('error', listenFailed);
   server.listen(port, host, () => {
     server.off('error', listenFailed);
-    logger.info({ port: config.server.port }, 'worker listening');
-    const message: WorkerToPrimary = { type: 'portico:ready', port: config.server.port };
+    logger.info({ port: plan.server.port }, 'worker listening');
+    const message: WorkerToPrimary = { type: 'portico:ready', port: plan.server.port };
     process.send?.(message);
   });
 }

@@ -35,8 +35,8 @@ export async function writeConfig(config: unknown): Promise<string> {
 }
 
 /**
- * Starts the real CLI (primary + workers) with `config` (an object; `server.port` is filled
- * with a free port unless given) and waits for "portico ready".
+ * Starts the real CLI (primary + workers) with `config` (an object; `server.port` and
+ * `admin.port` are filled with free ports unless given) and waits for "portico ready".
  */
 export async function startGateway(
   config: Record<string, unknown>,
@@ -54,7 +54,12 @@ export async function startGateway(
   const server = { workers: options.workers ?? 1, ...(config.server as object) } as Record<string, unknown>;
   server.port ??= await freePort();
   server.host ??= '127.0.0.1';
-  const file = await writeConfig({ ...config, server });
+  // Every gateway gets its own admin port, as tests run in parallel; unless the test sets it,
+  // itself or through the deprecated `metrics.prometheus.port`.
+  const admin = { ...(config.admin as object) } as Record<string, unknown>;
+  const prometheus = (config.metrics as { prometheus?: { port?: unknown } } | undefined)?.prometheus;
+  if (prometheus?.port === undefined) admin.port ??= await freePort();
+  const file = await writeConfig({ ...config, server, admin });
   await options.beforeStart?.(file);
   const entry = options.entry ?? CLI;
   const proc = spawn(process.execPath, [entry, '--config', file], {

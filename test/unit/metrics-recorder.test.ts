@@ -1,35 +1,46 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { installWorkerMetrics, metricsRecorder } from '../../src/worker/middleware/metrics/recorder.js';
+import { installWorkerMetrics, observationHooks } from '../../src/worker/middleware/metrics/recorder.js';
 import { WorkerResources } from '../../src/worker/resources.js';
 import { parseMetrics, sum } from '../helpers/metrics.js';
 
 const logger = pino({ level: 'silent' });
 
-test('metricsRecorder is a no-op until metrics are installed in the worker', () => {
-  const recorder = metricsRecorder(new WorkerResources(logger));
+test('with metrics off the observation hooks are no-ops', async () => {
+  const { hooks, metrics } = await observationHooks(new WorkerResources(logger), false, '0');
+  assert.equal(metrics, undefined);
+  assert.equal(hooks.route('/x'), undefined);
   assert.doesNotThrow(() => {
-    recorder.rateLimitDecision('limited');
-    recorder.authFailure('expired');
-    recorder.rateLimitStoreUp('redis', false);
+    hooks.rateLimitDecision('limited');
+    hooks.authFailure('expired');
+    hooks.rateLimitStoreUp('redis', false);
   });
+});
+
+test('the worker keeps one metrics registry, however many handler trees ask for it', async () => {
+  const resources = new WorkerResources(logger);
+  const first = await observationHooks(resources, true, '0');
+  const second = await observationHooks(resources, true, '0');
+  assert.ok(first.metrics);
+  assert.equal(second.metrics, first.metrics);
+  assert.equal(first.hooks, first.metrics);
 });
 
 test('rate-limit decisions, auth failures and store state land in the worker registry', async () => {
   const resources = new WorkerResources(logger);
   const metrics = await installWorkerMetrics(resources, '0');
-  const recorder = metricsRecorder(resources);
-  assert.equal(recorder, metrics);
-  for (let i = 0; i < 3; i++) recorder.rateLimitDecision('allowed');
-  recorder.rateLimitDecision('limited');
-  recorder.rateLimitDecision('store_error');
-  recorder.authFailure('missing_token');
-  recorder.authFailure('missing_token');
+  const { hooks } = await observationHooks(resources, true, '0');
+  assert.equal(hooks, metrics);
+  for (let i = 0; i < 3; i++) hooks.rateLimitDecision('allowed');
+  hooks.rateLimitDecision('limited');
+  hooks.rateLimitDecision('store_error');
+  hooks.authFailure('missing_token');
+  hooks.authFailure('missing_token');
   // A caller inventing reasons cannot grow series without bound.
-  for (let i = 0; i < 100; i++) recorder.authFailure(`reason_${i}`);
-  recorder.rateLimitStoreUp('redis', true);
-  recorder.rateLimitStoreUp('redis', false);
+  for (let i = 0; i < 100; i++) hooks.authFailure(`reason_${i}`);
+  hooks.rateLimitStoreUp('redis', true);
+  hooks.rateLimitStoreUp('redis', false);
   const samples = parseMetrics(await metrics.instruments.registry.metrics());
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'allowed' }), 3);
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited' }), 1);

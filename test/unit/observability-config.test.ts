@@ -12,7 +12,8 @@ const route = (middleware: string) =>
 describe('metrics and otel settings', () => {
   test('the documented defaults', () => {
     const config = parse(`${route('metrics, tracing')}metrics: {}\notel: {}\n`);
-    assert.deepEqual(metricsSettings(config), { enabled: true, path: '/metrics', port: 9464 });
+    assert.deepEqual(metricsSettings(config), { enabled: true, path: '/metrics' });
+    assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9901 });
     assert.deepEqual(tracingSettings(config), {
       enabled: true,
       endpoint: 'localhost:4317',
@@ -27,7 +28,7 @@ describe('metrics and otel settings', () => {
 
   test('listing the middleware without a section turns the feature on with defaults', () => {
     const config = parse(route('metrics, tracing'));
-    assert.equal(metricsSettings(config)?.port, 9464);
+    assert.equal(metricsSettings(config)?.path, '/metrics');
     assert.equal(tracingSettings(config)?.endpoint, 'localhost:4317');
   });
 

@@ -48,6 +48,7 @@ test("the compose stack's gateway config is valid", () => {
     new MiddlewareRegistry(),
     {},
   );
-  assert.equal(config.metrics?.prometheus.port, 9464);
+  assert.deepEqual(config.admin, { host: '0.0.0.0', port: 9901 });
+  assert.equal(config.metrics?.prometheus.enabled, true);
   assert.equal(config.otel?.endpoint, 'jaeger:4317');
 });

@@ -3,16 +3,11 @@ import { describe, test } from 'node:test';
 import { ConfigError, parseConfigText } from '../../src/shared/config/load.js';
 import { redisUrlOf } from '../../src/shared/config/settings.js';
 import { BlockedKeys } from '../../src/worker/middleware/ratelimit/blocked-keys.js';
-import {
-  compilePolicy,
-  gcraTake,
-  nextTokenInUs,
-  remainingOf,
-} from '../../src/worker/middleware/ratelimit/gcra.js';
+import { compilePolicy, gcraTake, nextTokenInUs, remainingOf } from '../../src/shared/ratelimit/gcra.js';
 import { ceilSeconds, planHeaders } from '../../src/worker/middleware/ratelimit/headers.js';
 import { ipv6Network } from '../../src/worker/middleware/ratelimit/ipv6-prefix.js';
 import { parseKeySpec } from '../../src/worker/middleware/ratelimit/key.js';
-import { MemoryBuckets } from '../../src/worker/middleware/ratelimit/memory-store.js';
+import { MemoryBuckets } from '../../src/shared/ratelimit/memory-buckets.js';
 import { MiddlewareRegistry } from '../../src/worker/middleware/registry.js';
 
 describe('token bucket (GCRA) arithmetic', () => {

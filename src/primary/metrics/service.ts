@@ -1,11 +1,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import { metricsSettings } from '../../shared/config/settings.js';
+import { GatewayError } from '../../shared/errors.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../../shared/messages.js';
+import type { AdminEndpoint } from '../admin/server.js';
 import type { PrimaryService } from '../services.js';
 
 /**
  * Cluster-wide Prometheus metrics: merges the workers' registries (see `ClusterMetrics`),
- * serves them on the admin listener, answers workers that were asked for `GET /metrics` on
+ * serves them on the admin listener (`GET /metrics`), answers workers that were asked for `GET /metrics` on
  * the gateway port, and counts worker restarts.
  */
 export const metricsService: PrimaryService = {
@@ -14,8 +16,7 @@ export const metricsService: PrimaryService = {
     const settings = metricsSettings(config);
     if (!settings) return undefined;
     // Loaded only when metrics are on: prom-client costs start-up time.
-    const [{ startAdminServer }, { ClusterMetrics }, { createPrimaryInstruments }] = await Promise.all([
-      import('./admin-server.js'),
+    const [{ ClusterMetrics }, { createPrimaryInstruments }] = await Promise.all([
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
@@ -54,20 +55,25 @@ export const metricsService: PrimaryService = {
     cluster.on('message', onMessage);
     cluster.on('exit', onExit);
 
-    const server = await startAdminServer(
-      metrics,
-      { host: settings.host ?? config.server.host, port: settings.port, path: settings.path },
-      logger,
-    );
+    const scrape: AdminEndpoint['handle'] = async () => {
+      try {
+        return { text: await metrics.collect(), contentType: metrics.contentType };
+      } catch (err) {
+        throw new GatewayError('PORTICO_ERR_METRICS_UNAVAILABLE', { cause: err });
+      }
+    };
+    // `/metrics` as the admin API names it, and the configured gateway-port path too, which
+    // scrapers of the old metrics-only listener were pointed at.
+    const paths = new Set(['/metrics', settings.path]);
     return {
       workerDied() {
         restarts.inc();
       },
-      async close() {
+      endpoints: [...paths].map((path) => ({ method: 'GET', path, handle: scrape })),
+      close() {
         cluster.off('message', onMessage);
         cluster.off('exit', onExit);
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        return Promise.resolve();
       },
     };
   },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JWT_ALGORITHMS } from './auth-settings.js';
+import { type AuthDefaults, JWT_ALGORITHMS } from './auth-settings.js';
 import { duration, optionalDuration } from './fields.js';
 
 const httpUrl = z
@@ -87,12 +87,14 @@ function authFields(withDefaults: boolean) {
   };
 }
 
-export const authSchema = z
-  .strictObject(authFields(true))
-  .optional()
-  .describe('Global settings of the `auth` middleware.');
+const authSectionSchema = z.strictObject(authFields(true));
+
+export const authSchema = authSectionSchema.optional().describe('Global settings of the `auth` middleware.');
 
 export const authOverrideSchema = z.strictObject(authFields(false)).optional();
 
 export type AuthConfig = z.output<typeof authSchema>;
 export type AuthOverride = z.output<typeof authOverrideSchema>;
+
+/** The global section's defaults: what a route's `auth` resolves against without an `auth:` section. */
+export const AUTH_DEFAULTS = authSectionSchema.parse({}) as AuthDefaults;

@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import type { AuthPlan } from '../plan/types.js';
 import type { AuthConfig, AuthOverride } from './auth-schema.js';
 import type { KeyPath } from './load.js';
 
@@ -22,7 +23,10 @@ export const JWT_ALGORITHMS = [
 ] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
-/** The effective `auth` settings of one route: global keys overridden by the route's own. */
+/**
+ * The effective `auth` settings of one route, as a verifier factory receives them: global
+ * keys overridden by the route's own, the public key parsed.
+ */
 export interface AuthSettings {
   enabled: boolean;
   type: string;
@@ -71,18 +75,39 @@ function algorithmsForKey(key: KeyObject): JwtAlgorithm[] {
 
 type Problem = { path: KeyPath; message: string };
 
+/** Keys the schema gives a default (its output type does not say so). */
+type Defaulted =
+  | 'enabled'
+  | 'type'
+  | 'clock_tolerance'
+  | 'required_claims'
+  | 'forward_claims'
+  | 'realm'
+  | 'max_token_length'
+  | 'jwks_timeout'
+  | 'jwks_cooldown'
+  | 'jwks_cache_max_age'
+  | 'cache_size'
+  | 'cache_ttl';
+type AuthFields = NonNullable<AuthConfig>;
+/** The global section with every default filled in: what a route's settings merge onto. */
+export type AuthDefaults = Omit<AuthFields, Defaulted> & { [K in Defaulted]: NonNullable<AuthFields[K]> };
+
 /**
  * Merges the global `auth` section with a route's override and checks the result for the
- * verifier type: everything derivable (keys, algorithms) is derived here, once, at start-up.
- * Problems name the key path where the offending value was written.
+ * verifier type: everything derivable (keys, algorithms) is derived here, once, in the
+ * primary. Problems name the key path where the offending value was written. `defaults` are
+ * the schema's (the global section may be absent); `readKey` reads a key file (callers
+ * share one across routes so a file is read once).
  */
 export function resolveAuthSettings(
   global: AuthConfig,
   override: AuthOverride,
   routeIndex: number,
   hasVerifier: (type: string) => boolean,
-  configDir: string,
-): { settings: AuthSettings } | { problems: Problem[] } {
+  defaults: AuthDefaults,
+  readKey: (path: string) => { text: string } | { error: string },
+): { settings: AuthPlan } | { problems: Problem[] } {
   const problems: Problem[] = [];
   type Fields = Partial<NonNullable<AuthConfig>>;
   const own: Fields = definedOnly<Fields>(override ?? {});
@@ -90,27 +115,34 @@ export function resolveAuthSettings(
   // one piecemeal: a global secret next to a route's jwks_uri would be a contradiction.
   const ownVerifier = VERIFIER_KEYS.some((key) => own[key] !== undefined);
   const base: Fields = global ?? {};
-  const merged: Fields = { ...(ownVerifier ? withoutKeys(base, VERIFIER_KEYS) : base), ...own };
+  const written: Fields = { ...(ownVerifier ? withoutKeys(base, VERIFIER_KEYS) : base), ...own };
   const routeAuth: KeyPath = override ? ['routes', routeIndex, 'auth'] : ['routes', routeIndex, 'middleware'];
   // Blame the place that wrote the value; a missing value belongs to whoever owns the verifier.
   const where = (key: keyof Fields): KeyPath => {
     if (own[key] !== undefined) return [...routeAuth, key];
-    if (merged[key] !== undefined || (global && !ownVerifier)) return ['auth', key];
+    if (written[key] !== undefined || (global && !ownVerifier)) return ['auth', key];
     return override ? [...routeAuth, key] : routeAuth;
   };
   const fail = (key: keyof Fields, message: string) => problems.push({ path: where(key), message });
+  // The schema's defaults fill what nobody wrote (when the global section is absent).
+  // (`definedOnly` leaves no undefined value to hide a default.)
+  const merged = { ...defaults, ...definedOnly(written) } as AuthDefaults;
 
-  const type = merged.type ?? 'jwt';
+  const type = merged.type;
   if (!hasVerifier(type)) fail('type', `unknown verifier type "${type}" (built in: jwt, jwks, oidc)`);
 
   let publicKey: KeyObject | undefined;
+  let publicKeyPem: string | undefined;
   if (merged.public_key !== undefined) {
-    const text = merged.public_key.includes('-----BEGIN')
-      ? merged.public_key
-      : readKeyFile(merged.public_key, configDir, (m) => fail('public_key', m));
-    if (text !== undefined) {
+    if (merged.public_key.includes('-----BEGIN')) publicKeyPem = merged.public_key;
+    else {
+      const read = readKey(merged.public_key);
+      if ('error' in read) fail('public_key', read.error);
+      else publicKeyPem = read.text;
+    }
+    if (publicKeyPem !== undefined) {
       try {
-        publicKey = createPublicKey(text);
+        publicKey = createPublicKey(publicKeyPem);
       } catch {
         fail('public_key', 'is not a valid PEM public key');
       }
@@ -155,48 +187,60 @@ export function resolveAuthSettings(
   }
   if (problems.length > 0) return { problems };
 
-  const settings: Omit<AuthSettings, 'fingerprint'> = {
-    enabled: merged.enabled ?? true,
+  // Optional keys are left out rather than set to undefined: the plan is JSON.
+  const settings: Omit<AuthPlan, 'fingerprint'> = {
+    enabled: merged.enabled,
     type,
-    secret: merged.secret,
-    publicKey,
+    ...(merged.secret !== undefined ? { secret: merged.secret } : {}),
+    ...(publicKeyPem !== undefined ? { publicKeyPem } : {}),
     algorithms: algorithms ?? [],
-    jwksUri: merged.jwks_uri,
-    issuer: merged.issuer,
-    audience: merged.audience,
-    clockToleranceSec: (merged.clock_tolerance ?? 5_000) / 1000,
-    requiredClaims: merged.required_claims ?? [],
-    forwardClaims: Object.entries(merged.forward_claims ?? {}).map(([claim, header]) => [
+    ...(merged.jwks_uri !== undefined ? { jwksUri: merged.jwks_uri } : {}),
+    ...(merged.issuer !== undefined ? { issuer: merged.issuer } : {}),
+    ...(merged.audience !== undefined ? { audience: merged.audience } : {}),
+    clockToleranceSec: merged.clock_tolerance / 1000,
+    requiredClaims: merged.required_claims,
+    forwardClaims: Object.entries(merged.forward_claims).map(([claim, header]) => [
       claim,
       header.toLowerCase(),
     ]),
-    realm: merged.realm ?? 'portico',
-    maxTokenLength: merged.max_token_length ?? 8192,
+    realm: merged.realm,
+    maxTokenLength: merged.max_token_length,
     jwks: {
-      timeoutMs: merged.jwks_timeout ?? 2_000,
-      cooldownMs: merged.jwks_cooldown ?? 30_000,
-      cacheMaxAgeMs: merged.jwks_cache_max_age ?? 600_000,
+      timeoutMs: merged.jwks_timeout,
+      cooldownMs: merged.jwks_cooldown,
+      cacheMaxAgeMs: merged.jwks_cache_max_age,
     },
-    cache: { size: merged.cache_size ?? 10_000, ttlMs: merged.cache_ttl ?? 60_000 },
+    cache: { size: merged.cache_size, ttlMs: merged.cache_ttl },
     options: merged.options ?? {},
   };
-  const fingerprint = JSON.stringify({ ...settings, publicKey: merged.public_key, forwardClaims: undefined });
+  // Forwarded claims are applied by each route's middleware, not by the shared verifier.
+  const fingerprint = JSON.stringify({ ...settings, forwardClaims: undefined });
   return { settings: { ...settings, fingerprint } };
 }
 
-function readKeyFile(
-  path: string,
-  configDir: string,
-  onError: (message: string) => void,
-): string | undefined {
-  const file = isAbsolute(path) ? path : resolve(configDir, path);
+/**
+ * Reads key files relative to `configDir`, each file once however many routes name it.
+ */
+export function keyFileReader(configDir: string): (path: string) => { text: string } | { error: string } {
+  const read = new Map<string, { text: string } | { error: string }>();
+  return (path) => {
+    const file = isAbsolute(path) ? path : resolve(configDir, path);
+    let result = read.get(file);
+    if (result === undefined) {
+      result = readKeyFile(file);
+      read.set(file, result);
+    }
+    return result;
+  };
+}
+
+function readKeyFile(file: string): { text: string } | { error: string } {
   try {
-    return readFileSync(file, 'utf8');
+    return { text: readFileSync(file, 'utf8') };
   } catch (err) {
-    onError(
-      `cannot read public key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-    return undefined;
+    return {
+      error: `cannot read public key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    };
   }
 }
 

@@ -1,7 +1,10 @@
 import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
-import { resolveAuthSettings } from './auth-settings.js';
+import type { AuthPlan } from '../plan/types.js';
+import { AUTH_DEFAULTS } from './auth-schema.js';
+import { keyFileReader, resolveAuthSettings } from './auth-settings.js';
+import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
@@ -43,6 +46,26 @@ export function parseConfigText(
   catalog: MiddlewareCatalog,
   env: NodeJS.ProcessEnv = process.env,
 ): Config {
+  return loadConfigText(text, file, catalog, env).config;
+}
+
+/** A validated config and, per route that lists `auth`, its resolved auth settings. */
+export interface LoadedConfig {
+  config: Config;
+  /** By route index; `null` for routes without `auth`. */
+  auth: (AuthPlan | null)[];
+}
+
+/**
+ * `parseConfigText`, also returning what validation had to resolve anyway (auth settings,
+ * key files read), so the plan is built without resolving it a second time.
+ */
+export function loadConfigText(
+  text: string,
+  file: string,
+  catalog: MiddlewareCatalog,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
   if (text.trim() === '') throw new ConfigError([`${file}: the file is empty`]);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
@@ -57,13 +80,14 @@ export function parseConfigText(
   if (doc.contents === null) throw new ConfigError([`${file}: the file has no settings, only comments`]);
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
-  const raw = toPlainValue(doc, lineCounter, file);
+  let auth: (AuthPlan | null)[] = [];
+  const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
   const result = configSchema.safeParse(raw, { reportInput: true });
   // Middleware names are checked even when other keys are wrong, so one run shows everything.
   checkMiddlewareNames(raw, catalog, problems);
   if (result.success) {
     checkDuplicateRoutes(result.data, problems);
-    checkAuth(result.data, catalog, file, problems);
+    auth = checkAuth(result.data, catalog, file, problems);
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
@@ -88,7 +112,7 @@ export function parseConfigText(
       ),
     );
   }
-  return withImpliedSections((result as { data: Config }).data);
+  return { config: withImpliedSections((result as { data: Config }).data), auth };
 }
 
 /** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */
@@ -151,19 +175,29 @@ function checkMiddlewareNames(raw: unknown, catalog: MiddlewareCatalog, problems
   });
 }
 
-/** Every route that uses `auth` must end up with complete, consistent verifier settings. */
+/**
+ * Every route that uses `auth` must end up with complete, consistent verifier settings;
+ * returns them by route index.
+ */
 function checkAuth(
   config: Config,
   catalog: MiddlewareCatalog,
   file: string,
   problems: ConfigProblem[],
-): void {
-  const dir = file.startsWith('<') ? process.cwd() : dirname(resolve(file));
+): (AuthPlan | null)[] {
+  const readKey = keyFileReader(configDirOf(file));
   const reported = new Set<string>();
-  config.routes.forEach((route, index) => {
-    if (!route.middleware.includes('auth')) return;
-    const result = resolveAuthSettings(config.auth, route.auth, index, (t) => catalog.hasVerifier(t), dir);
-    if (!('problems' in result)) return;
+  return config.routes.map((route, index) => {
+    if (!route.middleware.includes('auth')) return null;
+    const result = resolveAuthSettings(
+      config.auth,
+      route.auth,
+      index,
+      (t) => catalog.hasVerifier(t),
+      AUTH_DEFAULTS,
+      readKey,
+    );
+    if (!('problems' in result)) return result.settings;
     for (const problem of result.problems) {
       // A problem in the global section would repeat for every route using it: say it once.
       const key = `${formatKeyPath(problem.path)}: ${problem.message}`;
@@ -171,7 +205,13 @@ function checkAuth(
       reported.add(key);
       problems.push(problem);
     }
+    return null;
   });
+}
+
+/** The directory relative paths in a config resolve against (the cwd for an inline config). */
+export function configDirOf(file: string): string {
+  return file.startsWith('<') ? process.cwd() : dirname(resolve(file));
 }
 
 /** Two routes of the same shape whose methods overlap: the second could never be reached. */

@@ -284,19 +284,39 @@ const metricsSectionSchema = z.strictObject({
         .int()
         .min(1)
         .max(65535)
-        .default(9464)
-        .describe("The primary's admin listener serving the same cluster-wide metrics (for scrapers)."),
+        .optional()
+        .describe('Deprecated alias of `admin.port` (logs a warning); ignored when `admin.port` is set.'),
       host: z
         .string()
         .min(1)
         .optional()
-        .describe('Address the admin listener binds; defaults to `server.host`.'),
+        .describe('Deprecated alias of `admin.host` (logs a warning); ignored when `admin.host` is set.'),
     })
     .prefault({})
     .describe('Prometheus exposition.'),
 });
 
 const metricsSchema = metricsSectionSchema.optional();
+
+const adminSchema = z
+  .strictObject({
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        "Address the primary's admin listener binds (health, readiness, metrics, `/admin/*`); loopback unless you open it.",
+      ),
+    port: z.number().int().min(1).max(65535).default(9901).describe('TCP port of the admin listener.'),
+    token: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'When set, every `/admin/*` endpoint requires `Authorization: Bearer <token>`; `/healthz`, `/readyz` and `/metrics` stay open. Use `${VAR}`.',
+      ),
+  })
+  .prefault({});
 
 const otelSectionSchema = z.strictObject({
   enabled: z
@@ -358,7 +378,7 @@ const redisSchema = z
       .default('portico:rl:')
       .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
   })
-  .optional();
+  .prefault({});
 
 export const configSchema = z.strictObject({
   server: serverSchema.describe('Listener and process settings.'),
@@ -366,6 +386,7 @@ export const configSchema = z.strictObject({
   logging: loggingSchema.describe('Structured logs (pino).'),
   auth: authSchema.describe('Global settings of the `auth` middleware.'),
   rate_limit: rateLimitSchema.describe('Global settings of the `ratelimit` middleware.'),
+  admin: adminSchema.describe("The primary's admin listener (see Admin API)."),
   metrics: metricsSchema.describe('Prometheus metrics.'),
   otel: otelSchema.describe('OpenTelemetry tracing.'),
   redis: redisSchema.describe('Shared state.'),

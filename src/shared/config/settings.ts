@@ -3,14 +3,14 @@ import { ConfigError } from './errors.js';
 import type { Config, MetricsSettings, TracingSettings } from './schema.js';
 
 /*
- * What the running gateway reads from a validated config. Workers import this module, never
- * the schema: they receive the config already validated (and its implied sections filled in,
- * see `withImpliedSections`), so the YAML parser and zod stay out of their memory.
+ * Readings of a validated config that the plan builder (src/primary/plan) and the primary's
+ * services share. Free of the schema's runtime (types only), so a worker that needs
+ * `trustedProxyList` does not load zod.
  */
 
 /**
  * The Redis URL in force: `redis.url` from the file wins, else env `REDIS_URL`, else none
- * (the embedded store). Read by the primary and by workers, which inherit its environment.
+ * (the embedded store). Read once, by the primary, into the plan's store choice.
  */
 export function redisUrlOf(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (config.redis?.url !== undefined) return config.redis.url;

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config, RouteConfig } from '../../shared/config/schema.js';
+import type { RoutePlan } from '../../shared/plan/types.js';
 import type { UpstreamObserver } from '../proxy/forwarder.js';
 import type { WorkerResources } from '../resources.js';
+import type { ObservationHooks } from './hooks.js';
 
 /** Handles one request. May be sync or async; a throw or rejection becomes a JSON error. */
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -19,15 +20,20 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Prom
  */
 export type Middleware = (next: Handler) => Handler;
 
-/** What a middleware factory gets when a route's chain is built (once, at start-up). */
+/** Which route a chain is built for; a built-in's own settings come as its own argument. */
+export type RouteIdentity = Pick<RoutePlan, 'path' | 'methods' | 'target' | 'middleware'>;
+
+/**
+ * What every middleware factory gets when a route's chain is built (once per handler tree);
+ * a built-in also gets its own slice of the plan (see registry.ts).
+ */
 export interface MiddlewareEnv {
-  config: Config;
-  route: RouteConfig;
+  route: RouteIdentity;
   logger: Logger;
   /** Per-worker shared resources and drain hooks. */
   resources: WorkerResources;
-  /** Directory of the config file, for settings that name files relative to it. */
-  configDir: string;
+  /** Where built-ins report what they observe (metrics). */
+  hooks: ObservationHooks;
   /** The route's upstream exchanges: register an observer once here (metrics, tracing). */
   upstream: { observe(observer: UpstreamObserver): void };
 }

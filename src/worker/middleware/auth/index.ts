@@ -1,39 +1,53 @@
+import { createPublicKey } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type AuthSettings, resolveAuthSettings } from '../../../shared/config/auth-settings.js';
+import type { AuthSettings } from '../../../shared/config/auth-settings.js';
 import { GatewayError } from '../../../shared/errors.js';
+import type { AuthPlan } from '../../../shared/plan/types.js';
 import { internalContextOf } from '../../context.js';
-import { metricsRecorder } from '../metrics/recorder.js';
-import type { Handler, MiddlewareFactory } from '../types.js';
+import { ResourceKind } from '../../resources.js';
+import type { Handler, Middleware, MiddlewareEnv } from '../types.js';
 import { bearerToken } from './bearer.js';
 import { ClaimsCache } from './claims-cache.js';
 import { forwardedClaimValue } from './forward-claims.js';
 import type { VerifierRegistry } from './registry.js';
 import { type Claims, type TokenVerifier, VerifierUnavailableError } from './verifier.js';
 
-/**
- * The `auth` built-in: a bearer token must verify before the request goes further. Settings
- * are resolved and the verifier built once per route at start-up; routes with equal settings
- * share one verifier (and its JWKS cache and verified-token cache) per worker.
- */
-export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
-  return async function buildAuth({ config, route, logger, resources, configDir }) {
-    const resolved = resolveAuthSettings(
-      config.auth,
-      route.auth,
-      config.routes.indexOf(route),
-      (type) => verifiers.has(type),
-      configDir,
-    );
-    // The config validator ran the same resolution; reaching this means a programming error.
-    if ('problems' in resolved) throw new Error(`auth settings invalid: ${resolved.problems[0]?.message}`);
-    const settings = resolved.settings;
-    const log = logger.child({ middleware: 'auth', route: route.path });
-    const metrics = metricsRecorder(resources);
+/** One verifier (with its JWKS cache and verified-token cache) per worker and fingerprint. */
+const VERIFIER = new ResourceKind<Promise<{ verifier: TokenVerifier; cache: ClaimsCache }>>('auth verifier');
 
-    const { verifier, cache } = await resources.shared(`auth:${settings.fingerprint}`, async () => ({
-      verifier: await verifiers.create(settings, { logger: log }),
-      cache: new ClaimsCache(settings.cache.size, settings.cache.ttlMs),
-    }));
+/** The settings a verifier factory gets: the plan's, with the public key parsed (once per verifier). */
+function verifierSettings(plan: AuthPlan): AuthSettings {
+  const { publicKeyPem, ...rest } = plan;
+  return {
+    ...rest,
+    secret: plan.secret,
+    jwksUri: plan.jwksUri,
+    issuer: plan.issuer,
+    audience: plan.audience,
+    publicKey: publicKeyPem === undefined ? undefined : createPublicKey(publicKeyPem),
+  };
+}
+
+/**
+ * The `auth` built-in: a bearer token must verify before the request goes further. Its
+ * settings were resolved once, in the primary (they arrive in the plan); routes with equal
+ * settings share one verifier (and its JWKS cache and verified-token cache) per worker.
+ */
+export function authMiddleware(verifiers: VerifierRegistry) {
+  return async function buildAuth(
+    plan: AuthPlan,
+    { route, logger, resources, hooks }: MiddlewareEnv,
+  ): Promise<Middleware> {
+    const log = logger.child({ middleware: 'auth', route: route.path });
+
+    const { verifier, cache } = await resources.shared(VERIFIER, plan.fingerprint, async () => {
+      const settings = verifierSettings(plan);
+      return {
+        verifier: await verifiers.create(settings, { logger: log }),
+        cache: new ClaimsCache(settings.cache.size, settings.cache.ttlMs),
+      };
+    });
+    const settings = plan;
 
     const challenge = `Bearer realm="${settings.realm}"`;
     const missing = new GatewayError('PORTICO_ERR_MISSING_TOKEN', {
@@ -74,7 +88,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
             { request_id: internalContextOf(req).requestId, reason: 'no bearer token' },
             'auth failed',
           );
-          metrics.authFailure('missing_token');
+          hooks.authFailure('missing_token');
           throw missing;
         }
         const now = Date.now();
@@ -85,7 +99,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
             { request_id: internalContextOf(req).requestId, reason: 'token too long' },
             'auth failed',
           );
-          metrics.authFailure('malformed');
+          hooks.authFailure('malformed');
           throw invalid;
         }
         return verifyOrThrow(verifier, token, settings, internalContextOf(req).requestId).then((claims) => {
@@ -94,7 +108,7 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
         });
       };
 
-    async function verifyOrThrow(v: TokenVerifier, token: string, s: AuthSettings, requestId: string) {
+    async function verifyOrThrow(v: TokenVerifier, token: string, s: AuthPlan, requestId: string) {
       try {
         return await v.verify(token);
       } catch (err) {
@@ -103,13 +117,13 @@ export function authMiddleware(verifiers: VerifierRegistry): MiddlewareFactory {
             { request_id: requestId, err: err.message, type: s.type },
             'token verification unavailable',
           );
-          metrics.authFailure('unavailable');
+          hooks.authFailure('unavailable');
           throw unavailable;
         }
         // The reason stays in the log; the client only learns "invalid token".
         const { code, claim, message } = err as { code?: string; claim?: string; message?: string };
         log.debug({ request_id: requestId, reason: code ?? message, claim, detail: message }, 'auth failed');
-        metrics.authFailure(failureReason(err));
+        hooks.authFailure(failureReason(err));
         throw invalid;
       }
     }

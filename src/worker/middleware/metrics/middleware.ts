@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { internalContextOf } from '../../context.js';
 import type { Middleware, MiddlewareFactory } from '../types.js';
-import { workerMetricsOf } from './recorder.js';
 
 const passThrough: Middleware = (next) => next;
 
@@ -11,10 +10,10 @@ const passThrough: Middleware = (next) => next;
  * upstream (latency to response headers, errors by kind). Everything label-related is bound
  * when the chain is built; per request it adds one `close` listener shared by the route.
  */
-export const metricsMiddleware: MiddlewareFactory = ({ resources, route, upstream }) => {
-  const metrics = workerMetricsOf(resources);
-  if (!metrics) return passThrough; // metrics.prometheus.enabled: false
-  const routeMetrics = metrics.route(route.path);
+export const metricsMiddleware: MiddlewareFactory = ({ hooks, route, upstream }) => {
+  const found = hooks.route(route.path);
+  if (!found) return passThrough; // metrics.prometheus.enabled: false
+  const routeMetrics = found;
   upstream.observe(routeMetrics.upstream);
   const inFlight = routeMetrics.inFlight;
 

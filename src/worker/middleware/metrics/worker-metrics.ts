@@ -1,7 +1,7 @@
 import type { Counter, Histogram } from 'prom-client';
 import type { UpstreamErrorKind, UpstreamObserver } from '../../proxy/forwarder.js';
 import { createWorkerInstruments, UNMATCHED_PATH, type WorkerInstruments } from './instruments.js';
-import type { MetricsRecorder, RateLimitDecision } from './recorder.js';
+import type { ObservationHooks, RateLimitDecision } from '../hooks.js';
 
 // Auth reasons come from code, but a bound keeps a caller's mistake from growing series forever.
 const MAX_AUTH_REASONS = 32;
@@ -65,8 +65,8 @@ export class RouteMetrics {
   }
 }
 
-/** One worker's metrics: its registry, per-route instruments and the recorder for other built-ins. */
-export class WorkerMetrics implements MetricsRecorder {
+/** One worker's metrics: its registry, per-route instruments, and the hooks the built-ins report through. */
+export class WorkerMetrics implements ObservationHooks {
   readonly instruments: WorkerInstruments;
   readonly #routes = new Map<string, RouteMetrics>();
   readonly #decisions: Record<RateLimitDecision, Counter.Internal>;

@@ -1,4 +1,4 @@
-import { monotonicUs } from './memory-store.js';
+import { monotonicUs } from '../../../shared/ratelimit/memory-buckets.js';
 
 /**
  * Keys the store refused, until their next token: while blocked, no request for the key

@@ -1,13 +1,5 @@
-import {
-  isResultBatch,
-  isTakeBatch,
-  isTakeTuple,
-  type ResultTuple,
-  type TakeBatch,
-  type TakeTuple,
-} from '../../../shared/ratelimit-messages.js';
-import type { BucketPolicy, Decision } from './gcra.js';
-import type { MemoryBuckets } from './memory-store.js';
+import { isResultBatch, type TakeBatch, type TakeTuple } from '../../../shared/ratelimit-messages.js';
+import type { BucketPolicy, Decision } from '../../../shared/ratelimit/gcra.js';
 import type { LimiterStore } from './store.js';
 
 /** The IPC endpoint: `process` in a worker, a `ChildProcess` or cluster `Worker` in a parent. */
@@ -101,19 +93,4 @@ export class ClusterStore implements LimiterStore {
     this.#fail([...this.#queue], new Error('store closed'));
     return Promise.resolve();
   }
-}
-
-/**
- * The primary side: answers one worker's batch from `buckets`. Malformed takes are skipped
- * (their requests time out on the worker and fall back), never trusted.
- */
-export function answerTakeBatch(buckets: MemoryBuckets, message: unknown): ResultTuple[] | undefined {
-  if (!isTakeBatch(message)) return undefined;
-  const results: ResultTuple[] = [];
-  for (const take of message.takes) {
-    if (!isTakeTuple(take)) continue;
-    const decision = buckets.take(take[1], { intervalUs: take[2], burst: take[3] });
-    results.push([take[0], decision.allowed ? 1 : 0, decision.fullInUs]);
-  }
-  return results;
 }

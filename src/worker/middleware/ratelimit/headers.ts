@@ -1,5 +1,10 @@
 import type { ServerResponse } from 'node:http';
-import { type BucketPolicy, type Decision, nextTokenInUs, remainingOf } from './gcra.js';
+import {
+  type BucketPolicy,
+  type Decision,
+  nextTokenInUs,
+  remainingOf,
+} from '../../../shared/ratelimit/gcra.js';
 
 /*
  * Response fields of draft-ietf-httpapi-ratelimit-headers-10 (structured-field lists whose

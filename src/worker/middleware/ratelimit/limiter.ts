@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { BlockedKeys } from './blocked-keys.js';
-import { type BucketPolicy, type Decision, nextTokenInUs } from './gcra.js';
-import { type MemoryBuckets, monotonicUs } from './memory-store.js';
-import type { RateLimitObserver } from './observer.js';
+import { type BucketPolicy, type Decision, nextTokenInUs } from '../../../shared/ratelimit/gcra.js';
+import { type MemoryBuckets, monotonicUs } from '../../../shared/ratelimit/memory-buckets.js';
+import type { ObservationHooks } from '../hooks.js';
 import type { LimiterStore } from './store.js';
 
 /** A decision as the middleware sees it; `degraded` when the shared store could not answer. */
@@ -22,7 +22,8 @@ export interface LimiterOptions {
   /** While the store is down, how often one request probes it (the others skip it). */
   probeIntervalMs: number;
   logger: Logger;
-  observers: readonly RateLimitObserver[];
+  /** Told of store transitions (`gateway_ratelimit_store_up`). */
+  hooks: Pick<ObservationHooks, 'rateLimitStoreUp'>;
 }
 
 /**
@@ -37,7 +38,7 @@ export class WorkerLimiter {
   #probeAt = 0;
   constructor(private readonly options: LimiterOptions) {
     // The store is presumed up until a call fails; say so, so a state gauge exists from the start.
-    for (const observer of options.observers) observer.storeState?.(options.storeName, 'up');
+    options.hooks.rateLimitStoreUp(options.storeName, true);
   }
 
   get storeDown(): boolean {
@@ -110,6 +111,6 @@ export class WorkerLimiter {
     } else {
       logger.info({ store: storeName }, 'rate-limit store available again: shared limiting resumed');
     }
-    for (const observer of this.options.observers) observer.storeState?.(storeName, down ? 'down' : 'up');
+    this.options.hooks.rateLimitStoreUp(storeName, !down);
   }
 }

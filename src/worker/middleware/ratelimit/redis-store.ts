@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { BucketPolicy, Decision } from './gcra.js';
+import type { BucketPolicy, Decision } from '../../../shared/ratelimit/gcra.js';
 import { defineTakeCommand, type TakeCommand } from './lua.js';
 import type { RedisHealthTarget } from './redis-health.js';
 import type { LimiterStore } from './store.js';

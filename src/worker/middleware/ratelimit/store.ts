@@ -1,4 +1,4 @@
-import type { BucketPolicy, Decision } from './gcra.js';
+import type { BucketPolicy, Decision } from '../../../shared/ratelimit/gcra.js';
 
 /**
  * Where buckets live: the worker's memory, the primary (embedded, shared by the workers of

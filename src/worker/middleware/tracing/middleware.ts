@@ -10,10 +10,14 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import { tracingSettings } from '../../../shared/config/settings.js';
+import type { TracingSettings } from '../../../shared/config/schema.js';
 import { internalContextOf } from '../../context.js';
-import type { Middleware, MiddlewareFactory } from '../types.js';
+import { ResourceKind } from '../../resources.js';
+import type { Middleware, MiddlewareEnv } from '../types.js';
 import type { TracingRuntime } from './provider.js';
+
+/** One SDK per worker and set of `otel` settings, shared by every route. */
+const TRACING = new ResourceKind<Promise<TracingRuntime>>('tracing');
 
 // Stable OpenTelemetry semantic-convention attribute names (HTTP, URL, network, error), as
 // strings: the conventions package is large, and this module is loaded even without tracing.
@@ -63,18 +67,14 @@ export function serverSpanOf(req: IncomingMessage): Span | undefined {
  * operation in the worker. Middleware that wants the span uses `serverSpanOf(req)`, and
  * the trace id is `contextOf(req).traceId` (and the log line's `trace_id`).
  */
-export const tracingMiddleware: MiddlewareFactory = async ({
-  config,
-  route,
-  logger,
-  resources,
-  upstream,
-}) => {
-  const settings = tracingSettings(config);
+export async function tracingMiddleware(
+  settings: TracingSettings | null,
+  { route, logger, resources, upstream }: MiddlewareEnv,
+): Promise<Middleware> {
   if (!settings) return passThrough; // otel.enabled: false
-  // One SDK per worker, shared by every route; loaded only when tracing is on (the SDK and
-  // its exporter take a few hundred milliseconds to import).
-  const runtime = await resources.shared<Promise<TracingRuntime>>('portico.tracing', async () => {
+  // Loaded only when tracing is on (the SDK and its exporter take a few hundred
+  // milliseconds to import).
+  const runtime = await resources.shared(TRACING, JSON.stringify(settings), async () => {
     const { startTracing } = await import('./provider.js');
     const started = startTracing(settings, logger);
     resources.onClose('tracing', () => started.shutdown());
@@ -165,4 +165,4 @@ export const tracingMiddleware: MiddlewareFactory = async ({
       res.on('close', onResponseClose); // emitted once per response
       return next(req, res);
     };
-};
+}

@@ -1,0 +1,47 @@
+import { GatewayError } from '../../shared/errors.js';
+import type { WorkerTable } from '../worker-table.js';
+import type { RouteView } from './routes.js';
+import type { AdminEndpoint } from './server.js';
+
+/** `GET /admin/config`: which config runs. */
+export interface ConfigView {
+  hash: string;
+  /** The config file's path, or `<inline config>`. */
+  source: string;
+  loaded_at: string;
+  /** Always null until reload exists; then `{ at, result, errors: [{ path, message, line, column }] }`. */
+  last_reload: null;
+}
+
+const NOT_READY = {
+  starting: new GatewayError('PORTICO_ERR_NOT_READY', { message: 'not ready: workers starting' }),
+  draining: new GatewayError('PORTICO_ERR_NOT_READY', { message: 'not ready: draining' }),
+};
+
+/** The endpoints the supervisor answers itself: health, readiness and what runs. */
+export function supervisorEndpoints(state: {
+  workers: WorkerTable;
+  config: () => ConfigView;
+  routes: () => readonly RouteView[];
+}): AdminEndpoint[] {
+  const { workers } = state;
+  return [
+    { method: 'GET', path: '/healthz', handle: () => ({ json: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/readyz',
+      handle() {
+        const now = workers.state();
+        if (now !== 'ready') throw NOT_READY[now];
+        return { json: { status: 'ready', workers: workers.count } };
+      },
+    },
+    { method: 'GET', path: '/admin/config', handle: () => ({ json: state.config() }) },
+    { method: 'GET', path: '/admin/routes', handle: () => ({ json: { routes: state.routes() } }) },
+    {
+      method: 'GET',
+      path: '/admin/workers',
+      handle: async () => ({ json: { workers: await workers.view() } }),
+    },
+  ];
+}

@@ -1,0 +1,76 @@
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { deprecatedKeyWarnings } from '../../shared/config/deprecated-keys.js';
+import type { Config } from '../../shared/config/schema.js';
+import type { RunningService } from '../services.js';
+import type { WorkerTable } from '../worker-table.js';
+import { type ConfigView, supervisorEndpoints } from './endpoints.js';
+import { routesInMatchOrder, type RouteView } from './routes.js';
+import { type AdminEndpoint, startAdminListener, urlOf } from './server.js';
+
+export interface RunningAdmin extends RunningService {
+  url: string;
+  /** The routes in match order, as `/admin/routes` lists them. */
+  routes: readonly RouteView[];
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 ? host.startsWith('127.') : host.toLowerCase().startsWith('::ffff:127.');
+}
+
+/**
+ * Opens the admin listener with the supervisor's endpoints plus those of the primary's
+ * services (metrics). Warns about deprecated keys and an admin API reachable from other
+ * machines without a token.
+ */
+export async function startAdmin(env: {
+  config: Config;
+  /** The config file's path, or `<inline config>`. */
+  source: string;
+  workers: WorkerTable;
+  serviceEndpoints: readonly AdminEndpoint[];
+  logger: Logger;
+}): Promise<RunningAdmin> {
+  const { config, logger } = env;
+  const { host, port, token } = config.admin;
+  for (const { msg, key, replacement } of deprecatedKeyWarnings(config))
+    logger.warn({ key, replacement }, msg);
+  if (token === undefined && !isLoopback(host)) {
+    logger.warn(
+      { host, port },
+      'admin listener reachable from other machines without admin.token: anyone who can connect can read /admin/*',
+    );
+  }
+  const routes = routesInMatchOrder(config);
+  const view: ConfigView = {
+    hash: env.workers.activeHash,
+    source: env.source,
+    loaded_at: new Date().toISOString(),
+    last_reload: null,
+  };
+  const alias = config.metrics?.prometheus.port;
+  const server = await startAdminListener(
+    {
+      host,
+      port,
+      token,
+      setting: alias === port ? 'metrics.prometheus.port' : 'admin.port',
+    },
+    [
+      ...supervisorEndpoints({ workers: env.workers, config: () => view, routes: () => routes }),
+      ...env.serviceEndpoints,
+    ],
+    logger,
+  );
+  const url = urlOf(host, port);
+  logger.info({ url, token: token !== undefined }, 'admin listener ready');
+  return {
+    url,
+    routes,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import type { JwtAlgorithm } from '../config/auth-settings.js';
+import type { Config, MetricsSettings, TracingSettings } from '../config/schema.js';
+
+/*
+ * The plan: the validated config resolved once, in the primary, into what the workers run.
+ * Plain JSON (no `undefined` in required places, no class instances): it crosses the IPC
+ * channel as is, and its hash identifies it. Workers import only these types, never the
+ * config loader, so neither YAML nor zod is loaded there.
+ */
+
+/** The validated `server` section (durations in milliseconds). */
+export type ServerPlan = Config['server'];
+
+/** The validated `logging` section. */
+export type LoggingPlan = Config['logging'];
+
+/**
+ * One route's `auth` settings: the global section merged with the route's override,
+ * algorithms pinned and a `public_key` file read (once, in the primary) into its PEM text.
+ */
+export interface AuthPlan {
+  enabled: boolean;
+  type: string;
+  secret?: string;
+  /** PEM text of the public key (inline in the config or read from its file). */
+  publicKeyPem?: string;
+  algorithms: JwtAlgorithm[];
+  jwksUri?: string;
+  issuer?: string;
+  audience?: string | string[];
+  clockToleranceSec: number;
+  requiredClaims: string[];
+  /** `[claim, lower-case header name]` pairs. */
+  forwardClaims: [string, string][];
+  realm: string;
+  maxTokenLength: number;
+  jwks: { timeoutMs: number; cooldownMs: number; cacheMaxAgeMs: number };
+  cache: { size: number; ttlMs: number };
+  options: Readonly<Record<string, unknown>>;
+  /** Equal for equal verifier settings: routes with the same one share a verifier per worker. */
+  fingerprint: string;
+}
+
+/** One route's `ratelimit` settings: the global section merged with the route's own. */
+export interface RouteRateLimitPlan {
+  enabled: boolean;
+  requestsPerSecond: number;
+  burst: number;
+  /** `ip`, `sub`, `route+ip` or `header:<Name>`. */
+  key: string;
+  /** `route`: the route's own budget (it has a `rate_limit` block); `default`: the global one. */
+  scope: 'route' | 'default';
+  ipv6Prefix: number;
+  legacyHeaders: boolean;
+}
+
+/** Where rate-limit buckets live: Redis when a URL is in force, else the primary (embedded). */
+export type RateLimitStorePlan = { kind: 'redis'; url: string; keyPrefix: string } | { kind: 'embedded' };
+
+/** The worker-wide limiter: one per worker, shared by every `ratelimit` route. */
+export interface LimiterPlan {
+  store: RateLimitStorePlan;
+  maxKeys: number;
+  onStoreError: 'allow' | 'deny';
+  storeTimeoutMs: number;
+}
+
+export interface RoutePlan {
+  path: string;
+  /** `null` allows every method. */
+  methods: string[] | null;
+  target: string;
+  timeoutMs: number;
+  /** Inputs of the upstream path template (see worker/proxy/upstream-path.ts). */
+  upstreamPath: { rewrite: string | null; stripPrefix: boolean; basePath: string };
+  /** Middleware names in order; the first is outermost. */
+  middleware: string[];
+  /** Present when the route lists `auth`. */
+  auth: AuthPlan | null;
+  /** Present when the route lists `ratelimit`. */
+  rateLimit: RouteRateLimitPlan | null;
+}
+
+export interface Plan {
+  /** sha256 (hex) of the canonical JSON of everything else in the plan. */
+  hash: string;
+  /** Where the config came from: its file, or `<inline config>`. */
+  source: string;
+  /** Directory that relative paths in the config are resolved against. */
+  configDir: string;
+  server: ServerPlan;
+  logging: LoggingPlan;
+  /** `null` when metrics are off. */
+  metrics: MetricsSettings | null;
+  /** `null` when tracing is off. */
+  tracing: TracingSettings | null;
+  /** `null` when no route lists `ratelimit`. */
+  limiter: LimiterPlan | null;
+  routes: RoutePlan[];
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { buildPlan } from '../../src/primary/plan/build.js';
+import { configDirOf, loadConfigText } from '../../src/shared/config/load.js';
+import { isPlan } from '../../src/shared/plan/check.js';
+import type { Plan } from '../../src/shared/plan/types.js';
+import { MiddlewareRegistry } from '../../src/worker/middleware/registry.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'portico-plan-'));
+const file = join(dir, 'config.yaml');
+const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
+writeFileSync(join(dir, 'key.pem'), pem);
+
+function plan(yaml: string, env: NodeJS.ProcessEnv = {}): Plan {
+  return buildPlan(loadConfigText(yaml, file, new MiddlewareRegistry(), env), file, configDirOf(file), env);
+}
+
+const BASE = `
+auth:
+  public_key: key.pem
+  issuer: static
+rate_limit:
+  requests_per_second: 5
+routes:
+  - path: /a/*
+    target: http://127.0.0.1:9000/base
+    strip_prefix: true
+    middleware: [auth, ratelimit]
+  - path: /b/:id
+    methods: [get]
+    target: http://127.0.0.1:9001
+    rewrite: /items/:id
+    middleware: [auth, ratelimit]
+    rate_limit: { burst: 3 }
+  - path: /c
+    target: http://127.0.0.1:9002
+    middleware: [auth]
+    auth: { audience: other }
+`;
+
+describe('the plan', () => {
+  test('is JSON that survives the IPC channel and passes its own shape check', () => {
+    const p = plan(BASE);
+    const copy: unknown = JSON.parse(JSON.stringify(p));
+    assert.deepEqual(copy, p);
+    assert.ok(isPlan(copy));
+    assert.ok(!isPlan({ ...p, routes: [{ ...p.routes[0], target: 7 }] }));
+    assert.ok(!isPlan({ ...p, server: undefined }));
+  });
+
+  test('routes carry their resolved slices', () => {
+    const [a, b, c] = plan(BASE).routes as [Plan['routes'][0], Plan['routes'][0], Plan['routes'][0]];
+    assert.deepEqual(a.upstreamPath, { rewrite: null, stripPrefix: true, basePath: '/base' });
+    assert.deepEqual(b.methods, ['GET']);
+    assert.deepEqual(b.upstreamPath, { rewrite: '/items/:id', stripPrefix: false, basePath: '/' });
+    assert.equal(b.timeoutMs, 30_000);
+    assert.deepEqual(a.rateLimit, {
+      enabled: true,
+      requestsPerSecond: 5,
+      burst: 10,
+      key: 'ip',
+      scope: 'default',
+      ipv6Prefix: 64,
+      legacyHeaders: false,
+    });
+    assert.equal(b.rateLimit?.burst, 3);
+    assert.equal(b.rateLimit?.scope, 'route');
+    assert.equal(c.rateLimit, null);
+    // The key file's text, read in the primary; the algorithm pinned from the key type.
+    assert.equal(a.auth?.publicKeyPem, pem);
+    assert.deepEqual(a.auth?.algorithms, ['ES256']);
+  });
+
+  test('routes with equal auth settings share a verifier fingerprint; others do not', () => {
+    const [a, b, c] = plan(BASE).routes;
+    assert.equal(a?.auth?.fingerprint, b?.auth?.fingerprint);
+    assert.notEqual(a?.auth?.fingerprint, c?.auth?.fingerprint);
+  });
+
+  test('defaults come from the schema when a section is absent', () => {
+    const p = plan(`
+routes:
+  - path: /a
+    target: http://127.0.0.1:9000
+    middleware: [auth, ratelimit]
+    auth: { secret: s3cret }
+`);
+    const auth = p.routes[0]?.auth;
+    assert.equal(auth?.realm, 'portico');
+    assert.equal(auth?.clockToleranceSec, 5);
+    assert.equal(auth?.maxTokenLength, 8192);
+    assert.deepEqual(auth?.cache, { size: 10_000, ttlMs: 60_000 });
+    assert.deepEqual(p.limiter, {
+      store: { kind: 'embedded' },
+      maxKeys: 100_000,
+      onStoreError: 'allow',
+      storeTimeoutMs: 250,
+    });
+  });
+
+  test('REDIS_URL is read once, in the primary, into the store choice', () => {
+    const p = plan(BASE, { REDIS_URL: 'redis://127.0.0.1:6390' });
+    assert.deepEqual(p.limiter?.store, {
+      kind: 'redis',
+      url: 'redis://127.0.0.1:6390',
+      keyPrefix: 'portico:rl:',
+    });
+  });
+
+  test('the hash depends on the content, not on key order or formatting', () => {
+    const reordered = `
+routes:
+  - target: http://127.0.0.1:9000/base
+    middleware: [auth, ratelimit]
+    strip_prefix: true
+    path: /a/*
+  - path: /b/:id
+    methods: [GET]
+    target: http://127.0.0.1:9001
+    rewrite: /items/:id
+    middleware: [auth, ratelimit]
+    rate_limit: {burst: 3}
+  - {path: /c, target: 'http://127.0.0.1:9002', middleware: [auth], auth: {audience: other}}
+rate_limit: { requests_per_second: 5 }
+auth: { issuer: static, public_key: key.pem }
+`;
+    const hash = plan(BASE).hash;
+    assert.match(hash, /^[0-9a-f]{64}$/);
+    assert.equal(plan(reordered).hash, hash);
+    assert.notEqual(plan(BASE.replace('9002', '9003')).hash, hash);
+  });
+});
