@@ -79,8 +79,11 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
     }, plan.server.drain_timeout + 5_000);
     backstop.unref();
+    // Counted by our own `exit` bookkeeping, not `cluster.workers`: node:cluster drops a worker
+    // from that list at `exit` or at `disconnect`, whichever comes last, and announces only the
+    // `exit`, so a worker whose channel closed after its process could keep it non-empty for ever.
     const check = () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (alive.size === 0) {
         clearTimeout(backstop);
         logger.info('all workers stopped');
         stopped();

@@ -143,9 +143,21 @@ export async function startGateway(
     records,
     waitFor,
     exited,
+    /** Signals the primary and waits for its exit; a gateway that does not stop fails the test. */
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
+      // Drain is bounded by server.drain_timeout (10 s) plus the primary's 5 s backstop.
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<'stuck'>((resolve) => {
+        timer = setTimeout(() => resolve('stuck'), 30_000);
+      });
+      const outcome = await Promise.race([exited, stuck]);
+      clearTimeout(timer);
+      if (outcome !== 'stuck') return outcome;
+      proc.kill('SIGKILL');
+      throw new Error(
+        `gateway did not exit within 30 s of ${signal}; last log lines:\n${lines.slice(-15).join('\n')}`,
+      );
     },
   };
 }
