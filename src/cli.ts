@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { createGateway } from './gateway.js';
 import { DevTokenError, parseClaim, signDevToken } from './dev-token.js';
 import { loadEntry } from './entry-loader.js';
+import { adminTargetOf, requestReload } from './reload-command.js';
 import { parseDuration } from './shared/config/duration.js';
 import { ConfigError } from './shared/config/errors.js';
 import { exitWith, OperatorError } from './shared/errors.js';
@@ -17,6 +18,9 @@ Usage:
                                    validate a config: exit 0, or print every problem and exit 1
   portico token [--config FILE] [--entry JS] [--sub SUB] [--ttl 1h] [--claim k=v ...]
                                    print a dev JWT signed with the config's auth.secret
+  portico reload [--config FILE | --admin URL] [--entry JS]
+                                   ask the running instance to reload its config file
+                                   (POST /admin/reload); exit 0 when it runs the file's config
   portico --help                   show this help
   portico --version                print the version
 
@@ -26,12 +30,14 @@ Options:
   --entry JS          your entry file (the one you start with node): it is loaded, not
                       started, so the middleware and verifiers it registers are known
                       (check, token)
+  --admin URL         the instance's admin API (reload; default: admin.host and admin.port
+                      of the config; a token comes from PORTICO_ADMIN_TOKEN, else admin.token)
   --sub SUB           token subject (token; default: dev-user)
   --ttl DURATION      token lifetime, e.g. 15m, 1h (token; default: 1h)
   --claim KEY=VALUE   extra claim, repeatable; VALUE is parsed as JSON when it is JSON (token)
 
 Signals: SIGTERM or SIGINT drains in-flight requests (server.drain_timeout), then exits 0;
-SIGHUP is logged and ignored.
+SIGHUP reloads the config file.
 Docs: README.md (config reference, middleware API).`;
 
 /** Where the config path came from, so "not found" can say which setting to fix. */
@@ -75,12 +81,15 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'run';
-  if (positionals.length > 1 || !['run', 'check', 'token'].includes(command)) {
+  if (positionals.length > 1 || !['run', 'check', 'token', 'reload'].includes(command)) {
     throw new UsageError(`unknown command "${positionals.join(' ')}"`);
   }
   if (values.entry !== undefined && command === 'run') {
-    throw new UsageError('--entry is for check and token; start your entry with node', { helpHint: false });
+    throw new UsageError('--entry is for check, token and reload; start your entry with node', {
+      helpHint: false,
+    });
   }
+  if (values.admin !== undefined && command !== 'reload') throw new UsageError('--admin is for reload');
   // Set but empty counts as unset, as in a shell's `PORTICO_CONFIG= portico check`.
   const fromEnv = process.env.PORTICO_CONFIG || undefined;
   const origin: ConfigOrigin =
@@ -108,8 +117,18 @@ async function runCommand(
     // Workers keep running on their server; the primary returns here after the drain.
     return cluster.isPrimary ? 0 : -1;
   }
+  const adminToken = process.env.PORTICO_ADMIN_TOKEN || undefined;
+  if (command === 'reload' && values.admin !== undefined) {
+    process.stdout.write(`${await requestReload({ url: values.admin, token: adminToken })}\n`);
+    return 0;
+  }
   const gateway = values.entry === undefined ? createGateway(file) : await loadEntry(values.entry);
   const config = await gateway.check(origin === 'entry' ? undefined : file);
+  if (command === 'reload') {
+    const target = adminTargetOf(config.admin);
+    process.stdout.write(`${await requestReload({ url: target.url, token: adminToken ?? target.token })}\n`);
+    return 0;
+  }
   if (command === 'check') {
     process.stdout.write(
       `${origin === 'entry' ? values.entry : file}: OK (${config.routes.length} routes)\n`,
@@ -147,6 +166,7 @@ function parse(argv: string[]) {
       options: {
         config: { type: 'string', short: 'c' },
         entry: { type: 'string' },
+        admin: { type: 'string' },
         sub: { type: 'string' },
         ttl: { type: 'string' },
         claim: { type: 'string', multiple: true },

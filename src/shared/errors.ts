@@ -61,6 +61,15 @@ export const ERRORS = {
     message: '`portico token` cannot sign: no `auth.secret`, a bad `--ttl` or `--claim`',
   },
   PORTICO_ERR_ENTRY: { exit: 1, message: 'the `--entry` file cannot be loaded, or never calls `start()`' },
+  PORTICO_ERR_RELOAD: {
+    exit: 1,
+    message:
+      '`portico reload`: the instance refused the new config (one line per problem) and runs the old one',
+  },
+  PORTICO_ERR_ADMIN_UNREACHABLE: {
+    exit: 1,
+    message: '`portico reload`: the admin API cannot be reached, wants a token, or answered something else',
+  },
   PORTICO_ERR_USAGE: {
     exit: 2,
     message: 'unknown command or option, or an option the command does not take',
