@@ -92,7 +92,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));
-  // A terminal hang-up reaches the whole process group; the primary logs it, workers ignore it.
+  // A terminal hang-up reaches the whole process group; the primary reloads, workers ignore it.
   process.on('SIGHUP', () => {});
   // The IPC channel closes when the primary dies: do not linger as an orphan.
   process.on('disconnect', () => drain('primary gone'));
