@@ -126,7 +126,16 @@ export class Gateway {
     try {
       // Workers ask for the plan over IPC: they neither re-read the file (which may have
       // changed since) nor load the parser, and no environment size limit applies.
-      await runPrimary({ config, plan, logger });
+      await runPrimary({
+        config,
+        plan,
+        logger,
+        // A reload reads and plans the source exactly as the start did.
+        load: async () => {
+          const next = await this.#read();
+          return planConfig(next.text, next.name, this.#registry);
+        },
+      });
     } catch (err) {
       if (!(err instanceof OperatorError)) throw err;
       exitWith(err);

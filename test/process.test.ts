@@ -88,7 +88,7 @@ describe('listen failures stop the instance with one line', () => {
 });
 
 describe('SIGHUP', () => {
-  test('SIGHUP to the primary and to its process group is logged and ignored; in-flight requests finish', async () => {
+  test('SIGHUP to the primary and to its process group reloads (here: unchanged) and stops nothing; in-flight requests finish', async () => {
     const upstream = await startUpstream((_req, res) =>
       setTimeout(() => res.end('slow but complete'), 1_500),
     );
@@ -105,7 +105,7 @@ describe('SIGHUP', () => {
       const reply = await inFlight;
       assert.equal(reply.status, 200);
       assert.equal(reply.body, 'slow but complete');
-      await gw.waitFor((r) => r.msg === 'SIGHUP received; ignored (live reload is not implemented yet)');
+      await gw.waitFor((r) => r.msg === 'reload: config unchanged' && r.trigger === 'SIGHUP');
       for (let i = 0; i < 4; i++) assert.equal((await request(`${gw.url}/again`)).status, 200);
       assert.ok(!gw.records().some((r) => r.msg === 'worker died; respawning'), 'no worker died');
       assert.equal(await gw.stop(), 0);

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import type { Plan } from '../shared/plan/types.js';
 import type { AdminEndpoint } from './admin/server.js';
+import type { ReloadOutcome } from './reload.js';
 import { metricsService } from './metrics/service.js';
 import { embeddedRateLimitStore } from './ratelimit/embedded-store.js';
 
@@ -12,6 +13,8 @@ export interface RunningService {
   endpoints?: AdminEndpoint[];
   /** A worker died outside shutdown and is about to be respawned. */
   workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
+  /** A reload ended (success, failure or unchanged). */
+  reloaded?(outcome: ReloadOutcome): void;
 }
 
 /**

@@ -12,6 +12,8 @@ import { RespawnBackoff } from './backoff.js';
 import { CrashLoopDetector } from './crash-loop.js';
 import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
+import { configWatch } from './reload-triggers.js';
+import { type Planned, ReloadCoordinator } from './reload.js';
 import { WorkerTable } from './worker-table.js';
 
 export interface SupervisorOptions {
@@ -19,6 +21,8 @@ export interface SupervisorOptions {
   /** What every worker runs; sent to each when it asks (`portico:plan-request`). */
   plan: Plan;
   logger: Logger;
+  /** Reads and plans the config source again, exactly as at start (reload). */
+  load: () => Promise<Planned>;
 }
 
 type StartedService = { name: string; running: RunningService };
@@ -29,14 +33,12 @@ type StartedService = { name: string; running: RunningService };
  * It rejects with a `StartupError` (after stopping every worker and service) when the
  * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
-export async function runPrimary({ config, plan, logger }: SupervisorOptions): Promise<void> {
-  // A terminal hang-up signals the whole process group, and Node's default for SIGHUP is to
-  // exit. Until SIGHUP means "reload", it must not cost a single request.
-  process.on('SIGHUP', () => logger.warn('SIGHUP received; ignored (live reload is not implemented yet)'));
+export async function runPrimary({ config, plan, logger, load }: SupervisorOptions): Promise<void> {
+  /** The config in force: replaced by each successful reload. */
+  let current: Planned = { config, plan };
   const count = plan.server.workers === 'auto' ? availableParallelism() : plan.server.workers;
   // The plan's hash names the config every worker runs (admin API, readiness).
-  const hash = plan.hash;
-  const workers = new WorkerTable(count, hash);
+  const workers = new WorkerTable(count, plan.hash);
   const services: StartedService[] = [];
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
@@ -45,7 +47,14 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
       if (running) services.push({ name: service.name, running });
     }
     const serviceEndpoints = services.flatMap(({ running }) => running.endpoints ?? []);
-    admin = await startAdmin({ config, source: plan.source, workers, serviceEndpoints, logger });
+    admin = await startAdmin({
+      config,
+      source: plan.source,
+      workers,
+      serviceEndpoints,
+      logger,
+      reload: () => reloads.reload('POST /admin/reload'),
+    });
     services.push({ name: 'admin', running: admin });
   } catch (err) {
     await closeServices(services, logger);
@@ -61,6 +70,39 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
   /** Why the instance is stopping on its own. */
   let fatal: StartupError | undefined;
   const pending = new Set<NodeJS.Timeout>();
+  /** Live workers that were handed a plan, and whether each listens yet. */
+  const planned = new Map<Worker, { ready: Promise<void>; listening: () => void }>();
+  /** Plan requests that came during a reload: answered with its outcome's plan. */
+  const waitingForPlan: (() => void)[] = [];
+  const reloads = new ReloadCoordinator({
+    load,
+    active: () => current,
+    members: () => [...planned].map(([worker, { ready }]) => ({ worker, ready })),
+    beforePrepare: async (next) => {
+      for (const service of PRIMARY_SERVICES) {
+        if (services.some((started) => started.name === service.name)) continue;
+        const running = await service.start({ ...next, logger });
+        if (running) services.push({ name: service.name, running });
+      }
+    },
+    committed: (next) => {
+      current = next;
+      logger.level = next.plan.logging.level;
+      workers.activate(next.plan.hash);
+      admin.applied(next.config, next.plan.hash);
+      watch.set(next.config);
+    },
+    reported: (outcome) => {
+      admin.reloaded(outcome);
+      for (const { running } of services) running.reloaded?.(outcome);
+      for (const answer of waitingForPlan.splice(0)) answer();
+    },
+    logger,
+  });
+  const watch = configWatch(plan.source, (trigger) => void reloads.reload(trigger), logger);
+  watch.set(config);
+  // A terminal hang-up signals the whole process group: SIGHUP reloads, as daemons do.
+  process.on('SIGHUP', () => void reloads.reload('SIGHUP'));
 
   let stopped!: () => void;
   const allStopped = new Promise<void>((resolve) => (stopped = resolve));
@@ -68,6 +110,7 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
     if (shuttingDown) return;
     shuttingDown = true;
     workers.drain();
+    watch.close();
     for (const timer of pending) clearTimeout(timer);
     logger.info({ reason }, 'shutting down: draining workers');
     const message: PrimaryToWorker = { type: 'portico:shutdown' };
@@ -77,7 +120,7 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
     // Workers bound their own drain; this is the backstop if one is stuck.
     const backstop = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-    }, plan.server.drain_timeout + 5_000);
+    }, current.plan.server.drain_timeout + 5_000);
     backstop.unref();
     // Counted by our own `exit` bookkeeping, not `cluster.workers`: node:cluster drops a worker
     // from that list at `exit` or at `disconnect`, whichever comes last, and announces only the
@@ -104,15 +147,27 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
     guardConnectionHandoffs(worker);
     const startedAt = Date.now();
     alive.set(slot, startedAt);
-    workers.forked(slot, worker.process.pid, hash);
+    workers.forked(slot, worker.process.pid, current.plan.hash);
+    const answerPlanRequest = () => {
+      // A worker that asks after the shutdown was sent would never hear of it.
+      const answer: PrimaryToWorker = shuttingDown
+        ? { type: 'portico:shutdown' }
+        : { type: 'portico:plan', plan: current.plan };
+      if (!worker.isConnected()) return;
+      if (!shuttingDown) {
+        let listening!: () => void;
+        const ready = new Promise<void>((resolve) => (listening = resolve));
+        planned.set(worker, { ready, listening });
+        workers.planSent(slot, current.plan.hash);
+      }
+      worker.send(answer);
+    };
     worker.on('message', (message: unknown) => {
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:plan-request') {
-        // A worker that asks after the shutdown was sent would never hear of it.
-        const answer: PrimaryToWorker = shuttingDown
-          ? { type: 'portico:shutdown' }
-          : { type: 'portico:plan', plan };
-        if (worker.isConnected()) worker.send(answer);
+        // Mid-reload, the plan in force is about to change: the worker gets the outcome's.
+        if (reloads.busy) waitingForPlan.push(answerPlanRequest);
+        else answerPlanRequest();
         return;
       }
       if (message.type === 'portico:listen-failed') {
@@ -125,6 +180,7 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
         return;
       }
       if (message.type !== 'portico:ready') return;
+      planned.get(worker)?.listening();
       ready.add(slot);
       workers.listening(slot);
       if (!announced && ready.size === count) {
@@ -144,6 +200,9 @@ export async function runPrimary({ config, plan, logger }: SupervisorOptions): P
       }
     });
     worker.on('exit', (code, signal) => {
+      // A reload waiting for this worker to listen need not wait any more.
+      planned.get(worker)?.listening();
+      planned.delete(worker);
       ready.delete(slot);
       alive.delete(slot);
       workers.exited(slot);

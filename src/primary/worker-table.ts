@@ -53,6 +53,17 @@ export class WorkerTable {
     Object.assign(s, { pid: pid ?? null, startedAt: Date.now(), configHash, listening: false });
   }
 
+  /** The worker in `slot` was handed the plan of `configHash` (at start, or after a reload). */
+  planSent(slot: number, configHash: string): void {
+    (this.#slots[slot] as Slot).configHash = configHash;
+  }
+
+  /** A reload switched every live worker to `configHash`. */
+  activate(configHash: string): void {
+    this.activeHash = configHash;
+    for (const s of this.#slots) if (s.pid !== null) s.configHash = configHash;
+  }
+
   listening(slot: number): void {
     (this.#slots[slot] as Slot).listening = true;
   }

@@ -34,6 +34,12 @@ export async function snapshotOf(registry: Registry): Promise<MetricSnapshot[]> 
 export type PrimaryToWorker =
   /** The answer to `portico:plan-request`: what the worker is to run. */
   | { type: 'portico:plan'; plan: Plan }
+  /** Reload, phase 1: build a handler tree from `plan` beside the running one; do not switch yet. */
+  | { type: 'portico:plan-prepare'; id: number; plan: Plan }
+  /** Reload, phase 2: every worker prepared; serve new requests from the tree of reload `id`. */
+  | { type: 'portico:plan-commit'; id: number }
+  /** Reload `id` failed somewhere: drop its tree and keep serving the running one. */
+  | { type: 'portico:plan-abort'; id: number }
   | { type: 'portico:shutdown' }
   /** Asks a worker for its registry; answered with `portico:metrics-snapshot` and the same id. */
   | { type: 'portico:metrics-collect'; id: number }
@@ -49,6 +55,12 @@ export type WorkerToPrimary =
    */
   | { type: 'portico:plan-request' }
   | { type: 'portico:ready'; port: number }
+  /** The tree of reload `id` is built and waits for the commit. */
+  | { type: 'portico:plan-prepared'; id: number }
+  /** The tree of reload `id` could not be built; nothing changed in this worker. */
+  | { type: 'portico:plan-failed'; id: number; error: string }
+  /** This worker now serves new requests from the tree of reload `id`. */
+  | { type: 'portico:plan-committed'; id: number }
   /** The worker's server could not listen (EADDRINUSE…): the primary stops the instance. */
   | { type: 'portico:listen-failed'; host: string; port: number; code: string }
   /** A worker's registry: the answer to `portico:metrics-collect`, or its last one (id null) when draining. */
@@ -77,6 +89,11 @@ export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker 
   switch (message.type) {
     case 'portico:plan':
       return isPlan(message.plan);
+    case 'portico:plan-prepare':
+      return typeof message.id === 'number' && isPlan(message.plan);
+    case 'portico:plan-commit':
+    case 'portico:plan-abort':
+      return typeof message.id === 'number';
     case 'portico:shutdown':
       return true;
     case 'portico:metrics-collect':
@@ -99,6 +116,11 @@ export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary 
       return true;
     case 'portico:ready':
       return typeof message.port === 'number';
+    case 'portico:plan-prepared':
+    case 'portico:plan-committed':
+      return typeof message.id === 'number';
+    case 'portico:plan-failed':
+      return typeof message.id === 'number' && typeof message.error === 'string';
     case 'portico:listen-failed':
       return (
         typeof message.host === 'string' &&

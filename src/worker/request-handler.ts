@@ -7,7 +7,7 @@ import type { Plan } from '../shared/plan/types.js';
 import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
-import { createMetricsExposition } from './middleware/metrics/exposition.js';
+import { createMetricsExposition, type MetricsExposition } from './middleware/metrics/exposition.js';
 import { observationHooks } from './middleware/metrics/recorder.js';
 import type { RouteMetrics } from './middleware/metrics/worker-metrics.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
@@ -18,7 +18,7 @@ import { requestIdOf } from '../shared/request-id.js';
 import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop, stripNominated } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
-import type { WorkerResources } from './resources.js';
+import { ResourceKind, type WorkerResources } from './resources.js';
 import { type Router, TableRouter } from './router.js';
 
 export interface GatewayHandlers {
@@ -35,6 +35,8 @@ interface RouteRuntime {
   path: string;
   handler: Handler;
 }
+
+const EXPOSITION = new ResourceKind<MetricsExposition>('metrics exposition');
 
 const UPGRADE_HEAD = Symbol('portico.upgradeHead');
 type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
@@ -67,9 +69,16 @@ export async function createGatewayHandlers(
 
   // The hooks exist before any chain is built, so every factory can report through them.
   const { hooks, metrics } = await observationHooks(resources, plan.metrics !== null, workerLabel);
+  // One per worker, not per tree: each listens to the primary's collection requests.
+  const settings = plan.metrics;
   const exposition =
-    plan.metrics && metrics ? createMetricsExposition(plan.metrics, metrics, logger) : undefined;
-  if (exposition) resources.onClose('metrics', () => exposition.close());
+    settings && metrics
+      ? resources.shared(EXPOSITION, JSON.stringify(settings), () => {
+          const created = createMetricsExposition(settings, metrics, logger);
+          resources.onClose('metrics', () => created.close());
+          return created;
+        })
+      : undefined;
   const unmatched: RouteMetrics | undefined = metrics?.unmatched;
   // Requests no route takes are logged when the config logs requests at all: `logging`
   // is per route, and these belong to none.

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 
 type CloseHook = () => Promise<void> | void;
@@ -5,10 +6,21 @@ type CloseHook = () => Promise<void> | void;
 /**
  * A kind of per-worker resource and the type of its value, declared once beside the code
  * that creates it: `new ResourceKind<Promise<WorkerLimiter>>('ratelimit limiter')`.
+ * A `retained` kind is never released by a reload (the metrics registry: counters must not
+ * start again from zero).
  */
 export class ResourceKind<T> {
   declare readonly _value: T;
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly options: { retained?: boolean } = {},
+  ) {}
+}
+
+interface Entry {
+  value: unknown;
+  retained: boolean;
+  hooks: { name: string; hook: CloseHook }[];
 }
 
 /**
@@ -16,33 +28,71 @@ export class ResourceKind<T> {
  * verifier per auth fingerprint…) and the hooks that release them when the worker drains.
  * A resource is keyed by its kind and the settings it was made from, so it is created once
  * per worker however many routes use it, and a handler tree built later from another plan
- * reuses every resource whose settings did not change.
+ * reuses every resource whose settings did not change. A close hook registered while a
+ * resource is being created belongs to that resource: a reload that no longer uses it
+ * releases it alone (`release`), the rest at drain (`close`).
  */
 export class WorkerResources {
-  readonly #shared = new Map<ResourceKind<unknown>, Map<string, unknown>>();
+  readonly #entries = new Map<string, Entry>();
   readonly #hooks: { name: string; hook: CloseHook }[] = [];
+  /** The entry whose `create` is running (across its awaits), which `onClose` attaches to. */
+  readonly #creating = new AsyncLocalStorage<Entry>();
+  #used: Set<string> | undefined;
 
   constructor(private readonly logger: Logger) {}
 
   /** The resource of `kind` made from `settings` (a canonical string), created on first use. */
   shared<T>(kind: ResourceKind<T>, settings: string, create: () => T): T {
-    let byKind = this.#shared.get(kind);
-    if (byKind === undefined) {
-      byKind = new Map();
-      this.#shared.set(kind, byKind);
+    const key = `${kind.name}\u0000${settings}`;
+    this.#used?.add(key);
+    let entry = this.#entries.get(key);
+    if (entry === undefined) {
+      entry = { value: undefined, retained: kind.options.retained === true, hooks: [] };
+      this.#entries.set(key, entry);
+      entry.value = this.#creating.run(entry, create);
     }
-    if (!byKind.has(settings)) byKind.set(settings, create());
-    return byKind.get(settings) as T;
+    return entry.value as T;
   }
 
-  /** Registers cleanup run at drain, after the server stopped, newest first. */
+  /**
+   * Registers cleanup run at drain, after the server stopped, newest first; called from a
+   * resource's `create`, it also runs when a reload releases that resource.
+   */
   onClose(name: string, hook: CloseHook): void {
-    this.#hooks.push({ name, hook });
+    (this.#creating.getStore()?.hooks ?? this.#hooks).push({ name, hook });
+  }
+
+  /** From now on, remembers which resources are asked for (a handler tree being built). */
+  track(): void {
+    this.#used = new Set();
+  }
+
+  /** The keys of the resources asked for since `track()`. */
+  used(): ReadonlySet<string> {
+    const used = this.#used ?? new Set<string>();
+    this.#used = undefined;
+    return used;
+  }
+
+  /** Closes and forgets every resource no tree in `inUse` asked for (retained kinds stay). */
+  async release(inUse: readonly ReadonlySet<string>[]): Promise<void> {
+    for (const [key, entry] of this.#entries) {
+      if (entry.retained || inUse.some((used) => used.has(key))) continue;
+      this.#entries.delete(key);
+      await this.#run(entry.hooks);
+    }
   }
 
   /** Runs every hook; each is bounded so one stuck hook cannot block the exit. */
   async close(timeoutMs = 5_000): Promise<void> {
-    for (const { name, hook } of this.#hooks.reverse()) {
+    const entries = [...this.#entries.values()].reverse();
+    this.#entries.clear();
+    for (const entry of entries) await this.#run(entry.hooks, timeoutMs);
+    await this.#run(this.#hooks, timeoutMs);
+  }
+
+  async #run(hooks: { name: string; hook: CloseHook }[], timeoutMs = 5_000): Promise<void> {
+    for (const { name, hook } of hooks.reverse()) {
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -58,6 +108,6 @@ export class WorkerResources {
         clearTimeout(timer);
       }
     }
-    this.#hooks.length = 0;
+    hooks.length = 0;
   }
 }

@@ -6,6 +6,7 @@ import type { Plan } from '../shared/plan/types.js';
 import { answerClientError } from './client-error.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
+import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
 
 /**
@@ -17,7 +18,10 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   const resources = new WorkerResources(logger);
   // The slot (0…workers-1, reused by a respawned worker) labels per-worker process metrics.
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
-  const handlers = await createGatewayHandlers(plan, registry, logger, resources, slot);
+  const build = (next: Plan, treeLogger: Logger) =>
+    createGatewayHandlers(next, registry, treeLogger, resources, slot);
+  resources.track();
+  const first = { plan, handlers: await build(plan, logger), used: resources.used() };
   const server = createServer(
     {
       keepAliveTimeout: plan.server.keep_alive_timeout,
@@ -30,15 +34,25 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
       // default, so a 5 s limit fired after up to 35 s). A sweep walks a list; twice a second is cheap.
       connectionsCheckingInterval: TIMEOUT_SWEEP_MS,
     },
-    (req, res) => handlers.request(req, res),
+    (req, res) => live.current.request(req, res),
   );
+  // Reloads swap `live.current`; the listeners below read it per event, so a request starts
+  // on the tree in force when it arrives and finishes on it.
+  const live = new PlanSwitch(first, {
+    server,
+    resources,
+    build,
+    logger,
+    bindings: { role: 'worker', worker: slot, pid: process.pid },
+  });
+  live.listen();
   // Node 20 keeps only the first `maxHeadersCount` fields and forwards the rest of the
   // request as if that were all (a body whose Content-Length was cut off is lost). One more
   // than the limit lets the handler see "too many" and answer 431; Node 24 rejects past it.
   server.maxHeadersCount = plan.server.max_headers + 1;
-  server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket as Socket, head));
+  server.on('upgrade', (req, socket, head) => live.current.upgrade(req, socket as Socket, head));
   // Without a listener Node closes a CONNECT's connection with no answer.
-  server.on('connect', (req, socket) => handlers.connect(req, socket as Socket));
+  server.on('connect', (req, socket) => live.current.connect(req, socket as Socket));
   server.on('clientError', answerClientError);
 
   let draining = false;
@@ -46,7 +60,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
     if (draining) return;
     draining = true;
     logger.info({ reason }, 'worker draining');
-    handlers.startDraining();
+    live.startDraining();
     // A server that is not listening has nothing to drain; and closing one whose listen is still
     // with the primary makes Node 24 crash when the primary's answer comes.
     if (!server.listening) {
@@ -56,7 +70,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
     const deadline = setTimeout(() => {
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
-    }, plan.server.drain_timeout);
+    }, live.plan.server.drain_timeout);
     // Keep-alive connections that finish their last response become idle: close them as they do.
     const sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
@@ -66,7 +80,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
     });
   }
   function stop(): void {
-    handlers.close();
+    live.close();
     void resources.close().then(() => {
       logger.info('worker drained');
       logger.flush(() => process.exit(0));
@@ -78,7 +92,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));
-  // A terminal hang-up reaches the whole process group; the primary logs it, workers ignore it.
+  // A terminal hang-up reaches the whole process group; the primary reloads, workers ignore it.
   process.on('SIGHUP', () => {});
   // The IPC channel closes when the primary dies: do not linger as an orphan.
   process.on('disconnect', () => drain('primary gone'));

@@ -1,4 +1,5 @@
 import { GatewayError } from '../../shared/errors.js';
+import type { ReloadOutcome } from '../reload.js';
 import type { WorkerTable } from '../worker-table.js';
 import type { RouteView } from './routes.js';
 import type { AdminEndpoint } from './server.js';
@@ -9,8 +10,8 @@ export interface ConfigView {
   /** The config file's path, or `<inline config>`. */
   source: string;
   loaded_at: string;
-  /** Always null until reload exists; then `{ at, result, errors: [{ path, message, line, column }] }`. */
-  last_reload: null;
+  /** The last reload's outcome; null until the first. */
+  last_reload: Omit<ReloadOutcome, 'hash'> | null;
 }
 
 const NOT_READY = {
@@ -23,6 +24,7 @@ export function supervisorEndpoints(state: {
   workers: WorkerTable;
   config: () => ConfigView;
   routes: () => readonly RouteView[];
+  reload: () => Promise<ReloadOutcome>;
 }): AdminEndpoint[] {
   const { workers } = state;
   return [
@@ -37,6 +39,14 @@ export function supervisorEndpoints(state: {
       },
     },
     { method: 'GET', path: '/admin/config', handle: () => ({ json: state.config() }) },
+    {
+      method: 'POST',
+      path: '/admin/reload',
+      async handle() {
+        const { result, hash, errors } = await state.reload();
+        return result === 'failure' ? { status: 422, json: { result, errors } } : { json: { result, hash } };
+      },
+    },
     { method: 'GET', path: '/admin/routes', handle: () => ({ json: { routes: state.routes() } }) },
     {
       method: 'GET',

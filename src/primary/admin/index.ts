@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { deprecatedKeyWarnings } from '../../shared/config/deprecated-keys.js';
 import type { Config } from '../../shared/config/schema.js';
+import type { ReloadOutcome } from '../reload.js';
 import type { RunningService } from '../services.js';
 import type { WorkerTable } from '../worker-table.js';
 import { type ConfigView, supervisorEndpoints } from './endpoints.js';
@@ -11,7 +12,11 @@ import { type AdminEndpoint, startAdminListener, urlOf } from './server.js';
 export interface RunningAdmin extends RunningService {
   url: string;
   /** The routes in match order, as `/admin/routes` lists them. */
-  routes: readonly RouteView[];
+  readonly routes: readonly RouteView[];
+  /** A reload put `config` in force. */
+  applied(config: Config, hash: string): void;
+  /** A reload ended (whatever its result). */
+  reloaded(outcome: ReloadOutcome): void;
 }
 
 function isLoopback(host: string): boolean {
@@ -31,6 +36,7 @@ export async function startAdmin(env: {
   workers: WorkerTable;
   serviceEndpoints: readonly AdminEndpoint[];
   logger: Logger;
+  reload: () => Promise<ReloadOutcome>;
 }): Promise<RunningAdmin> {
   const { config, logger } = env;
   const { host, port, token } = config.admin;
@@ -42,7 +48,7 @@ export async function startAdmin(env: {
       'admin listener reachable from other machines without admin.token: anyone who can connect can read /admin/*',
     );
   }
-  const routes = routesInMatchOrder(config);
+  let routes = routesInMatchOrder(config);
   const view: ConfigView = {
     hash: env.workers.activeHash,
     source: env.source,
@@ -58,7 +64,12 @@ export async function startAdmin(env: {
       setting: alias === port ? 'metrics.prometheus.port' : 'admin.port',
     },
     [
-      ...supervisorEndpoints({ workers: env.workers, config: () => view, routes: () => routes }),
+      ...supervisorEndpoints({
+        workers: env.workers,
+        config: () => view,
+        routes: () => routes,
+        reload: env.reload,
+      }),
       ...env.serviceEndpoints,
     ],
     logger,
@@ -67,7 +78,17 @@ export async function startAdmin(env: {
   logger.info({ url, token: token !== undefined }, 'admin listener ready');
   return {
     url,
-    routes,
+    get routes() {
+      return routes;
+    },
+    applied(next, hash) {
+      routes = routesInMatchOrder(next);
+      view.hash = hash;
+      view.loaded_at = new Date().toISOString();
+    },
+    reloaded({ at, result, errors }) {
+      view.last_reload = { at, result, errors };
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -12,7 +12,7 @@ import type { PrimaryService } from '../services.js';
  */
 export const metricsService: PrimaryService = {
   name: 'metrics',
-  async start({ config, logger }) {
+  async start({ config, plan, logger }) {
     const settings = metricsSettings(config);
     if (!settings) return undefined;
     // Loaded only when metrics are on: prom-client costs start-up time.
@@ -20,7 +20,7 @@ export const metricsService: PrimaryService = {
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
-    const { registry, restarts } = createPrimaryInstruments();
+    const { registry, restarts, reloaded } = createPrimaryInstruments(plan.hash);
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {
@@ -68,6 +68,9 @@ export const metricsService: PrimaryService = {
     return {
       workerDied() {
         restarts.inc();
+      },
+      reloaded({ result, hash, at }) {
+        reloaded(result, hash, Date.parse(at));
       },
       endpoints: [...paths].map((path) => ({ method: 'GET', path, handle: scrape })),
       close() {

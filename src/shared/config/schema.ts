@@ -318,6 +318,17 @@ const adminSchema = z
   })
   .prefault({});
 
+const reloadSchema = z
+  .strictObject({
+    watch: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Reload when the config file changes (its directory is watched, so editor renames and ConfigMap symlink swaps count). SIGHUP and `POST /admin/reload` reload either way.',
+      ),
+  })
+  .prefault({});
+
 const otelSectionSchema = z.strictObject({
   enabled: z
     .boolean()
@@ -387,6 +398,7 @@ export const configSchema = z.strictObject({
   auth: authSchema.describe('Global settings of the `auth` middleware.'),
   rate_limit: rateLimitSchema.describe('Global settings of the `ratelimit` middleware.'),
   admin: adminSchema.describe("The primary's admin listener (see Admin API)."),
+  reload: reloadSchema.describe('Live reload (see Reloading).'),
   metrics: metricsSchema.describe('Prometheus metrics.'),
   otel: otelSchema.describe('OpenTelemetry tracing.'),
   redis: redisSchema.describe('Shared state.'),

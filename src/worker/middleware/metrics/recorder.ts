@@ -2,7 +2,7 @@ import { ResourceKind, type WorkerResources } from '../../resources.js';
 import { type ObservationHooks, NO_HOOKS } from '../hooks.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
-const METRICS = new ResourceKind<Promise<WorkerMetrics>>('metrics');
+const METRICS = new ResourceKind<Promise<WorkerMetrics>>('metrics', { retained: true });
 
 /**
  * This worker's metrics (created on first call: one registry per worker, kept across

@@ -1,0 +1,538 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, rename, symlink, writeFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { parseMetrics, sum } from './helpers/metrics.js';
+import { freePort, request, sleep } from './helpers/net.js';
+import { findExecutable, promtoolCheck } from './helpers/prometheus.js';
+import { get, statusCounts } from './helpers/ratelimit.js';
+import { startRedis } from './helpers/redis.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+/*
+ * Black-box: live reload through the real CLI (primary, workers, admin listener), triggered
+ * by the file watch, SIGHUP and POST /admin/reload, with traffic running through it.
+ */
+
+/** An upstream that answers 200 with its name, so each response says where it came from. */
+function named(name: string): Promise<Upstream> {
+  return startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': name });
+    res.end(name);
+  });
+}
+
+interface Instance {
+  gw: RunningGateway;
+  file: string;
+  admin: string;
+  /** The config with `server`/`admin` as the gateway was started with; edits keep them. */
+  base: Record<string, unknown>;
+}
+
+async function start(
+  config: Record<string, unknown>,
+  options: { workers?: number; beforeStart?: (file: string) => Promise<void> } = {},
+): Promise<Instance> {
+  const server = { port: await freePort(), host: '127.0.0.1', workers: options.workers ?? 2 };
+  const base = {
+    ...config,
+    server: { ...server, ...(config.server as object) },
+    admin: { port: await freePort() },
+  };
+  let file = '';
+  const gw = await startGateway(base, {
+    workers: options.workers ?? 2,
+    beforeStart: async (f) => {
+      file = f;
+      await options.beforeStart?.(f);
+    },
+  });
+  const admin = (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+  return { gw, file, admin, base };
+}
+
+const routeTo = (target: string) => ({ routes: [{ path: '/*', target }] });
+
+async function configView(admin: string): Promise<Record<string, unknown>> {
+  return (await request(`${admin}/admin/config`)).json();
+}
+
+/** Waits until the admin API reports a hash other than `old`; returns it. */
+async function hashChange(admin: string, old: string, timeoutMs = 10_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const hash = (await configView(admin)).hash as string;
+    if (hash !== old) return hash;
+    await sleep(20);
+  }
+  throw new Error(`hash still ${old} after ${timeoutMs} ms`);
+}
+
+interface Sample {
+  startedAt: number;
+  endedAt: number;
+  fresh: boolean;
+  status: number;
+  upstream: string;
+}
+
+/**
+ * A bounded client: `rate` requests per second until stopped, half on one keep-alive agent,
+ * half on fresh connections. Records every answer and every connection error.
+ */
+function load(url: string, rate: number) {
+  const samples: Sample[] = [];
+  const errors: string[] = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  let inFlight = 0;
+  let n = 0;
+  const one = () => {
+    const fresh = n++ % 2 === 0;
+    const startedAt = performance.now();
+    inFlight++;
+    const req = httpRequest(url, { agent: fresh ? false : agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        inFlight--;
+        samples.push({
+          startedAt,
+          endedAt: performance.now(),
+          fresh,
+          status: res.statusCode ?? 0,
+          upstream: Buffer.concat(chunks).toString(),
+        });
+      });
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
+    req.on('error', (err) => {
+      inFlight--;
+      errors.push(err.message);
+    });
+    req.end();
+  };
+  const timer = setInterval(() => {
+    for (let i = 0; i < rate / 50; i++) one();
+  }, 20);
+  return {
+    samples,
+    errors,
+    async stop() {
+      clearInterval(timer);
+      while (inFlight > 0) await sleep(10);
+      agent.destroy();
+    },
+  };
+}
+
+/** Replaces a file the way editors do: write beside it, rename over it. */
+async function renameIntoPlace(file: string, config: unknown): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, stringify(config));
+  await rename(tmp, file);
+}
+
+/**
+ * Under load, applies `configs[i % 2]` `times` times through `apply`, waits for each to be
+ * acknowledged (the admin hash changes), and checks: no failed request, every answer from
+ * one of the two upstreams, and no fresh connection opened after an acknowledgement
+ * reaching the previous upstream.
+ */
+async function reloadUnderLoad(
+  inst: Instance,
+  ups: [Upstream, Upstream],
+  times: number,
+  apply: (config: Record<string, unknown>, index: number) => Promise<void>,
+  rate = 300,
+): Promise<void> {
+  const names = ['A', 'B'];
+  const traffic = load(`${inst.gw.url}/x`, rate);
+  const acks: { at: number; expect: string }[] = [];
+  const applied: number[] = [];
+  let hash = (await configView(inst.admin)).hash as string;
+  try {
+    await sleep(300);
+    for (let i = 1; i <= times; i++) {
+      const next = { ...inst.base, ...routeTo((ups[i % 2] as Upstream).url) };
+      applied.push(performance.now());
+      await apply(next, i);
+      hash = await hashChange(inst.admin, hash);
+      acks.push({ at: performance.now(), expect: names[i % 2] as string });
+      await sleep(150);
+    }
+  } finally {
+    await traffic.stop();
+  }
+  assert.deepEqual(traffic.errors, [], 'connection errors');
+  assert.ok(traffic.samples.length >= times * 10, `only ${traffic.samples.length} requests`);
+  const failed = traffic.samples.filter((s) => s.status !== 200);
+  assert.equal(failed.length, 0, `non-2xx: ${JSON.stringify(failed.slice(0, 5))}`);
+  for (const sample of traffic.samples) assert.ok(names.includes(sample.upstream), sample.upstream);
+  for (const sample of traffic.samples) {
+    if (!sample.fresh) continue;
+    const index = acks.findLastIndex((a) => a.at < sample.startedAt);
+    // Answered before the next reload began: it must come from the one just acknowledged.
+    if (index === -1 || (applied[index + 1] ?? Infinity) < sample.endedAt) continue;
+    assert.equal(
+      sample.upstream,
+      (acks[index] as { expect: string }).expect,
+      'a fresh connection after the reload reached the old upstream',
+    );
+  }
+}
+
+describe('reload', () => {
+  test('under load, 20 file rewrites alternating two upstreams: no failed request, old upstream gone after each', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start(routeTo(ups[0].url));
+    try {
+      await reloadUnderLoad(inst, ups, 20, (config) => writeFile(inst.file, stringify(config)));
+      const reloads = inst.gw.records().filter((r) => r.msg === 'reload: new config in force');
+      assert.equal(reloads.length, 20);
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('an editor-style rename into place is seen and applied under load', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start(routeTo(ups[0].url));
+    try {
+      await reloadUnderLoad(inst, ups, 4, (config) => renameIntoPlace(inst.file, config), 100);
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('a ConfigMap-style ..data symlink swap is seen and applied under load', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    let mount = '';
+    // Kubernetes mounts config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>/.
+    const writeVersion = async (config: unknown, version: number) => {
+      const dir = join(mount, `..v${version}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'config.yaml'), stringify(config));
+      await symlink(`..v${version}`, join(mount, '..data_tmp'));
+      await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+    };
+    const inst = await start(routeTo(ups[0].url), {
+      beforeStart: async (file) => {
+        mount = dirname(file);
+        await rename(file, join(mount, 'initial.yaml'));
+        await mkdir(join(mount, '..v0'));
+        await rename(join(mount, 'initial.yaml'), join(mount, '..v0', 'config.yaml'));
+        await symlink('..v0', join(mount, '..data'));
+        await symlink(join('..data', 'config.yaml'), file);
+      },
+    });
+    try {
+      await reloadUnderLoad(inst, ups, 4, (config, i) => writeVersion(config, i), 100);
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('SIGHUP reloads (with reload.watch: false the file alone does nothing)', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
+    try {
+      inst.base = { ...inst.base, reload: { watch: false } };
+      const before = (await configView(inst.admin)).hash as string;
+      await writeFile(inst.file, stringify({ ...inst.base, ...routeTo(ups[1].url) }));
+      await sleep(1_000);
+      assert.equal((await configView(inst.admin)).hash, before, 'reload.watch: false still watched');
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'A');
+      await writeFile(inst.file, stringify({ ...inst.base, ...routeTo(ups[0].url) }));
+      await reloadUnderLoad(
+        inst,
+        ups,
+        4,
+        async (config) => {
+          await writeFile(inst.file, stringify(config));
+          inst.gw.proc.kill('SIGHUP');
+        },
+        100,
+      );
+      assert.equal(inst.gw.proc.exitCode, null);
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('POST /admin/reload answers success with the hash, then unchanged; last_reload and metrics say so', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false }, metrics: {} });
+    try {
+      inst.base = { ...inst.base, reload: { watch: false }, metrics: {} };
+      let answers: Record<string, unknown>[] = [];
+      await reloadUnderLoad(
+        inst,
+        ups,
+        4,
+        async (config) => {
+          await writeFile(inst.file, stringify(config));
+          const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+          assert.equal(reply.status, 200, reply.body);
+          answers.push(reply.json());
+        },
+        100,
+      );
+      assert.ok(answers.every((a) => a.result === 'success' && typeof a.hash === 'string'));
+      const view = await configView(inst.admin);
+      assert.equal((answers.at(-1) as Record<string, unknown>).hash, view.hash);
+      answers = [];
+      const same = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+      assert.equal(same.status, 200);
+      assert.deepEqual(same.json(), { result: 'unchanged', hash: view.hash });
+      const last = (await configView(inst.admin)).last_reload as Record<string, unknown>;
+      assert.equal(last.result, 'unchanged');
+      assert.deepEqual(last.errors, []);
+      const workers = (await request(`${inst.admin}/admin/workers`)).json<{
+        workers: { config_hash: string }[];
+      }>().workers;
+      assert.ok(
+        workers.every((w) => w.config_hash === view.hash),
+        JSON.stringify(workers),
+      );
+      assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
+
+      const text = (await request(`${inst.admin}/metrics`)).body;
+      const samples = parseMetrics(text);
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'success' }), 4);
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'unchanged' }), 1);
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'failure' }), 0);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 1);
+      assert.ok(
+        sum(samples, 'portico_config_last_reload_success_timestamp_seconds') > Date.now() / 1000 - 60,
+      );
+      assert.equal(sum(samples, 'portico_config_info', { hash: view.hash as string }), 1);
+      assert.equal(sum(samples, 'portico_config_info'), 1, 'one active hash');
+      const promtool = await findExecutable('promtool');
+      if (promtool) {
+        const { code, output } = await promtoolCheck(promtool, text);
+        assert.equal(code, 0, output);
+      }
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('an invalid config leaves the old one serving; errors in the answer, /admin/config, the log and the metric; the fix applies', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), metrics: {} });
+    try {
+      inst.base = { ...inst.base, metrics: {} };
+      const keyFile = join(dirname(inst.file), 'public.pem');
+      await writeFile(keyFile, 'not read');
+      await chmod(keyFile, 0o000);
+      const broken: [string, Record<string, unknown>, string][] = [
+        ['unknown key', { ...inst.base, ...routeTo(ups[1].url), surprise: 1 }, 'surprise'],
+        [
+          'bad middleware',
+          { ...inst.base, routes: [{ path: '/*', target: ups[1].url, middleware: ['nope'] }] },
+          'routes[0].middleware[0]',
+        ],
+        [
+          'unreadable key file',
+          {
+            ...inst.base,
+            routes: [{ path: '/*', target: ups[1].url, middleware: ['auth'] }],
+            auth: { public_key: 'public.pem' },
+          },
+          'auth.public_key',
+        ],
+      ];
+      const hash = (await configView(inst.admin)).hash;
+      for (const [what, config, path] of broken) {
+        await writeFile(inst.file, stringify(config));
+        const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+        assert.equal(reply.status, 422, `${what}: ${reply.body}`);
+        const body = reply.json<{ result: string; errors: Record<string, unknown>[] }>();
+        assert.equal(body.result, 'failure');
+        const problem = body.errors.find((e) => e.path === path);
+        assert.ok(problem, `${what}: ${reply.body}`);
+        assert.equal(typeof problem.line, 'number', reply.body);
+        assert.equal(typeof problem.column, 'number', reply.body);
+        const view = await configView(inst.admin);
+        assert.equal(view.hash, hash);
+        assert.deepEqual((view.last_reload as Record<string, unknown>).errors, body.errors);
+        assert.equal((view.last_reload as Record<string, unknown>).result, 'failure');
+        assert.equal(
+          (await request(`${inst.gw.url}/x`)).body,
+          'A',
+          `${what}: the old config stopped serving`,
+        );
+        // Logged at error level, one record per problem, with file:line:col and the key path.
+        await inst.gw.waitFor(
+          (r) =>
+            r.level === 50 &&
+            String(r.msg).startsWith(`${inst.file}:`) &&
+            String(r.msg).includes(`${path}: `),
+        );
+        const samples = parseMetrics((await request(`${inst.admin}/metrics`)).body);
+        assert.equal(sum(samples, 'portico_config_last_reload_successful'), 0);
+      }
+      const samples = parseMetrics((await request(`${inst.admin}/metrics`)).body);
+      // The watch saw the broken writes too: three or more, never a success.
+      assert.ok(sum(samples, 'portico_config_reloads_total', { result: 'failure' }) >= 3);
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'success' }), 0);
+      // The watch saw the broken writes too; the fixed file applies by itself.
+      await writeFile(inst.file, stringify({ ...inst.base, ...routeTo(ups[1].url) }));
+      await hashChange(inst.admin, hash as string);
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'B');
+      const after = parseMetrics((await request(`${inst.admin}/metrics`)).body);
+      assert.equal(sum(after, 'portico_config_last_reload_successful'), 1);
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('a change that needs new sockets is refused whole with a clear error (not yet applied by reload)', async () => {
+    const up = await named('A');
+    const inst = await start({ ...routeTo(up.url), reload: { watch: false } });
+    try {
+      const port = await freePort();
+      const base = inst.base as { server: Record<string, unknown> };
+      await writeFile(
+        inst.file,
+        stringify({ ...inst.base, reload: { watch: false }, server: { ...base.server, port } }),
+      );
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.status, 422);
+      assert.deepEqual(reply.json(), {
+        result: 'failure',
+        errors: [
+          {
+            path: 'server.port',
+            message: 'server.port changed: restart required (not yet applied by reload)',
+            line: null,
+            column: null,
+          },
+        ],
+      });
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'A');
+    } finally {
+      await inst.gw.stop();
+      await up.close();
+    }
+  });
+
+  for (const store of ['embedded', 'redis'] as const) {
+    test(`rate-limit buckets survive a reload that does not touch them (${store} store)`, async () => {
+      const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+      const redis = store === 'redis' ? await startRedis() : undefined;
+      const limited = (target: string) => ({
+        routes: [{ path: '/*', target, middleware: ['ratelimit'] }],
+        rate_limit: { requests_per_second: 0.01, burst: 3 },
+        reload: { watch: false },
+        ...(redis ? { redis: { url: redis.url } } : {}),
+      });
+      const inst = await start(limited(ups[0].url));
+      try {
+        const answers = [];
+        for (let i = 0; i < 5; i++) answers.push(await get(`${inst.gw.url}/x`));
+        assert.deepEqual(statusCounts(answers), { 200: 3, 429: 2 });
+        await writeFile(inst.file, stringify({ ...inst.base, ...limited(ups[1].url) }));
+        const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+        assert.equal(reply.json().result, 'success', reply.body);
+        const after = [];
+        for (let i = 0; i < 4; i++) after.push(await get(`${inst.gw.url}/x`));
+        assert.deepEqual(statusCounts(after), { 429: 4 }, 'the bucket started again after the reload');
+      } finally {
+        await inst.gw.stop();
+        await redis?.stop();
+        await Promise.all(ups.map((u) => u.close()));
+      }
+    });
+  }
+
+  test('an open WebSocket survives a reload that keeps its route', async () => {
+    const echo = await startUpstream();
+    echo.server.on('upgrade', (_req, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+      socket.on('data', (data: Buffer) => socket.write(data));
+      socket.on('end', () => socket.end());
+    });
+    const other = await named('B');
+    const config = (extra: string) => ({
+      routes: [
+        { path: '/ws/*', target: echo.url },
+        { path: `/${extra}/*`, target: other.url },
+      ],
+      reload: { watch: false },
+    });
+    const inst = await start(config('one'), { workers: 1 });
+    try {
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const req = httpRequest(`${inst.gw.url}/ws/chat`, {
+          agent: false,
+          headers: {
+            connection: 'Upgrade',
+            upgrade: 'websocket',
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          },
+        });
+        req.setTimeout(5_000, () => req.destroy(new Error('no upgrade within 5 s')));
+        req.on('upgrade', (_res, s) => resolve(s));
+        req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+        req.on('error', reject);
+        req.end();
+      });
+      const roundTrip = (text: string) =>
+        new Promise<string>((resolve) => {
+          socket.once('data', (d: Buffer) => resolve(d.toString()));
+          socket.write(text);
+        });
+      assert.equal(await roundTrip('before'), 'before');
+      let closed = false;
+      socket.on('close', () => (closed = true));
+      await writeFile(inst.file, stringify({ ...inst.base, ...config('two') }));
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.json().result, 'success', reply.body);
+      assert.equal((await request(`${inst.gw.url}/two/x`)).body, 'B');
+      assert.equal(await roundTrip('after'), 'after');
+      assert.equal(closed, false);
+      socket.destroy();
+    } finally {
+      await inst.gw.stop();
+      await echo.close();
+      await other.close();
+    }
+  });
+
+  test('a config of 2,500 routes reloads', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const many = (target: string) => ({
+      routes: Array.from({ length: 2_500 }, (_, i) => ({
+        path: `/service-${i}/items/:id`,
+        target,
+        methods: ['GET'],
+        middleware: ['logging'],
+      })),
+      reload: { watch: false },
+    });
+    const inst = await start(many(ups[0].url), { workers: 1 });
+    try {
+      assert.equal((await request(`${inst.gw.url}/service-2499/items/1`)).body, 'A');
+      await writeFile(inst.file, stringify({ ...inst.base, ...many(ups[1].url) }));
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST', timeoutMs: 30_000 });
+      assert.equal(reply.json().result, 'success', reply.body);
+      assert.equal((await request(`${inst.gw.url}/service-2499/items/1`)).body, 'B');
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+});
