@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { type RunningGateway, runCli, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
 import { freePort, request, sleep } from './helpers/net.js';
 import { findExecutable, promtoolCheck } from './helpers/prometheus.js';
@@ -42,7 +42,7 @@ async function start(
   const base = {
     ...config,
     server: { ...server, ...(config.server as object) },
-    admin: { port: await freePort() },
+    admin: { ...(config.admin as object), port: await freePort() },
   };
   let file = '';
   const gw = await startGateway(base, {
@@ -532,6 +532,85 @@ describe('reload', () => {
       assert.equal((await request(`${inst.gw.url}/service-2499/items/1`)).body, 'B');
     } finally {
       await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+});
+
+describe('portico reload (the CLI)', () => {
+  test('reloads the file the instance runs, says unchanged, refuses a bad file with its lines', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
+    const write = (config: Record<string, unknown>) =>
+      writeFile(inst.file, stringify({ ...inst.base, ...config, reload: { watch: false } }));
+    try {
+      await write(routeTo(ups[1].url));
+      const done = await runCli(['reload', '--config', inst.file]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stdout, /^reload: success \(config [0-9a-f]{12}\)\n$/);
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'B');
+
+      const again = await runCli(['reload', '--config', inst.file]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /^reload: unchanged /);
+
+      // With --config the file is read to find the admin listener: a bad one is reported as
+      // `check` reports it, and nothing is asked of the instance.
+      await write({ ...routeTo(ups[0].url), colour: 'blue' });
+      const local = await runCli(['reload', '--config', inst.file]);
+      assert.equal(local.code, 1);
+      assert.match(local.stderr, /^\S+config\.yaml:\d+:1: colour: unknown key$/m);
+      // Through --admin the instance reads it, refuses it and says why, line by line.
+      const refused = await runCli(['reload', '--admin', inst.admin]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^portico: reload refused: \d+:1: colour: unknown key$/m);
+      assert.match(refused.stderr, /^portico: the config in force is unchanged$/m);
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'B', 'the old config still serves');
+      assert.equal(((await configView(inst.admin)).last_reload as { result: string }).result, 'failure');
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('--admin with admin.token: the token comes from PORTICO_ADMIN_TOKEN; no instance is one line', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
+    const adminPort = (inst.base.admin as { port: number }).port;
+    try {
+      await writeFile(
+        inst.file,
+        stringify({ ...inst.base, ...routeTo(ups[1].url), reload: { watch: false } }),
+      );
+      const url = `http://127.0.0.1:${adminPort}`;
+      const ok = await runCli(['reload', '--admin', url]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal((await request(`${inst.gw.url}/x`)).body, 'B');
+    } finally {
+      await inst.gw.stop();
+    }
+    const gone = await runCli(['reload', '--admin', `http://127.0.0.1:${adminPort}`]);
+    assert.equal(gone.code, 1);
+    assert.match(
+      gone.stderr,
+      /^portico: cannot reach the admin API at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\n$/,
+    );
+
+    const guarded = await start({
+      ...routeTo(ups[0].url),
+      reload: { watch: false },
+      admin: { token: 't0ken-t0ken' },
+    });
+    try {
+      const url = `http://127.0.0.1:${(guarded.base.admin as { port: number }).port}`;
+      const refused = await runCli(['reload', '--admin', url]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /wants admin\.token/);
+      const allowed = await runCli(['reload', '--admin', url], { PORTICO_ADMIN_TOKEN: 't0ken-t0ken' });
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.match(allowed.stdout, /^reload: unchanged /);
+    } finally {
+      await guarded.gw.stop();
       await Promise.all(ups.map((u) => u.close()));
     }
   });
