@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { freePort, occupyPort, request, sleep } from './helpers/net.js';
@@ -83,6 +83,37 @@ describe('listen failures stop the instance with one line', () => {
     } finally {
       await gw.stop('SIGKILL');
       blocker.close();
+    }
+  });
+});
+
+describe('stop requests while workers are still starting', () => {
+  test('SIGTERM while a worker builds its first tree (waiting for Redis) stops the instance without the backstop', async () => {
+    // A "Redis" that accepts and never answers: the worker's ratelimit waits for it (up to
+    // 4 × store_timeout) before it listens, which holds the worker in its build.
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const connected = once(silent, 'connection');
+    const gw = await startGateway(
+      {
+        routes: [{ path: '/*', target: 'http://127.0.0.1:1', middleware: ['ratelimit'] }],
+        rate_limit: { requests_per_second: 10, burst: 10, store_timeout: '1s' },
+        redis: { url: `redis://127.0.0.1:${(silent.address() as { port: number }).port}` },
+      },
+      { waitReady: false },
+    );
+    try {
+      await connected; // the worker has its plan and is building
+      const asked = performance.now();
+      gw.proc.kill('SIGTERM');
+      // The build ends within 4 s; the primary's backstop would take drain_timeout + 5 s (15 s).
+      assert.equal(await exitWithin(gw, 9_000), 0);
+      assert.ok(performance.now() - asked < 9_000);
+    } finally {
+      await gw.stop('SIGKILL');
+      for (const socket of sockets) socket.destroy();
+      silent.close();
     }
   });
 });

@@ -20,6 +20,22 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
   const build = (next: Plan, treeLogger: Logger) =>
     createGatewayHandlers(next, registry, treeLogger, resources, slot);
+  // Stop requests are heard from the moment the plan is here: one that came while the first
+  // tree was being built would otherwise be lost, and the worker would live on unlistened-to
+  // until the primary's backstop kills it. Until the server exists, the reason is kept.
+  let stopAsked: string | undefined;
+  let requestDrain = (reason: string) => {
+    stopAsked ??= reason;
+  };
+  process.on('message', (message) => {
+    if (isPrimaryToWorker(message) && message.type === 'portico:shutdown') requestDrain('primary asked');
+  });
+  process.on('SIGTERM', () => requestDrain('SIGTERM'));
+  process.on('SIGINT', () => requestDrain('SIGINT'));
+  // A terminal hang-up reaches the whole process group; the primary reloads, workers ignore it.
+  process.on('SIGHUP', () => {});
+  // The IPC channel closes when the primary dies: do not linger as an orphan.
+  process.on('disconnect', () => requestDrain('primary gone'));
   resources.track();
   const first = { plan, handlers: await build(plan, logger), used: resources.used() };
   const server = createServer(
@@ -87,15 +103,11 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
     });
   }
 
-  process.on('message', (message) => {
-    if (isPrimaryToWorker(message) && message.type === 'portico:shutdown') drain('primary asked');
-  });
-  process.on('SIGTERM', () => drain('SIGTERM'));
-  process.on('SIGINT', () => drain('SIGINT'));
-  // A terminal hang-up reaches the whole process group; the primary reloads, workers ignore it.
-  process.on('SIGHUP', () => {});
-  // The IPC channel closes when the primary dies: do not linger as an orphan.
-  process.on('disconnect', () => drain('primary gone'));
+  requestDrain = drain;
+  if (stopAsked !== undefined) {
+    drain(stopAsked);
+    return;
+  }
 
   // A port that cannot be had is the instance's problem, not this worker's: the primary stops
   // everything with one line instead of respawning a worker that would fail the same way.
