@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { createServer, type Server, Socket } from 'node:net';
 
@@ -10,17 +11,41 @@ export function occupyPort(port: number): Promise<Server> {
   });
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Below the kernel's ephemeral range: a port handed out here is never also the local port of
+ * an outgoing connection (the test's own clients, a gateway's upstream sockets), which would
+ * make the listen it was chosen for fail with EADDRINUSE now and then.
+ */
+const FIXED_PORTS = (() => {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    // not Linux: keep the usual bound
+  }
+  return { from: 10_000, to: Math.max(10_001, Math.min(low, 65_536) - 1) };
+})();
+/** Ports this process handed out: never twice, since the first may not be listening yet. */
+const given = new Set<number>();
+
+function tryListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** A port that was free a moment ago on 127.0.0.1, outside the ephemeral range. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = FIXED_PORTS.from + Math.floor(Math.random() * (FIXED_PORTS.to - FIXED_PORTS.from));
+    if (given.has(port) || !(await tryListen(port))) continue;
+    given.add(port);
+    return port;
+  }
+  throw new Error('no free port found below the ephemeral range');
 }
 
 export interface Reply {
