@@ -84,6 +84,16 @@ async function workerList(admin: string): Promise<WorkerRow[]> {
   return (await request(`${admin}/admin/workers`)).json<{ workers: WorkerRow[] }>().workers;
 }
 
+async function waitForWorkers(admin: string, until: (rows: WorkerRow[]) => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const rows = await workerList(admin);
+    if (until(rows)) return;
+    if (Date.now() > deadline) throw new Error(`workers never got there: ${JSON.stringify(rows)}`);
+    await sleep(50);
+  }
+}
+
 interface Sample {
   startedAt: number;
   endedAt: number;
@@ -123,7 +133,9 @@ function load(url: string, rate: number) {
     req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
     req.on('error', (err) => {
       inFlight--;
-      errors.push(err.message);
+      errors.push(
+        `${fresh ? 'fresh' : 'kept-alive'} connection, ${Math.round(performance.now())}: ${err.message}`,
+      );
     });
     req.end();
   };
@@ -444,9 +456,11 @@ describe('reload', () => {
     try {
       let pids = (await workerList(inst.admin)).map((w) => w.pid);
       await sleep(300);
-      for (const [count, up, name] of [
-        [3, ups[1], 'B'],
-        [2, ups[0], 'A'],
+      // The last step changes only the route: the replaced workers switch in place.
+      for (const [count, up, name, replaced] of [
+        [3, ups[1], 'B', true],
+        [2, ups[0], 'A', true],
+        [2, ups[1], 'B', false],
       ] as const) {
         await writeFile(
           inst.file,
@@ -461,7 +475,7 @@ describe('reload', () => {
           assert.equal(w.config_hash, hash, JSON.stringify(list));
           assert.equal(w.listening, true, JSON.stringify(list));
           assert.equal(w.restarts, 0, 'a replaced worker counted as a restart');
-          assert.ok(!pids.includes(w.pid), `worker ${w.pid} was not replaced`);
+          assert.equal(!pids.includes(w.pid), replaced, `worker ${w.pid} replaced: ${!replaced}`);
         }
         pids = list.map((w) => w.pid);
         assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
@@ -524,6 +538,15 @@ describe('reload', () => {
         JSON.stringify(list),
       );
       assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
+      // A worker that dies after the rollout is respawned with the new config, on the new port.
+      process.kill(list[0]?.pid as number, 'SIGKILL');
+      await waitForWorkers(inst.admin, (rows) => rows[0]?.restarts === 1 && rows[0].listening);
+      const respawned = await workerList(inst.admin);
+      assert.ok(
+        respawned.every((w) => w.config_hash === hash && w.listening),
+        JSON.stringify(respawned),
+      );
+      for (let i = 0; i < 4; i++) assert.equal((await request(`http://127.0.0.1:${port}/x`)).body, 'A');
       // No worker listens on the old port any more, so the primary let it go: we can take it.
       const until = Date.now() + 10_000;
       while (holder === undefined) {

@@ -62,8 +62,10 @@ export interface ReloadEnv {
  * switches every worker in two phases (each builds the new handler tree beside its running
  * one and says so; only when all have does the primary tell them to switch). Anything that
  * goes wrong before the switch (an invalid file, a worker that cannot build, a timeout)
- * leaves every worker on the running config, and the outcome says why. Reloads run one at a
- * time; triggers that arrive meanwhile share one more reload after it.
+ * leaves every worker on the running config, and the outcome says why. A change of what the
+ * workers' sockets hold (port, host, count, header size) replaces the workers one at a time
+ * instead (`replaceWorkers`); a change of the primary's own listeners is refused. Reloads run
+ * one at a time; triggers that arrive meanwhile share one more reload after it.
  */
 export class ReloadCoordinator {
   #running: Promise<ReloadOutcome> | undefined;

@@ -149,7 +149,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   const retire = (worker: Worker) => {
     planned.get(worker)?.listening();
     planned.delete(worker);
-    const message: PrimaryToWorker = { type: 'portico:shutdown' };
+    const message: PrimaryToWorker = { type: 'portico:replaced' };
     if (worker.isConnected()) worker.send(message);
   };
 
@@ -203,6 +203,11 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
           { host, port, code },
           'cannot listen; stopping',
         );
+        return;
+      }
+      if (message.type === 'portico:listener-closed') {
+        const released: PrimaryToWorker = { type: 'portico:listener-released' };
+        if (worker.isConnected()) worker.send(released);
         return;
       }
       if (message.type !== 'portico:ready') return;

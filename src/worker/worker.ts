@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
@@ -56,7 +56,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   server.on('clientError', answerClientError);
 
   let draining = false;
-  function drain(reason: string): void {
+  function drain(reason: string, replaced = false): void {
     if (draining) return;
     draining = true;
     logger.info({ reason }, 'worker draining');
@@ -71,13 +71,38 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
     }, live.plan.server.drain_timeout);
-    // Keep-alive connections that finish their last response become idle: close them as they do.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    server.close(() => {
+    let sweep: NodeJS.Timeout | undefined;
+    const done = () => {
       clearTimeout(deadline);
       clearInterval(sweep);
       stop();
-    });
+    };
+    if (replaced) {
+      // The instance goes on serving on a new worker, so no client need be hurried: closing an
+      // idle kept-alive connection races the request its client may be sending on it (a reset).
+      // Only the port is let go (net's close, not http's, which closes idle connections at once);
+      // each connection ends after one more response (it says `Connection: close`) or at the
+      // keep-alive timeout its client was promised.
+      NetServer.prototype.close.call(server, () => void released.then(done));
+      // A connection node:cluster handed over before the primary heard of the close is still on
+      // the channel; exiting before it arrives would reset it. The primary's answer comes after it.
+      const released = new Promise<void>((resolve) => {
+        const onMessage = (message: unknown) => {
+          if (!isPrimaryToWorker(message) || message.type !== 'portico:listener-released') return;
+          process.off('message', onMessage);
+          resolve();
+        };
+        process.on('message', onMessage);
+        // No primary, no cluster connections left to wait for.
+        process.once('disconnect', resolve);
+      });
+      const closed: WorkerToPrimary = { type: 'portico:listener-closed' };
+      process.send?.(closed);
+      return;
+    }
+    // Keep-alive connections that finish their last response become idle: close them as they do.
+    sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(done);
   }
   function stop(): void {
     live.close();
@@ -88,7 +113,9 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   }
 
   process.on('message', (message) => {
-    if (isPrimaryToWorker(message) && message.type === 'portico:shutdown') drain('primary asked');
+    if (!isPrimaryToWorker(message)) return;
+    if (message.type === 'portico:shutdown') drain('primary asked');
+    else if (message.type === 'portico:replaced') drain('replaced by a reload', true);
   });
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));
