@@ -449,10 +449,15 @@ describe('reload', () => {
 
   test('server.workers 2 → 3 → 2 under load: workers replaced one at a time, no failed request', async () => {
     const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
-    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
-    inst.base = { ...inst.base, reload: { watch: false } };
+    const counted = (target: string) => ({
+      routes: [{ path: '/*', target, middleware: ['metrics'] }],
+      reload: { watch: false },
+      metrics: {},
+    });
+    const inst = await start(counted(ups[0].url));
     const server = inst.base.server as Record<string, unknown>;
     const traffic = load(`${inst.gw.url}/x`, 200);
+    let answered = 0;
     try {
       let pids = (await workerList(inst.admin)).map((w) => w.pid);
       await sleep(300);
@@ -464,7 +469,7 @@ describe('reload', () => {
       ] as const) {
         await writeFile(
           inst.file,
-          stringify({ ...inst.base, ...routeTo(up.url), server: { ...server, workers: count } }),
+          stringify({ ...inst.base, ...counted(up.url), server: { ...server, workers: count } }),
         );
         const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST', timeoutMs: 60_000 });
         assert.equal(reply.status, 200, reply.body);
@@ -482,6 +487,9 @@ describe('reload', () => {
         assert.equal((await request(`${inst.gw.url}/x`)).body, name);
         await sleep(300);
       }
+      await traffic.stop();
+      // The replaced workers' counts are kept: the counter never went back.
+      answered = sum(parseMetrics((await request(`${inst.admin}/metrics`)).body), 'gateway_requests_total');
     } finally {
       await traffic.stop();
       await inst.gw.stop();
@@ -492,6 +500,7 @@ describe('reload', () => {
     const failed = traffic.samples.filter((s) => s.status !== 200);
     assert.equal(failed.length, 0, `non-2xx: ${JSON.stringify(failed.slice(0, 5))}`);
     for (const sample of traffic.samples) assert.ok(['A', 'B'].includes(sample.upstream), sample.upstream);
+    assert.equal(answered, traffic.samples.length + 3);
     // Replaced workers drained; none of them counted as dying.
     assert.equal(inst.gw.records().filter((r) => r.msg === 'worker died; respawning').length, 0);
   });
