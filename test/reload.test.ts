@@ -457,7 +457,16 @@ describe('reload', () => {
     const inst = await start(counted(ups[0].url));
     const server = inst.base.server as Record<string, unknown>;
     const traffic = load(`${inst.gw.url}/x`, 200);
-    let answered = 0;
+    let answered: number | undefined;
+    // Readiness is polled all along: a rollout never takes the instance out of rotation.
+    const readiness: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        readiness.push((await request(`${inst.admin}/readyz`)).status);
+        await sleep(25);
+      }
+    })();
     try {
       let pids = (await workerList(inst.admin)).map((w) => w.pid);
       await sleep(300);
@@ -488,9 +497,13 @@ describe('reload', () => {
         await sleep(300);
       }
       await traffic.stop();
+      polling = false;
+      await poller;
       // The replaced workers' counts are kept: the counter never went back.
       answered = sum(parseMetrics((await request(`${inst.admin}/metrics`)).body), 'gateway_requests_total');
     } finally {
+      polling = false;
+      await poller.catch(() => undefined);
       await traffic.stop();
       await inst.gw.stop();
       await Promise.all(ups.map((u) => u.close()));
@@ -501,6 +514,8 @@ describe('reload', () => {
     assert.equal(failed.length, 0, `non-2xx: ${JSON.stringify(failed.slice(0, 5))}`);
     for (const sample of traffic.samples) assert.ok(['A', 'B'].includes(sample.upstream), sample.upstream);
     assert.equal(answered, traffic.samples.length + 3);
+    assert.ok(readiness.length > 20, `readiness polled ${readiness.length} times`);
+    assert.deepEqual(new Set(readiness), new Set([200]), 'readyz left 200 during a rollout');
     // Replaced workers drained; none of them counted as dying.
     assert.equal(inst.gw.records().filter((r) => r.msg === 'worker died; respawning').length, 0);
   });

@@ -71,7 +71,9 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
     }, live.plan.server.drain_timeout);
-    let sweep: NodeJS.Timeout | undefined;
+    // Keep-alive connections that finish their last response become idle: close them as they do
+    // (not when the slot was replaced: see below).
+    const sweep = replaced ? undefined : setInterval(() => server.closeIdleConnections(), 50);
     const done = () => {
       clearTimeout(deadline);
       clearInterval(sweep);
@@ -83,7 +85,6 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
       // Only the port is let go (net's close, not http's, which closes idle connections at once);
       // each connection ends after one more response (it says `Connection: close`) or at the
       // keep-alive timeout its client was promised.
-      NetServer.prototype.close.call(server, () => void released.then(done));
       // A connection node:cluster handed over before the primary heard of the close is still on
       // the channel; exiting before it arrives would reset it. The primary's answer comes after it.
       const released = new Promise<void>((resolve) => {
@@ -96,12 +97,12 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
         // No primary, no cluster connections left to wait for.
         process.once('disconnect', resolve);
       });
+      // Tells node:cluster's primary first (on the same channel, so in this order).
+      NetServer.prototype.close.call(server, () => void released.then(done));
       const closed: WorkerToPrimary = { type: 'portico:listener-closed' };
       process.send?.(closed);
       return;
     }
-    // Keep-alive connections that finish their last response become idle: close them as they do.
-    sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.close(done);
   }
   function stop(): void {
