@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { type RunningGateway, runCli, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { freePort, request, sleep } from './helpers/net.js';
+import { freePort, occupyPort, request, sleep } from './helpers/net.js';
 import { findExecutable, promtoolCheck } from './helpers/prometheus.js';
 import { get, statusCounts } from './helpers/ratelimit.js';
 import { startRedis } from './helpers/redis.js';
@@ -73,6 +73,27 @@ async function hashChange(admin: string, old: string, timeoutMs = 10_000): Promi
   throw new Error(`hash still ${old} after ${timeoutMs} ms`);
 }
 
+interface WorkerRow {
+  pid: number | null;
+  config_hash: string | null;
+  listening: boolean;
+  restarts: number;
+}
+
+async function workerList(admin: string): Promise<WorkerRow[]> {
+  return (await request(`${admin}/admin/workers`)).json<{ workers: WorkerRow[] }>().workers;
+}
+
+async function waitForWorkers(admin: string, until: (rows: WorkerRow[]) => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const rows = await workerList(admin);
+    if (until(rows)) return;
+    if (Date.now() > deadline) throw new Error(`workers never got there: ${JSON.stringify(rows)}`);
+    await sleep(50);
+  }
+}
+
 interface Sample {
   startedAt: number;
   endedAt: number;
@@ -112,7 +133,9 @@ function load(url: string, rate: number) {
     req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
     req.on('error', (err) => {
       inFlight--;
-      errors.push(err.message);
+      errors.push(
+        `${fresh ? 'fresh' : 'kept-alive'} connection, ${Math.round(performance.now())}: ${err.message}`,
+      );
     });
     req.end();
   };
@@ -398,24 +421,20 @@ describe('reload', () => {
     }
   });
 
-  test('a change that needs new sockets is refused whole with a clear error (not yet applied by reload)', async () => {
+  test('an admin listener change is refused whole with a clear error (restart required)', async () => {
     const up = await named('A');
     const inst = await start({ ...routeTo(up.url), reload: { watch: false } });
     try {
-      const port = await freePort();
-      const base = inst.base as { server: Record<string, unknown> };
-      await writeFile(
-        inst.file,
-        stringify({ ...inst.base, reload: { watch: false }, server: { ...base.server, port } }),
-      );
+      const admin = { ...(inst.base.admin as object), port: await freePort() };
+      await writeFile(inst.file, stringify({ ...inst.base, reload: { watch: false }, admin }));
       const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
       assert.equal(reply.status, 422);
       assert.deepEqual(reply.json(), {
         result: 'failure',
         errors: [
           {
-            path: 'server.port',
-            message: 'server.port changed: restart required (not yet applied by reload)',
+            path: 'admin',
+            message: 'admin changed: restart required (not yet applied by reload)',
             line: null,
             column: null,
           },
@@ -423,6 +442,179 @@ describe('reload', () => {
       });
       assert.equal((await request(`${inst.gw.url}/x`)).body, 'A');
     } finally {
+      await inst.gw.stop();
+      await up.close();
+    }
+  });
+
+  test('server.workers 2 → 3 → 2 under load: workers replaced one at a time, no failed request', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const counted = (target: string) => ({
+      routes: [{ path: '/*', target, middleware: ['metrics'] }],
+      reload: { watch: false },
+      metrics: {},
+    });
+    const inst = await start(counted(ups[0].url));
+    const server = inst.base.server as Record<string, unknown>;
+    const traffic = load(`${inst.gw.url}/x`, 200);
+    let answered: number | undefined;
+    // Readiness is polled all along: a rollout never takes the instance out of rotation.
+    const readiness: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        readiness.push((await request(`${inst.admin}/readyz`)).status);
+        await sleep(25);
+      }
+    })();
+    try {
+      let pids = (await workerList(inst.admin)).map((w) => w.pid);
+      await sleep(300);
+      // The last step changes only the route: the replaced workers switch in place.
+      for (const [count, up, name, replaced] of [
+        [3, ups[1], 'B', true],
+        [2, ups[0], 'A', true],
+        [2, ups[1], 'B', false],
+      ] as const) {
+        await writeFile(
+          inst.file,
+          stringify({ ...inst.base, ...counted(up.url), server: { ...server, workers: count } }),
+        );
+        const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST', timeoutMs: 60_000 });
+        assert.equal(reply.status, 200, reply.body);
+        const { hash } = reply.json<{ hash: string }>();
+        const list = await workerList(inst.admin);
+        assert.equal(list.length, count, JSON.stringify(list));
+        for (const w of list) {
+          assert.equal(w.config_hash, hash, JSON.stringify(list));
+          assert.equal(w.listening, true, JSON.stringify(list));
+          assert.equal(w.restarts, 0, 'a replaced worker counted as a restart');
+          assert.equal(!pids.includes(w.pid), replaced, `worker ${w.pid} replaced: ${!replaced}`);
+        }
+        pids = list.map((w) => w.pid);
+        assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
+        assert.equal((await request(`${inst.gw.url}/x`)).body, name);
+        await sleep(300);
+      }
+      await traffic.stop();
+      polling = false;
+      await poller;
+      // The replaced workers' counts are kept: the counter never went back.
+      answered = sum(parseMetrics((await request(`${inst.admin}/metrics`)).body), 'gateway_requests_total');
+    } finally {
+      polling = false;
+      await poller.catch(() => undefined);
+      await traffic.stop();
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+    assert.deepEqual(traffic.errors, [], 'connection errors');
+    assert.ok(traffic.samples.length >= 100, `only ${traffic.samples.length} requests`);
+    const failed = traffic.samples.filter((s) => s.status !== 200);
+    assert.equal(failed.length, 0, `non-2xx: ${JSON.stringify(failed.slice(0, 5))}`);
+    for (const sample of traffic.samples) assert.ok(['A', 'B'].includes(sample.upstream), sample.upstream);
+    assert.equal(answered, traffic.samples.length + 3);
+    assert.ok(readiness.length > 20, `readiness polled ${readiness.length} times`);
+    assert.deepEqual(new Set(readiness), new Set([200]), 'readyz left 200 during a rollout');
+    // Replaced workers drained; none of them counted as dying.
+    assert.equal(inst.gw.records().filter((r) => r.msg === 'worker died; respawning').length, 0);
+  });
+
+  test('a server.port change: in-flight requests on the old port finish, the new port answers, the old one closes', async () => {
+    const slow = await startUpstream((req, res) => {
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(req.url === '/slow' ? 'slow' : 'A');
+      };
+      if (req.url === '/slow') setTimeout(answer, 1_500);
+      else answer();
+    });
+    const inst = await start({ ...routeTo(slow.url), reload: { watch: false } });
+    const server = inst.base.server as { port: number };
+    const oldPort = server.port;
+    let holder: Awaited<ReturnType<typeof occupyPort>> | undefined;
+    try {
+      const port = await freePort();
+      await writeFile(
+        inst.file,
+        stringify({ ...inst.base, reload: { watch: false }, server: { ...server, port } }),
+      );
+      // Started before the reload, on the old port: keep-alive and fresh connections alike.
+      const agent = new Agent({ keepAlive: true });
+      const inFlight = Array.from({ length: 6 }, (_, i) =>
+        get(`${inst.gw.url}/slow`, i % 2 === 0 ? { agent } : {}),
+      );
+      await sleep(200);
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST', timeoutMs: 60_000 });
+      assert.equal(reply.status, 200, reply.body);
+      const { hash } = reply.json<{ hash: string }>();
+      const answers = await Promise.all(inFlight);
+      agent.destroy();
+      assert.deepEqual(
+        answers.map((a) => [a.status, a.body]),
+        Array.from({ length: 6 }, () => [200, 'slow']),
+      );
+      assert.equal((await request(`http://127.0.0.1:${port}/x`)).body, 'A');
+      const list = await workerList(inst.admin);
+      assert.equal(list.length, 2);
+      assert.ok(
+        list.every((w) => w.config_hash === hash && w.listening),
+        JSON.stringify(list),
+      );
+      assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
+      // A worker that dies after the rollout is respawned with the new config, on the new port.
+      process.kill(list[0]?.pid as number, 'SIGKILL');
+      await waitForWorkers(inst.admin, (rows) => rows[0]?.restarts === 1 && rows[0].listening);
+      const respawned = await workerList(inst.admin);
+      assert.ok(
+        respawned.every((w) => w.config_hash === hash && w.listening),
+        JSON.stringify(respawned),
+      );
+      for (let i = 0; i < 4; i++) assert.equal((await request(`http://127.0.0.1:${port}/x`)).body, 'A');
+      // No worker listens on the old port any more, so the primary let it go: we can take it.
+      const until = Date.now() + 10_000;
+      while (holder === undefined) {
+        holder = await occupyPort(oldPort).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EADDRINUSE' || Date.now() > until) throw err;
+          return undefined;
+        });
+        if (holder === undefined) await sleep(100);
+      }
+    } finally {
+      holder?.close();
+      await inst.gw.stop();
+      await slow.close();
+    }
+  });
+
+  test('a server.port change to a port that is taken fails with the reason; the old workers keep serving', async () => {
+    const up = await named('A');
+    const inst = await start({ ...routeTo(up.url), reload: { watch: false } });
+    const taken = await occupyPort(await freePort());
+    try {
+      const before = await workerList(inst.admin);
+      const hash = (await configView(inst.admin)).hash;
+      const port = (taken.address() as { port: number }).port;
+      const server = inst.base.server as Record<string, unknown>;
+      await writeFile(
+        inst.file,
+        stringify({ ...inst.base, reload: { watch: false }, server: { ...server, port } }),
+      );
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST', timeoutMs: 60_000 });
+      assert.equal(reply.status, 422, reply.body);
+      const body = reply.json<{ result: string; errors: { message: string }[] }>();
+      assert.equal(body.result, 'failure');
+      assert.match(body.errors[0]?.message ?? '', new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+      assert.equal((await configView(inst.admin)).hash, hash);
+      assert.deepEqual(
+        (await workerList(inst.admin)).map((w) => [w.pid, w.config_hash]),
+        before.map((w) => [w.pid, w.config_hash]),
+      );
+      for (let i = 0; i < 4; i++) assert.equal((await request(`${inst.gw.url}/x`)).body, 'A');
+      assert.equal((await request(`${inst.admin}/readyz`)).status, 200);
+      assert.equal(inst.gw.proc.exitCode, null);
+    } finally {
+      taken.close();
       await inst.gw.stop();
       await up.close();
     }

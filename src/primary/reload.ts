@@ -43,6 +43,11 @@ export interface ReloadEnv {
   members(): ReloadMember[];
   /** Before the workers prepare: start what the new plan needs in the primary (embedded store). */
   beforePrepare(next: Planned): Promise<void>;
+  /**
+   * Replaces every worker, one slot at a time, by one started with `next` (settings held by
+   * sockets and processes). Returns why it failed, after putting the running config back.
+   */
+  replaceWorkers(next: Planned): Promise<string | undefined>;
   /** Every worker switched: the new config is the one in force. */
   committed(next: Planned): void;
   /** Every outcome, after it is final: admin API, metrics. */
@@ -57,8 +62,10 @@ export interface ReloadEnv {
  * switches every worker in two phases (each builds the new handler tree beside its running
  * one and says so; only when all have does the primary tell them to switch). Anything that
  * goes wrong before the switch (an invalid file, a worker that cannot build, a timeout)
- * leaves every worker on the running config, and the outcome says why. Reloads run one at a
- * time; triggers that arrive meanwhile share one more reload after it.
+ * leaves every worker on the running config, and the outcome says why. A change of what the
+ * workers' sockets hold (port, host, count, header size) replaces the workers one at a time
+ * instead (`replaceWorkers`); a change of the primary's own listeners is refused. Reloads run
+ * one at a time; triggers that arrive meanwhile share one more reload after it.
  */
 export class ReloadCoordinator {
   #running: Promise<ReloadOutcome> | undefined;
@@ -112,18 +119,28 @@ export class ReloadCoordinator {
         lines.map((line) => problemOf(line, active.plan.source)),
       );
     }
-    if (next.plan.hash === active.plan.hash) {
-      logger.info({ trigger, hash: next.plan.hash }, 'reload: config unchanged');
-      return finish('unchanged', active.plan.hash);
-    }
-    const refusal = needsNewProcesses(active, next);
+    // Before the hash: the admin listener is not part of the plan, so its change alone would
+    // look unchanged.
+    const refusal = restartRequired(active, next);
     if (refusal !== undefined) {
       logger.error({ trigger, path: refusal.path }, `${next.plan.source}: ${refusal.message}`);
       logger.error({ trigger }, 'reload refused: the running config stays');
       return finish('failure', active.plan.hash, [{ ...refusal, line: null, column: null }]);
     }
+    if (next.plan.hash === active.plan.hash) {
+      logger.info({ trigger, hash: next.plan.hash }, 'reload: config unchanged');
+      return finish('unchanged', active.plan.hash);
+    }
     const id = this.#nextId++;
-    const failed = await this.#switch(id, next);
+    const held = heldByWorkers(active, next);
+    let failed: string | undefined;
+    if (held.length > 0) {
+      logger.info({ trigger, reload: id, changed: held }, 'reload: replacing the workers one at a time');
+      await env.beforePrepare(next);
+      failed = await env.replaceWorkers(next);
+    } else {
+      failed = await this.#switch(id, next);
+    }
     if (failed !== undefined) {
       logger.error(
         { trigger, reload: id, reason: failed },
@@ -231,33 +248,42 @@ async function within(promise: Promise<undefined>, ms: number, what: string): Pr
   }
 }
 
+const changedKeys = (keys: [string, unknown, unknown][]): string[] =>
+  keys.filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b)).map(([key]) => key);
+
 /**
- * Settings held by sockets and processes the workers cannot change in place. Replacing the
- * workers one by one is not built yet: such a reload is refused whole, never half applied.
+ * Settings held by the workers' sockets and processes, which a worker cannot change in
+ * place: a reload that changes any of them replaces the workers instead of switching them.
  */
-export function needsNewProcesses(
+export function heldByWorkers(active: Planned, next: Planned): string[] {
+  const before = active.config.server;
+  const after = next.config.server;
+  return changedKeys([
+    ['server.port', before.port, after.port],
+    ['server.host', before.host, after.host],
+    ['server.workers', before.workers, after.workers],
+    ['server.max_header_size', before.max_header_size, after.max_header_size],
+  ]);
+}
+
+/**
+ * Settings held by the primary's own listeners (admin, metrics), which replacing workers
+ * does not reach: such a reload is refused whole, never half applied.
+ */
+export function restartRequired(
   active: Planned,
   next: Planned,
 ): { path: string; message: string } | undefined {
   const before = active.config;
   const after = next.config;
-  const keys: [string, unknown, unknown][] = [
-    ['server.port', before.server.port, after.server.port],
-    ['server.host', before.server.host, after.server.host],
-    ['server.workers', before.server.workers, after.server.workers],
-    ['server.max_header_size', before.server.max_header_size, after.server.max_header_size],
+  const changed = changedKeys([
     ['admin', before.admin, after.admin],
     ['metrics', active.plan.metrics === null, next.plan.metrics === null],
     ['metrics.prometheus.port', before.metrics?.prometheus.port, after.metrics?.prometheus.port],
     ['metrics.prometheus.host', before.metrics?.prometheus.host, after.metrics?.prometheus.host],
-  ];
-  const changed = keys.find(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b));
-  return (
-    changed && {
-      path: changed[0],
-      message: `${changed[0]} changed: restart required (not yet applied by reload)`,
-    }
-  );
+  ])[0];
+  if (changed === undefined) return undefined;
+  return { path: changed, message: `${changed} changed: restart required (not yet applied by reload)` };
 }
 
 /** `file:line:col: key.path: reason` (as `portico check` prints it) taken apart. */

@@ -36,7 +36,7 @@ type StartedService = { name: string; running: RunningService };
 export async function runPrimary({ config, plan, logger, load }: SupervisorOptions): Promise<void> {
   /** The config in force: replaced by each successful reload. */
   let current: Planned = { config, plan };
-  const count = plan.server.workers === 'auto' ? availableParallelism() : plan.server.workers;
+  const count = workerCount(plan);
   // The plan's hash names the config every worker runs (admin API, readiness).
   const workers = new WorkerTable(count, plan.hash);
   const services: StartedService[] = [];
@@ -63,8 +63,10 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   const backoff = new RespawnBackoff();
   const crashLoop = new CrashLoopDetector();
   const ready = new Set<number>();
-  /** Start time of each live worker, by slot. */
-  const alive = new Map<number, number>();
+  /** Start time of each live worker: slot owners, and mid-replacement the new and old ones too. */
+  const alive = new Map<Worker, number>();
+  /** The worker each slot stands for: respawned when it dies, replaced by a reload. */
+  const owners = new Map<number, Worker>();
   let shuttingDown = false;
   let announced = false;
   /** Why the instance is stopping on its own. */
@@ -78,6 +80,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     load,
     active: () => current,
     members: () => [...planned].map(([worker, { ready }]) => ({ worker, ready })),
+    replaceWorkers: (next) => replaceWorkers(next),
     beforePrepare: async (next) => {
       for (const service of PRIMARY_SERVICES) {
         if (services.some((started) => started.name === service.name)) continue;
@@ -142,23 +145,41 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     shutdown(msg);
   };
 
-  const fork = (slot: number): Worker => {
+  /** Drains a worker that a reload replaced: its in-flight requests finish, its exit is no death. */
+  const retire = (worker: Worker) => {
+    planned.get(worker)?.listening();
+    planned.delete(worker);
+    const message: PrimaryToWorker = { type: 'portico:replaced' };
+    if (worker.isConnected()) worker.send(message);
+  };
+
+  /**
+   * Forks the worker of `slot`. Without `candidate` it owns the slot at once (start, respawn)
+   * and runs the config in force; with it, it runs `candidate.planned` and owns nothing until
+   * the rolling replacement hands it the slot once it listens.
+   */
+  const fork = (slot: number, candidate?: Candidate): Worker => {
     const worker = cluster.fork({ PORTICO_WORKER_SLOT: String(slot) });
     guardConnectionHandoffs(worker);
     const startedAt = Date.now();
-    alive.set(slot, startedAt);
-    workers.forked(slot, worker.process.pid, current.plan.hash);
+    alive.set(worker, startedAt);
+    if (candidate === undefined) {
+      owners.set(slot, worker);
+      workers.forked(slot, worker.process.pid, current.plan.hash);
+    }
+    const owns = () => owners.get(slot) === worker;
     const answerPlanRequest = () => {
+      const plan = candidate?.planned.plan ?? current.plan;
       // A worker that asks after the shutdown was sent would never hear of it.
       const answer: PrimaryToWorker = shuttingDown
         ? { type: 'portico:shutdown' }
-        : { type: 'portico:plan', plan: current.plan };
+        : { type: 'portico:plan', plan };
       if (!worker.isConnected()) return;
       if (!shuttingDown) {
         let listening!: () => void;
         const ready = new Promise<void>((resolve) => (listening = resolve));
         planned.set(worker, { ready, listening });
-        workers.planSent(slot, current.plan.hash);
+        if (owns()) workers.planSent(slot, plan.hash);
       }
       worker.send(answer);
     };
@@ -166,12 +187,17 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:plan-request') {
         // Mid-reload, the plan in force is about to change: the worker gets the outcome's.
-        if (reloads.busy) waitingForPlan.push(answerPlanRequest);
+        if (reloads.busy && candidate === undefined) waitingForPlan.push(answerPlanRequest);
         else answerPlanRequest();
         return;
       }
       if (message.type === 'portico:listen-failed') {
         const { host, port, code } = message;
+        // A new worker of a rolling replacement fails the reload, not the instance.
+        if (candidate !== undefined && !owns()) {
+          candidate.failed(cannotListen(host, port, code));
+          return;
+        }
         giveUp(
           new StartupError('PORTICO_ERR_LISTEN', cannotListen(host, port, code)),
           { host, port, code },
@@ -179,8 +205,17 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
         );
         return;
       }
+      if (message.type === 'portico:listener-closed') {
+        const released: PrimaryToWorker = { type: 'portico:listener-released' };
+        if (worker.isConnected()) worker.send(released);
+        return;
+      }
       if (message.type !== 'portico:ready') return;
       planned.get(worker)?.listening();
+      if (candidate !== undefined && !owns()) {
+        candidate.listening(worker, startedAt);
+        return;
+      }
       ready.add(slot);
       workers.listening(slot);
       if (!announced && ready.size === count) {
@@ -203,8 +238,16 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       // A reload waiting for this worker to listen need not wait any more.
       planned.get(worker)?.listening();
       planned.delete(worker);
+      alive.delete(worker);
+      if (!owns()) {
+        // Replaced and drained, or a new worker that never took its slot: not a death.
+        candidate?.failed(
+          `the new worker exited (${signal ? `killed by ${signal}` : `exit code ${code}`}) before it listened`,
+        );
+        return;
+      }
+      owners.delete(slot);
       ready.delete(slot);
-      alive.delete(slot);
       workers.exited(slot);
       if (shuttingDown) return;
       const now = Date.now();
@@ -239,11 +282,90 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       // primary alive. Shutdown clears it.
       const timer = setTimeout(() => {
         pending.delete(timer);
-        fork(slot);
+        // A rolling replacement may have filled the slot meanwhile, or drained it away.
+        if (!owners.has(slot) && slot < workers.count) fork(slot);
       }, delay);
       pending.add(timer);
     });
     return worker;
+  };
+
+  /**
+   * Starts a worker running `next` for `slot` and waits until it listens; then it owns the
+   * slot and the one it replaces drains. Returns why not (the new worker could not listen,
+   * died or was late; it is stopped).
+   */
+  const replaceSlot = (slot: number, next: Planned): Promise<string | undefined> => {
+    if (shuttingDown) return Promise.resolve('the instance is shutting down');
+    return new Promise((resolve) => {
+      let settled = false;
+      const fail = (reason: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        // SIGTERM drains it (nothing is in flight there) whether or not it got as far as listening.
+        fresh.process.kill('SIGTERM');
+        resolve(`slot ${slot}: ${reason}`);
+      };
+      const fresh = fork(slot, {
+        planned: next,
+        listening(worker, startedAt) {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const old = owners.get(slot);
+          owners.set(slot, worker);
+          ready.add(slot);
+          workers.replaced(slot, worker.process.pid, startedAt, next.plan.hash);
+          if (old !== undefined) retire(old);
+          resolve(undefined);
+        },
+        failed: fail,
+      });
+      const timer = setTimeout(
+        () => fail(`the new worker did not listen within ${REPLACE_TIMEOUT_MS} ms`),
+        REPLACE_TIMEOUT_MS,
+      );
+    });
+  };
+
+  /**
+   * The rolling replacement: slot by slot, a new worker listens before the old one drains, so
+   * some worker always accepts; extra slots are added, surplus ones drained. A failure puts
+   * the running config back the same way on the slots already replaced.
+   */
+  const replaceWorkers = async (next: Planned): Promise<string | undefined> => {
+    const before = workers.count;
+    const after = workerCount(next.plan);
+    workers.incoming(next.plan.hash);
+    const done: number[] = [];
+    let failure: string | undefined;
+    for (let slot = 0; slot < after && failure === undefined; slot++) {
+      failure = await replaceSlot(slot, next);
+      if (failure === undefined) done.push(slot);
+    }
+    const drainFrom = (from: number) => {
+      for (const [slot, worker] of owners) {
+        if (slot < from) continue;
+        owners.delete(slot);
+        ready.delete(slot);
+        retire(worker);
+      }
+      workers.truncate(from);
+    };
+    if (failure === undefined) {
+      drainFrom(after);
+      return undefined;
+    }
+    logger.error({ reason: failure }, 'reload: a new worker failed; putting the running config back');
+    for (const slot of done) {
+      if (slot >= before) continue;
+      const back = await replaceSlot(slot, current);
+      if (back !== undefined) logger.error({ reason: back }, 'reload: could not put the running config back');
+    }
+    drainFrom(before);
+    workers.incoming(null);
+    return failure;
   };
 
   process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -252,6 +374,20 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   await allStopped;
   await closeServices(services, logger);
   if (fatal !== undefined) throw fatal;
+}
+
+/** A new worker of a rolling replacement: the config it runs, and how it ends. */
+interface Candidate {
+  planned: Planned;
+  listening(worker: Worker, startedAt: number): void;
+  failed(reason: string): void;
+}
+
+/** How long a new worker of a rolling replacement may take to listen. */
+const REPLACE_TIMEOUT_MS = 10_000;
+
+function workerCount(plan: Plan): number {
+  return plan.server.workers === 'auto' ? availableParallelism() : plan.server.workers;
 }
 
 async function closeServices(services: StartedService[], logger: Logger): Promise<void> {

@@ -28,6 +28,8 @@ interface Slot {
 export class WorkerTable {
   readonly #slots: Slot[];
   #draining = false;
+  /** The config a rolling replacement is bringing in: its workers count as ready too. */
+  #incoming: string | null = null;
 
   constructor(
     count: number,
@@ -58,9 +60,31 @@ export class WorkerTable {
     (this.#slots[slot] as Slot).configHash = configHash;
   }
 
+  /**
+   * A rolling replacement took `slot` over with a worker that listens, running `configHash`
+   * (a slot past the end is added). Not a restart: nothing died.
+   */
+  replaced(slot: number, pid: number | undefined, startedAt: number, configHash: string): void {
+    const s: Slot = { pid: pid ?? null, startedAt, restarts: 0, configHash, listening: true };
+    const old = this.#slots[slot];
+    if (old === undefined) this.#slots[slot] = s;
+    else Object.assign(old, { ...s, restarts: old.restarts });
+  }
+
+  /** Slots from `count` on were drained by a rolling replacement: they are gone. */
+  truncate(count: number): void {
+    this.#slots.length = Math.min(count, this.#slots.length);
+  }
+
+  /** A rolling replacement toward `configHash` begins (null: it ended). */
+  incoming(configHash: string | null): void {
+    this.#incoming = configHash;
+  }
+
   /** A reload switched every live worker to `configHash`. */
   activate(configHash: string): void {
     this.activeHash = configHash;
+    this.#incoming = null;
     for (const s of this.#slots) if (s.pid !== null) s.configHash = configHash;
   }
 
@@ -80,12 +104,16 @@ export class WorkerTable {
   /** `ready`, or why not: orchestrators stop sending traffic while it is not. */
   state(): 'ready' | 'starting' | 'draining' {
     if (this.#draining) return 'draining';
-    const ready = this.#slots.every((s) => s.listening && s.configHash === this.activeHash);
-    return ready ? 'ready' : 'starting';
+    return this.#slots.every((s) => this.#ready(s)) ? 'ready' : 'starting';
   }
 
   readyCount(): number {
-    return this.#slots.filter((s) => s.listening && s.configHash === this.activeHash).length;
+    return this.#slots.filter((s) => this.#ready(s)).length;
+  }
+
+  // Mid-replacement both configs serve: the instance stays in rotation while it rolls.
+  #ready(s: Slot): boolean {
+    return s.listening && (s.configHash === this.activeHash || s.configHash === this.#incoming);
   }
 
   async view(): Promise<WorkerView[]> {

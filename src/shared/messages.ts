@@ -41,6 +41,13 @@ export type PrimaryToWorker =
   /** Reload `id` failed somewhere: drop its tree and keep serving the running one. */
   | { type: 'portico:plan-abort'; id: number }
   | { type: 'portico:shutdown' }
+  /** A reload gave this worker's slot to a new worker: drain, leaving kept-alive clients time to go. */
+  | { type: 'portico:replaced' }
+  /**
+   * Answers `portico:listener-closed`: node:cluster hands this worker no more connections,
+   * and every one it handed before has arrived (the channel keeps order).
+   */
+  | { type: 'portico:listener-released' }
   /** Asks a worker for its registry; answered with `portico:metrics-snapshot` and the same id. */
   | { type: 'portico:metrics-collect'; id: number }
   /** Answers a worker's `portico:metrics-scrape`: the merged exposition text, or why not. */
@@ -55,6 +62,8 @@ export type WorkerToPrimary =
    */
   | { type: 'portico:plan-request' }
   | { type: 'portico:ready'; port: number }
+  /** A replaced worker closed its listener (node:cluster told the primary just before this). */
+  | { type: 'portico:listener-closed' }
   /** The tree of reload `id` is built and waits for the commit. */
   | { type: 'portico:plan-prepared'; id: number }
   /** The tree of reload `id` could not be built; nothing changed in this worker. */
@@ -95,6 +104,8 @@ export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker 
     case 'portico:plan-abort':
       return typeof message.id === 'number';
     case 'portico:shutdown':
+    case 'portico:replaced':
+    case 'portico:listener-released':
       return true;
     case 'portico:metrics-collect':
       return typeof message.id === 'number';
@@ -113,6 +124,7 @@ export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary 
   if (!isObject(message)) return false;
   switch (message.type) {
     case 'portico:plan-request':
+    case 'portico:listener-closed':
       return true;
     case 'portico:ready':
       return typeof message.port === 'number';

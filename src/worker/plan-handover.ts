@@ -21,7 +21,7 @@ export function receivePlan(): Promise<Plan> {
     const onMessage = (message: unknown) => {
       if (isPrimaryToWorker(message)) {
         // The instance stops before this worker built anything: nothing to drain.
-        if (message.type === 'portico:shutdown') process.exit(0);
+        if (message.type === 'portico:shutdown' || message.type === 'portico:replaced') process.exit(0);
         if (message.type !== 'portico:plan') return;
         done();
         resolve(message.plan);

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
@@ -24,11 +24,13 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   // tree was being built would otherwise be lost, and the worker would live on unlistened-to
   // until the primary's backstop kills it. Until the server exists, the reason is kept.
   let stopAsked: string | undefined;
-  let requestDrain = (reason: string) => {
+  let requestDrain = (reason: string, _replaced?: boolean) => {
     stopAsked ??= reason;
   };
   process.on('message', (message) => {
-    if (isPrimaryToWorker(message) && message.type === 'portico:shutdown') requestDrain('primary asked');
+    if (!isPrimaryToWorker(message)) return;
+    if (message.type === 'portico:shutdown') requestDrain('primary asked');
+    else if (message.type === 'portico:replaced') requestDrain('replaced by a reload', true);
   });
   process.on('SIGTERM', () => requestDrain('SIGTERM'));
   process.on('SIGINT', () => requestDrain('SIGINT'));
@@ -72,7 +74,7 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
   server.on('clientError', answerClientError);
 
   let draining = false;
-  function drain(reason: string): void {
+  function drain(reason: string, replaced = false): void {
     if (draining) return;
     draining = true;
     logger.info({ reason }, 'worker draining');
@@ -87,13 +89,39 @@ export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger
       logger.warn('drain timeout reached; closing remaining connections');
       server.closeAllConnections();
     }, live.plan.server.drain_timeout);
-    // Keep-alive connections that finish their last response become idle: close them as they do.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    server.close(() => {
+    // Keep-alive connections that finish their last response become idle: close them as they do
+    // (not when the slot was replaced: see below).
+    const sweep = replaced ? undefined : setInterval(() => server.closeIdleConnections(), 50);
+    const done = () => {
       clearTimeout(deadline);
       clearInterval(sweep);
       stop();
-    });
+    };
+    if (replaced) {
+      // The instance goes on serving on a new worker, so no client need be hurried: closing an
+      // idle kept-alive connection races the request its client may be sending on it (a reset).
+      // Only the port is let go (net's close, not http's, which closes idle connections at once);
+      // each connection ends after one more response (it says `Connection: close`) or at the
+      // keep-alive timeout its client was promised.
+      // A connection node:cluster handed over before the primary heard of the close is still on
+      // the channel; exiting before it arrives would reset it. The primary's answer comes after it.
+      const released = new Promise<void>((resolve) => {
+        const onMessage = (message: unknown) => {
+          if (!isPrimaryToWorker(message) || message.type !== 'portico:listener-released') return;
+          process.off('message', onMessage);
+          resolve();
+        };
+        process.on('message', onMessage);
+        // No primary, no cluster connections left to wait for.
+        process.once('disconnect', resolve);
+      });
+      // Tells node:cluster's primary first (on the same channel, so in this order).
+      NetServer.prototype.close.call(server, () => void released.then(done));
+      const closed: WorkerToPrimary = { type: 'portico:listener-closed' };
+      process.send?.(closed);
+      return;
+    }
+    server.close(done);
   }
   function stop(): void {
     live.close();
