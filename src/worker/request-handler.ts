@@ -73,9 +73,9 @@ export async function createGatewayHandlers(
   const settings = plan.metrics;
   const exposition =
     settings && metrics
-      ? resources.shared(EXPOSITION, JSON.stringify(settings), () => {
+      ? resources.shared(EXPOSITION, JSON.stringify(settings), (own) => {
           const created = createMetricsExposition(settings, metrics, logger);
-          resources.onClose('metrics', () => created.close());
+          own.onClose('metrics', () => created.close());
           return created;
         })
       : undefined;

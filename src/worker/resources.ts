@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 
 type CloseHook = () => Promise<void> | void;
@@ -23,43 +22,45 @@ interface Entry {
   hooks: { name: string; hook: CloseHook }[];
 }
 
+/** What a resource's `create` gets: where to register the hooks that release that resource. */
+export interface ResourceScope {
+  onClose(name: string, hook: CloseHook): void;
+}
+
 /**
  * Per-worker resources shared by all routes (one Redis client, one tracer provider, one
  * verifier per auth fingerprint…) and the hooks that release them when the worker drains.
  * A resource is keyed by its kind and the settings it was made from, so it is created once
  * per worker however many routes use it, and a handler tree built later from another plan
- * reuses every resource whose settings did not change. A close hook registered while a
- * resource is being created belongs to that resource: a reload that no longer uses it
- * releases it alone (`release`), the rest at drain (`close`).
+ * reuses every resource whose settings did not change. A close hook registered through the
+ * scope `create` is given belongs to that resource: a reload that no longer uses it releases
+ * it alone (`release`), the rest at drain (`close`). (An explicit scope, not an
+ * AsyncLocalStorage: one `run` would switch on async hooks for every promise of the worker.)
  */
 export class WorkerResources {
   readonly #entries = new Map<string, Entry>();
   readonly #hooks: { name: string; hook: CloseHook }[] = [];
-  /** The entry whose `create` is running (across its awaits), which `onClose` attaches to. */
-  readonly #creating = new AsyncLocalStorage<Entry>();
   #used: Set<string> | undefined;
 
   constructor(private readonly logger: Logger) {}
 
   /** The resource of `kind` made from `settings` (a canonical string), created on first use. */
-  shared<T>(kind: ResourceKind<T>, settings: string, create: () => T): T {
+  shared<T>(kind: ResourceKind<T>, settings: string, create: (scope: ResourceScope) => T): T {
     const key = `${kind.name}\u0000${settings}`;
     this.#used?.add(key);
     let entry = this.#entries.get(key);
     if (entry === undefined) {
       entry = { value: undefined, retained: kind.options.retained === true, hooks: [] };
       this.#entries.set(key, entry);
-      entry.value = this.#creating.run(entry, create);
+      const hooks = entry.hooks;
+      entry.value = create({ onClose: (name, hook) => void hooks.push({ name, hook }) });
     }
     return entry.value as T;
   }
 
-  /**
-   * Registers cleanup run at drain, after the server stopped, newest first; called from a
-   * resource's `create`, it also runs when a reload releases that resource.
-   */
+  /** Registers cleanup run at drain, after the server stopped, newest first. */
   onClose(name: string, hook: CloseHook): void {
-    (this.#creating.getStore()?.hooks ?? this.#hooks).push({ name, hook });
+    this.#hooks.push({ name, hook });
   }
 
   /** From now on, remembers which resources are asked for (a handler tree being built). */

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError, writeError } from '../../../shared/errors.js';
 import type { LimiterPlan, RouteRateLimitPlan } from '../../../shared/plan/types.js';
-import { ResourceKind, type WorkerResources } from '../../resources.js';
+import { ResourceKind, type ResourceScope } from '../../resources.js';
 import type { ObservationHooks } from '../hooks.js';
 import type { Middleware, MiddlewareEnv } from '../types.js';
 import { BlockedKeys } from './blocked-keys.js';
@@ -49,8 +49,8 @@ export async function rateLimitMiddleware(
       );
     }
   }
-  const limiter = await resources.shared(LIMITER, JSON.stringify(limiterPlan), () =>
-    createWorkerLimiter(limiterPlan, logger, resources, hooks),
+  const limiter = await resources.shared(LIMITER, JSON.stringify(limiterPlan), (own) =>
+    createWorkerLimiter(limiterPlan, logger, own, hooks),
   );
 
   return (next) => {
@@ -80,7 +80,7 @@ export async function rateLimitMiddleware(
 async function createWorkerLimiter(
   settings: LimiterPlan,
   logger: Logger,
-  resources: WorkerResources,
+  own: ResourceScope,
   hooks: ObservationHooks,
 ): Promise<WorkerLimiter> {
   const insurance = new MemoryBuckets({ maxKeys: settings.maxKeys });
@@ -135,7 +135,7 @@ async function createWorkerLimiter(
       'rate-limit store: redis',
     );
   }
-  resources.onClose('ratelimit store', async () => {
+  own.onClose('ratelimit store', async () => {
     await store.close();
     insurance.close();
   });

@@ -74,10 +74,10 @@ export async function tracingMiddleware(
   if (!settings) return passThrough; // otel.enabled: false
   // Loaded only when tracing is on (the SDK and its exporter take a few hundred
   // milliseconds to import).
-  const runtime = await resources.shared(TRACING, JSON.stringify(settings), async () => {
+  const runtime = await resources.shared(TRACING, JSON.stringify(settings), async (own) => {
     const { startTracing } = await import('./provider.js');
     const started = startTracing(settings, logger);
-    resources.onClose('tracing', () => started.shutdown());
+    own.onClose('tracing', () => started.shutdown());
     return started;
   });
   const tracer = runtime.tracer;
