@@ -206,6 +206,7 @@ describe('admin listener', () => {
         path: '/users/me',
         methods: ['GET', 'POST'],
         target: 'http://127.0.0.1:6',
+        upstream: null,
         middleware: ['metrics', 'logging'],
       });
       assert.deepEqual(listed[3]?.methods, ['GET']);

@@ -237,10 +237,13 @@ describe('portico: bad config files are one line each, for run, check and token'
       .filter((row) => row.includes('| duration |'))
       .map((row) => (/^\| `([^`]+)`/.exec(row) as RegExpExecArray)[1] as string);
     assert.ok(paths.length >= 17, paths.join(', '));
-    const config: Record<string, unknown> = { routes: [{ path: '/a', target: 'http://127.0.0.1:1' }] };
+    const config: Record<string, unknown> = {
+      routes: [{ path: '/a', target: 'http://127.0.0.1:1' }],
+      upstreams: { pool: { targets: [{ url: 'http://127.0.0.1:1' }] } },
+    };
     for (const path of paths) {
       let node = config;
-      const keys = path.replace('routes[]', 'routes.0').split('.');
+      const keys = path.replace('routes[]', 'routes.0').replace('<name>', 'pool').split('.');
       for (const key of keys.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
       node[keys.at(-1) as string] = 5;
     }

@@ -89,7 +89,12 @@ export async function createGatewayHandlers(
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of plan.routes) {
-    const target = new URL(route.target);
+    // TEMPORARY (issue 13 skeleton): the pool's first target, until pools are balanced.
+    const pool = plan.upstreams.find((u) => u.name === route.upstream);
+    const first = pool?.targets[0];
+    const target = new URL(
+      route.target ?? `${first?.protocol ?? 'http:'}//${first?.host ?? ''}:${first?.port ?? 0}`,
+    );
     const observers: UpstreamObserver[] = [];
     const upstream = { observe: (observer: UpstreamObserver) => void observers.push(observer) };
     const forwarder = createForwarder({ url: target, timeoutMs: route.timeoutMs }, agents, logger, observers);

@@ -9,7 +9,10 @@ export interface RouteView {
   path: string;
   /** `null`: every method. */
   methods: string[] | null;
-  target: string;
+  /** The route's `target:`, or `null` when it names an upstream. */
+  target: string | null;
+  /** The route's `upstream:`, or `null` when it has a `target:`. */
+  upstream: string | null;
   middleware: string[];
 }
 
@@ -21,7 +24,8 @@ export function routesInMatchOrder(config: Config): RouteView[] {
       index,
       path: route.path,
       methods: route.methods ?? null,
-      target: route.target,
+      target: route.target ?? null,
+      upstream: route.upstream ?? null,
       middleware: route.middleware,
     },
   }));
@@ -31,5 +35,5 @@ export function routesInMatchOrder(config: Config): RouteView[] {
 
 /** `GET /users/:id → http://users:9002 [metrics, logging]` */
 export function describeRoute(route: RouteView): string {
-  return `${route.methods?.join(',') ?? '*'} ${route.path} → ${route.target} [${route.middleware.join(', ')}]`;
+  return `${route.methods?.join(',') ?? '*'} ${route.path} → ${route.target ?? `upstream ${route.upstream}`} [${route.middleware.join(', ')}]`;
 }

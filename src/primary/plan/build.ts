@@ -1,8 +1,17 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { LoadedConfig } from '../../shared/config/load.js';
 import type { Config, RouteConfig } from '../../shared/config/schema.js';
 import { metricsSettings, redisUrlOf, tracingSettings } from '../../shared/config/settings.js';
-import type { LimiterPlan, Plan, RoutePlan, RouteRateLimitPlan } from '../../shared/plan/types.js';
+import { type UpstreamConfig, upstreamSchema } from '../../shared/config/upstream-schema.js';
+import type {
+  LimiterPlan,
+  Plan,
+  RoutePlan,
+  RouteRateLimitPlan,
+  TargetPlan,
+  UpstreamPlan,
+} from '../../shared/plan/types.js';
 
 /**
  * Resolves a validated config into the plan the workers run: every route's slices merged
@@ -16,6 +25,7 @@ export function buildPlan(
   configDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Plan {
+  const upstreams = upstreamPlans(config);
   const routes = config.routes.map((route, index) => routePlan(config, route, auth[index] ?? null));
   const body: Omit<Plan, 'hash'> = {
     source,
@@ -25,26 +35,113 @@ export function buildPlan(
     metrics: metricsSettings(config) ?? null,
     tracing: tracingSettings(config) ?? null,
     limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env) : null,
+    upstreams,
     routes,
   };
   return { hash: planHash(body), ...body };
 }
 
 function routePlan(config: Config, route: RouteConfig, auth: RoutePlan['auth']): RoutePlan {
-  const target = new URL(route.target);
+  const target = route.target === undefined ? null : new URL(route.target);
   return {
     path: route.path,
     methods: route.methods ?? null,
-    target: route.target,
+    target: route.target ?? null,
+    upstream: target === null ? (route.upstream as string) : target.origin,
     timeoutMs: route.timeout,
     upstreamPath: {
       rewrite: route.rewrite ?? null,
       stripPrefix: route.strip_prefix,
-      basePath: target.pathname,
+      // A pool's targets have no path (see upstream-schema.ts); a target's path is prepended.
+      basePath: target === null ? '/' : target.pathname,
     },
     middleware: route.middleware,
     auth: route.middleware.includes('auth') ? auth : null,
     rateLimit: route.middleware.includes('ratelimit') ? rateLimitPlan(config, route) : null,
+  };
+}
+
+/**
+ * The configured pools, then one per distinct `target:` origin (routes sharing an origin
+ * share its pool, as they shared its keep-alive agent before pools existed). Implicit pools
+ * get the schema's defaults, so a plain `target:` behaves like a pool of one.
+ */
+function upstreamPlans(config: Config): UpstreamPlan[] {
+  const plans = Object.entries(config.upstreams).map(([name, upstream]) =>
+    upstreamPlan(name, false, upstream),
+  );
+  const implicit = new Set<string>();
+  for (const route of config.routes) {
+    if (route.target === undefined) continue;
+    const origin = new URL(route.target).origin;
+    if (implicit.has(origin)) continue;
+    implicit.add(origin);
+    plans.push(upstreamPlan(origin, true, upstreamSchema.parse({ targets: [{ url: origin }] })));
+  }
+  return plans;
+}
+
+function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig): UpstreamPlan {
+  const hashOn = upstream.hash_on ?? 'ip';
+  const check = upstream.health_check;
+  const outlier = upstream.outlier_detection;
+  const body: Omit<UpstreamPlan, 'fingerprint'> = {
+    name,
+    implicit,
+    targets: upstream.targets.map(({ url, weight }) => targetPlan(url, weight)),
+    balance: upstream.balance,
+    hashOn:
+      upstream.balance !== 'hash'
+        ? null
+        : hashOn === 'ip'
+          ? { kind: 'ip' }
+          : hashOn.startsWith('header:')
+            ? { kind: 'header', name: hashOn.slice(7).toLowerCase() }
+            : { kind: 'cookie', name: hashOn.slice(7) },
+    healthCheck: check
+      ? {
+          path: check.path,
+          intervalMs: check.interval,
+          timeoutMs: check.timeout,
+          healthyThreshold: check.healthy_threshold,
+          unhealthyThreshold: check.unhealthy_threshold,
+          expectStatus: check.expect_status.split(',').map((part) => {
+            const [low, high = low] = part.split('-').map((n) => Number(n.trim())) as [number, number?];
+            return [low, high];
+          }),
+        }
+      : null,
+    outlier: {
+      consecutiveFailures: outlier.consecutive_failures,
+      baseEjectionMs: outlier.base_ejection_time,
+      maxEjectionMs: outlier.max_ejection_time,
+      maxEjectionPercent: outlier.max_ejection_percent,
+    },
+    panicThreshold: upstream.panic_threshold / 100,
+    discovery: {
+      dnsRefresh: upstream.discovery.dns_refresh,
+      srv: upstream.discovery.srv,
+      resolvers: upstream.discovery.resolvers,
+    },
+  };
+  return { ...body, fingerprint: planHash(body) };
+}
+
+function targetPlan(url: string, weight: number): TargetPlan {
+  if (url.startsWith('srv://')) {
+    return { url, discovery: 'srv', protocol: 'http:', host: url.slice('srv://'.length), port: 0, weight };
+  }
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'https:';
+  // URL keeps IPv6 literals in brackets; sockets want the bare address.
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  return {
+    url,
+    discovery: isIP(host) === 0 ? 'dns' : 'address',
+    protocol: secure ? 'https:' : 'http:',
+    host,
+    port: Number(parsed.port || (secure ? 443 : 80)),
+    weight,
   };
 }
 
@@ -75,7 +172,7 @@ function limiterPlan(config: Config, env: NodeJS.ProcessEnv): LimiterPlan {
 }
 
 /** sha256 of the canonical JSON (keys sorted at every level), so key order never changes it. */
-export function planHash(body: Omit<Plan, 'hash'>): string {
+export function planHash(body: object): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { configSchema } from './schema.js';
 
 interface JsonSchema {
-  type?: string;
+  type?: string | string[];
   description?: string;
   default?: unknown;
   properties?: Record<string, JsonSchema>;
@@ -14,6 +14,8 @@ interface JsonSchema {
   minimum?: number;
   maximum?: number;
   format?: string;
+  /** A record's values (`upstreams.<name>`). */
+  additionalProperties?: JsonSchema | boolean;
 }
 
 function typeOf(s: JsonSchema): string {
@@ -24,6 +26,7 @@ function typeOf(s: JsonSchema): string {
   if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
   if (s.type === 'integer' && s.minimum !== undefined && s.maximum !== undefined)
     return `integer ${s.minimum}–${s.maximum}`;
+  if (Array.isArray(s.type)) return s.type.join(' \\| ');
   return s.type ?? 'any';
 }
 
@@ -51,11 +54,13 @@ export function renderConfigReference(): string {
     for (const [key, child] of Object.entries(schema.properties ?? {})) {
       const path = `${prefix}${key}`;
       const required = schema.required?.includes(key) ?? false;
-      const objectLike = child.properties ?? child.items?.properties;
+      const values = typeof child.additionalProperties === 'object' ? child.additionalProperties : undefined;
+      const objectLike = child.properties ?? child.items?.properties ?? values?.properties;
       rows.push(
         `| \`${path}\` | ${objectLike ? (child.type === 'array' ? 'list' : 'section') : typeOf(child)} | ${defaultOf(child, required)} | ${child.description ?? ''} |`,
       );
       if (child.properties) walk(child, `${path}.`);
+      else if (values?.properties) walk(values, `${path}.<name>.`);
       else if (child.items?.properties) walk(child.items, `${path}[].`);
     }
   };

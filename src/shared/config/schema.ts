@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
 import { describeInput, duration } from './fields.js';
+import { upstreamsSchema } from './upstream-schema.js';
 
 /*
  * The one declaration of Portico's configuration. Every field carries its meaning
@@ -183,7 +184,17 @@ const routeSchema = z
       .min(1)
       .optional()
       .describe('Allowed methods; omitted means all. A matched path with another method gets 405.'),
-    target: upstreamUrl.describe('Upstream base URL (`http://` or `https://`); its path is prepended.'),
+    target: upstreamUrl
+      .optional()
+      .describe(
+        'Upstream base URL (`http://` or `https://`); its path is prepended. Shorthand for a pool of one target with the `upstreams` defaults.',
+      ),
+    upstream: z
+      .string()
+      .optional()
+      .describe(
+        'Name of an entry of `upstreams` to send to. A route has exactly one of `target` and `upstream`.',
+      ),
     middleware: z
       .array(z.string())
       .default([])
@@ -205,6 +216,16 @@ const routeSchema = z
     ),
   })
   .superRefine((route, ctx) => {
+    if ((route.target === undefined) === (route.upstream === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: route.target === undefined ? [] : ['upstream'],
+        message:
+          route.target === undefined
+            ? 'a route needs exactly one of target and upstream, it has neither'
+            : 'a route needs exactly one of target and upstream, it has both',
+      });
+    }
     const pattern = parseRoutePattern(route.path);
     if ('error' in pattern) {
       ctx.addIssue({
@@ -391,18 +412,34 @@ const redisSchema = z
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
-  server: serverSchema.describe('Listener and process settings.'),
-  routes: z.array(routeSchema).min(1, 'at least one route is required').describe('Routing table.'),
-  logging: loggingSchema.describe('Structured logs (pino).'),
-  auth: authSchema.describe('Global settings of the `auth` middleware.'),
-  rate_limit: rateLimitSchema.describe('Global settings of the `ratelimit` middleware.'),
-  admin: adminSchema.describe("The primary's admin listener (see Admin API)."),
-  reload: reloadSchema.describe('Live reload (see Reloading).'),
-  metrics: metricsSchema.describe('Prometheus metrics.'),
-  otel: otelSchema.describe('OpenTelemetry tracing.'),
-  redis: redisSchema.describe('Shared state.'),
-});
+export const configSchema = z
+  .strictObject({
+    server: serverSchema.describe('Listener and process settings.'),
+    upstreams: upstreamsSchema.describe(
+      'Named pools of upstream targets (see Upstreams); a route sends to one with `upstream: name`.',
+    ),
+    routes: z.array(routeSchema).min(1, 'at least one route is required').describe('Routing table.'),
+    logging: loggingSchema.describe('Structured logs (pino).'),
+    auth: authSchema.describe('Global settings of the `auth` middleware.'),
+    rate_limit: rateLimitSchema.describe('Global settings of the `ratelimit` middleware.'),
+    admin: adminSchema.describe("The primary's admin listener (see Admin API)."),
+    reload: reloadSchema.describe('Live reload (see Reloading).'),
+    metrics: metricsSchema.describe('Prometheus metrics.'),
+    otel: otelSchema.describe('OpenTelemetry tracing.'),
+    redis: redisSchema.describe('Shared state.'),
+  })
+  .superRefine((config, ctx) => {
+    config.routes.forEach((route, index) => {
+      if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {
+        const known = Object.keys(config.upstreams);
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'upstream'],
+          message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
+        });
+      }
+    });
+  });
 
 /** The resolved `metrics` section. */
 export type MetricsSettings = z.output<typeof metricsSectionSchema>['prometheus'];

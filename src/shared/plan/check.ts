@@ -1,4 +1,4 @@
-import type { AuthPlan, LimiterPlan, Plan, RoutePlan, RouteRateLimitPlan } from './types.js';
+import type { AuthPlan, LimiterPlan, Plan, RoutePlan, RouteRateLimitPlan, UpstreamPlan } from './types.js';
 
 /*
  * The plan's shape, checked where it arrives (a worker, from the IPC channel): anything
@@ -84,12 +84,63 @@ function isLimiter(v: unknown): v is LimiterPlan {
   );
 }
 
+function isTarget(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isString(v.url) &&
+    (v.discovery === 'address' || v.discovery === 'dns' || v.discovery === 'srv') &&
+    (v.protocol === 'http:' || v.protocol === 'https:') &&
+    isString(v.host) &&
+    isNumber(v.port) &&
+    isNumber(v.weight)
+  );
+}
+
+function isHealthCheck(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isString(v.path) &&
+    isNumber(v.intervalMs) &&
+    isNumber(v.timeoutMs) &&
+    isNumber(v.healthyThreshold) &&
+    isNumber(v.unhealthyThreshold) &&
+    Array.isArray(v.expectStatus) &&
+    v.expectStatus.every((r) => Array.isArray(r) && r.length === 2 && r.every(isNumber))
+  );
+}
+
+function isUpstream(v: unknown): v is UpstreamPlan {
+  return (
+    isObject(v) &&
+    isString(v.name) &&
+    isBoolean(v.implicit) &&
+    Array.isArray(v.targets) &&
+    v.targets.length > 0 &&
+    v.targets.every(isTarget) &&
+    isString(v.balance) &&
+    (v.hashOn === null || (isObject(v.hashOn) && isString(v.hashOn.kind))) &&
+    (v.healthCheck === null || isHealthCheck(v.healthCheck)) &&
+    isObject(v.outlier) &&
+    isNumber(v.outlier.consecutiveFailures) &&
+    isNumber(v.outlier.baseEjectionMs) &&
+    isNumber(v.outlier.maxEjectionMs) &&
+    isNumber(v.outlier.maxEjectionPercent) &&
+    isNumber(v.panicThreshold) &&
+    isObject(v.discovery) &&
+    (v.discovery.dnsRefresh === 'ttl' || isNumber(v.discovery.dnsRefresh)) &&
+    isBoolean(v.discovery.srv) &&
+    isStringArray(v.discovery.resolvers) &&
+    isString(v.fingerprint)
+  );
+}
+
 function isRoute(v: unknown): v is RoutePlan {
   return (
     isObject(v) &&
     isString(v.path) &&
     (v.methods === null || isStringArray(v.methods)) &&
-    isString(v.target) &&
+    (v.target === null || isString(v.target)) &&
+    isString(v.upstream) &&
     isNumber(v.timeoutMs) &&
     isObject(v.upstreamPath) &&
     (v.upstreamPath.rewrite === null || isString(v.upstreamPath.rewrite)) &&
@@ -100,6 +151,9 @@ function isRoute(v: unknown): v is RoutePlan {
     (v.rateLimit === null || isRouteRateLimit(v.rateLimit))
   );
 }
+
+const hasUpstream = (upstreams: UpstreamPlan[], route: RoutePlan) =>
+  upstreams.some((upstream) => upstream.name === route.upstream);
 
 export function isPlan(v: unknown): v is Plan {
   return (
@@ -116,8 +170,10 @@ export function isPlan(v: unknown): v is Plan {
     (v.tracing === null ||
       (isObject(v.tracing) && isString(v.tracing.endpoint) && isBoolean(v.tracing.enabled))) &&
     (v.limiter === null || isLimiter(v.limiter)) &&
+    Array.isArray(v.upstreams) &&
+    v.upstreams.every(isUpstream) &&
     Array.isArray(v.routes) &&
     v.routes.length > 0 &&
-    v.routes.every(isRoute)
+    v.routes.every((route) => isRoute(route) && hasUpstream(v.upstreams as UpstreamPlan[], route))
   );
 }

@@ -1,5 +1,6 @@
 import type { JwtAlgorithm } from '../config/auth-settings.js';
 import type { Config, MetricsSettings, TracingSettings } from '../config/schema.js';
+import type { BalanceKind } from '../config/upstream-schema.js';
 
 /*
  * The plan: the validated config resolved once, in the primary, into what the workers run.
@@ -65,11 +66,76 @@ export interface LimiterPlan {
   storeTimeoutMs: number;
 }
 
+/**
+ * One target of a pool as configured. The primary turns targets into endpoints (one per
+ * resolved address) and tells the workers; the plan carries only what was configured.
+ */
+export interface TargetPlan {
+  /** As written in the config (`http://users.internal:9002`, `srv://_http._tcp.users`). */
+  url: string;
+  /** `address`: an IP literal, one endpoint as is; `dns`: a hostname, one endpoint per
+   * A/AAAA address; `srv`: SRV records give the endpoints' hosts, ports and weights. */
+  discovery: 'address' | 'dns' | 'srv';
+  /** `https:` for TLS to the endpoints (SRV targets: `http:`). */
+  protocol: 'http:' | 'https:';
+  /** IP literal without brackets, hostname, or (srv) the SRV owner name. */
+  host: string;
+  /** 0 for srv targets (the records give it). */
+  port: number;
+  weight: number;
+}
+
+/** How `balance: hash` finds a request's key. */
+export type HashOn = { kind: 'ip' } | { kind: 'header'; name: string } | { kind: 'cookie'; name: string };
+
+export interface HealthCheckPlan {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+  /** Inclusive `[low, high]` status ranges that pass. */
+  expectStatus: [number, number][];
+}
+
+export interface OutlierPlan {
+  /** 0: passive detection off. */
+  consecutiveFailures: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  /** 0–100. */
+  maxEjectionPercent: number;
+}
+
+export interface UpstreamPlan {
+  /** The `upstreams:` key, or for a route's `target:` shorthand the target's origin. */
+  name: string;
+  /** True for a pool made from a route's `target:` shorthand. */
+  implicit: boolean;
+  targets: TargetPlan[];
+  balance: BalanceKind;
+  /** Set when `balance` is `hash`. Header names are lower-case. */
+  hashOn: HashOn | null;
+  healthCheck: HealthCheckPlan | null;
+  outlier: OutlierPlan;
+  /** 0–1: below this share of usable endpoints, balance over all of them. */
+  panicThreshold: number;
+  discovery: { dnsRefresh: 'ttl' | number; srv: boolean; resolvers: string[] };
+  /**
+   * Equal for equal settings (sha256 of the rest): a reload keeps the endpoints, their
+   * health state and keep-alive pools of an upstream whose fingerprint did not change.
+   */
+  fingerprint: string;
+}
+
 export interface RoutePlan {
   path: string;
   /** `null` allows every method. */
   methods: string[] | null;
-  target: string;
+  /** The route's `target:` as written, `null` when it names an `upstream:`. */
+  target: string | null;
+  /** Name of the route's pool in `Plan.upstreams` (for `target:` routes, the implicit one). */
+  upstream: string;
   timeoutMs: number;
   /** Inputs of the upstream path template (see worker/proxy/upstream-path.ts). */
   upstreamPath: { rewrite: string | null; stripPrefix: boolean; basePath: string };
@@ -96,5 +162,7 @@ export interface Plan {
   tracing: TracingSettings | null;
   /** `null` when no route lists `ratelimit`. */
   limiter: LimiterPlan | null;
+  /** Every pool a route sends to, configured or implicit, in a stable order; names are unique. */
+  upstreams: UpstreamPlan[];
   routes: RoutePlan[];
 }

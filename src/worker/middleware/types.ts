@@ -21,7 +21,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Prom
 export type Middleware = (next: Handler) => Handler;
 
 /** Which route a chain is built for; a built-in's own settings come as its own argument. */
-export type RouteIdentity = Pick<RoutePlan, 'path' | 'methods' | 'target' | 'middleware'>;
+export type RouteIdentity = Pick<RoutePlan, 'path' | 'methods' | 'target' | 'upstream' | 'middleware'>;
 
 /**
  * What every middleware factory gets when a route's chain is built (once per handler tree);

@@ -81,7 +81,8 @@ export async function tracingMiddleware(
     return started;
   });
   const tracer = runtime.tracer;
-  const target = new URL(route.target);
+  // TEMPORARY (issue 13 skeleton): the endpoint is chosen per request; see the pool helper.
+  const target = new URL(route.target ?? `http://${route.upstream}`);
   const targetPort = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
   const names = new Map<string, string>();
   // Semantic conventions name a server span "{method} {route}": built once per method.

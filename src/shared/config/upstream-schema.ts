@@ -1,0 +1,266 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { describeInput, duration } from './fields.js';
+
+/*
+ * The `upstreams:` section: named pools of targets a route can send to (`upstream: name`).
+ * A route's `target:` stays as the one-URL shorthand; the plan turns it into a pool of one
+ * with these same defaults.
+ */
+
+export const BALANCERS = ['least_request', 'round_robin', 'random', 'hash'] as const;
+export type BalanceKind = (typeof BALANCERS)[number];
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** `_service._proto.name`, as SRV owner names are written. */
+const SRV_NAME = /^_[A-Za-z0-9-]+\._(tcp|udp)\.[A-Za-z0-9.-]+$/;
+
+/**
+ * One pool target: `http(s)://host:port` (no path: a route's path or `rewrite` decides
+ * that) or `srv://_service._proto.name` (with `discovery.srv: true`).
+ */
+const targetUrl = z.string().superRefine((value, ctx) => {
+  if (value.startsWith('srv://')) {
+    if (!SRV_NAME.test(value.slice('srv://'.length))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `invalid SRV target "${value}" (expected srv://_service._proto.name, e.g. srv://_http._tcp.users.internal)`,
+      });
+    }
+    return;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      message: `invalid URL "${value}" (expected http://host:port or https://host:port)`,
+    });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `target must use http://, https:// or srv://, got "${value}"` });
+  } else if (url.search || url.hash || url.username || url.password) {
+    ctx.addIssue({ code: 'custom', message: 'target must not contain a query, fragment or credentials' });
+  } else if (url.pathname !== '/') {
+    ctx.addIssue({
+      code: 'custom',
+      message: `an upstream target is scheme://host:port without a path, got "${value}" (a route's path or rewrite sets the upstream path)`,
+    });
+  }
+});
+
+const hashOn = z
+  .string()
+  .refine(
+    (v) =>
+      v === 'ip' ||
+      (v.startsWith('header:') && HEADER_NAME.test(v.slice(7))) ||
+      (v.startsWith('cookie:') && COOKIE_NAME.test(v.slice(7))),
+    { message: 'must be ip, header:<Name> or cookie:<name>' },
+  );
+
+/** `200`, `200-399`, or a comma-separated list of both. */
+const statusRanges = z.string().refine(
+  (v) =>
+    v.split(',').every((part) => {
+      const m = /^\s*([1-5]\d\d)(?:\s*-\s*([1-5]\d\d))?\s*$/.exec(part);
+      return m !== null && (m[2] === undefined || Number(m[2]) >= Number(m[1]));
+    }),
+  { message: 'must be a status or range such as 200, 200-399 or 200,204' },
+);
+
+/** `50%` or a number 0–100: the share of the pool below which balancing ignores health. */
+const percentage = z
+  .union([z.number(), z.string()], {
+    error: (issue) => `must be a percentage such as 50%, got ${describeInput(issue.input)}`,
+  })
+  .transform((value, ctx) => {
+    const n = typeof value === 'number' ? value : Number(/^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(value)?.[1]);
+    if (!Number.isFinite(n) || n < 0 || n > 100) {
+      ctx.addIssue({ code: 'custom', message: `must be a percentage 0%–100%, got ${describeInput(value)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const hostPort = z.string().refine(
+  (v) => {
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+    if (!m) return false;
+    const port = Number(m[3]);
+    return port >= 1 && port <= 65535 && (m[1] === undefined || isIP(m[1]) === 6);
+  },
+  { message: 'must be host:port, e.g. 10.0.0.53:53 or [::1]:53' },
+);
+
+const healthCheckSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .regex(/^\/[^\s]*$/, 'must be a path starting with "/"')
+      .default('/healthz')
+      .describe('Path requested (GET) on every endpoint.'),
+    interval: duration('5s', '1h').describe('Time between two checks of an endpoint.'),
+    timeout: duration('1s', '1m').describe('A check that has no answer within this time failed.'),
+    healthy_threshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe('Passed checks in a row that make an unhealthy endpoint healthy again.'),
+    unhealthy_threshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('Failed checks in a row that make a healthy endpoint unhealthy.'),
+    expect_status: statusRanges
+      .default('200-399')
+      .describe('Answer statuses that pass: a status, a range, or a comma-separated list.'),
+  })
+  .superRefine((check, ctx) => {
+    if (check.timeout >= check.interval) {
+      ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be shorter than interval' });
+    }
+  });
+
+const outlierSchema = z
+  .strictObject({
+    consecutive_failures: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(5)
+      .describe(
+        'Connect failures, resets, timeouts and 5xx answers in a row (per worker) that eject an endpoint; 0 turns passive detection off.',
+      ),
+    base_ejection_time: duration('30s', '1h').describe(
+      'How long a first ejection lasts; each further ejection of the same endpoint lasts longer, up to `max_ejection_time`.',
+    ),
+    max_ejection_time: duration('300s', '24h').describe('Longest ejection.'),
+    max_ejection_percent: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(50)
+      .describe('Never eject more than this share of the pool (at least one endpoint may always go).'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.max_ejection_time < o.base_ejection_time) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_ejection_time'],
+        message: 'must be at least base_ejection_time',
+      });
+    }
+  })
+  .prefault({});
+
+const dnsRefresh = z
+  .string({
+    error: (issue) => `must be ttl or a duration such as 30s, got ${describeInput(issue.input)}`,
+  })
+  .default('ttl')
+  .transform((value, ctx): 'ttl' | number => {
+    if (value === 'ttl') return 'ttl';
+    const ms = parseDuration(value);
+    if (ms === undefined || ms < 1000 || ms > 300_000) {
+      ctx.addIssue({ code: 'custom', message: `must be ttl or a duration 1s–300s, got "${value}"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const discoverySchema = z
+  .strictObject({
+    dns_refresh: dnsRefresh.describe(
+      "When hostnames are resolved again: `ttl` (when the record's TTL runs out, clamped to 1s–300s) or a fixed duration.",
+    ),
+    srv: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow `srv://_service._proto.name` targets: host, port, priority and weight come from SRV records.',
+      ),
+    resolvers: z
+      .array(hostPort)
+      .default([])
+      .describe(
+        "DNS servers (`host:port`) to ask; empty: the system's (`/etc/hosts` and `/etc/resolv.conf`).",
+      ),
+  })
+  .prefault({});
+
+export const upstreamSchema = z
+  .strictObject({
+    targets: z
+      .array(
+        z.strictObject({
+          url: targetUrl.describe(
+            '`http://host:port`, `https://host:port` or `srv://_service._proto.name`; a hostname stands for every address it resolves to.',
+          ),
+          weight: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(1)
+            .describe("The target's share of traffic relative to the others (per resolved address)."),
+        }),
+      )
+      .min(1, 'an upstream needs at least one target')
+      .describe('Where requests go.'),
+    balance: z
+      .enum(BALANCERS)
+      .default('least_request')
+      .describe(
+        '`least_request` (the less busy of two random endpoints), `round_robin` (smooth weighted), `random` (weighted) or `hash` (consistent, on `hash_on`).',
+      ),
+    hash_on: hashOn
+      .optional()
+      .describe('For `balance: hash`: `ip` (default), `header:<Name>` or `cookie:<name>`.'),
+    health_check: healthCheckSchema
+      .optional()
+      .describe('Active health checks, run by the primary once per instance. Absent: none.'),
+    outlier_detection: outlierSchema.describe(
+      'Passive health checking on real traffic, in every worker; on by default.',
+    ),
+    panic_threshold: percentage
+      .prefault('50%')
+      .describe(
+        'When fewer than this share of the endpoints are usable, balance over all of them rather than fail (`0%` turns this off).',
+      ),
+    discovery: discoverySchema.describe('How target hostnames are resolved.'),
+  })
+  .superRefine((upstream, ctx) => {
+    if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {
+      ctx.addIssue({ code: 'custom', path: ['hash_on'], message: 'only applies to balance: hash' });
+    }
+    upstream.targets.forEach((target, index) => {
+      if (target.url.startsWith('srv://') && !upstream.discovery.srv) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', index, 'url'],
+          message: 'srv:// targets need discovery.srv: true',
+        });
+      }
+    });
+  });
+
+export const upstreamsSchema = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'an upstream name is letters, digits, _ . - (at most 64)'),
+    upstreamSchema,
+  )
+  .default({});
+
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
