@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../shared/messages.js';
+import { isUpstreamWorkerToPrimary, type UpstreamPrimaryToWorker } from '../shared/upstream-messages.js';
 import type { Plan } from '../shared/plan/types.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
 import { startAdmin } from './admin/index.js';
@@ -14,6 +15,7 @@ import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
 import { configWatch } from './reload-triggers.js';
 import { type Planned, ReloadCoordinator } from './reload.js';
+import { UpstreamRegistry } from './upstreams/registry.js';
 import { WorkerTable } from './worker-table.js';
 
 export interface SupervisorOptions {
@@ -40,6 +42,16 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   // The plan's hash names the config every worker runs (admin API, readiness).
   const workers = new WorkerTable(count, plan.hash);
   const services: StartedService[] = [];
+  const broadcast = (message: PrimaryToWorker | UpstreamPrimaryToWorker) => {
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker?.isConnected()) worker.send(message);
+    }
+  };
+  // Pools are discovered (and first checked) before any worker runs: its first request
+  // must not go to an endpoint nobody has looked at.
+  const upstreams = new UpstreamRegistry(logger, broadcast);
+  await upstreams.prepare(plan);
+  upstreams.settle(plan);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
@@ -82,6 +94,9 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     members: () => [...planned].map(([worker, { ready }]) => ({ worker, ready })),
     replaceWorkers: (next) => replaceWorkers(next),
     beforePrepare: async (next) => {
+      await upstreams.prepare(next.plan);
+      // Ahead of the plan on each channel, so the new tree's pools have endpoints from the start.
+      for (const message of upstreams.snapshot(next.plan)) broadcast(message);
       for (const service of PRIMARY_SERVICES) {
         if (services.some((started) => started.name === service.name)) continue;
         const running = await service.start({ ...next, logger });
@@ -97,6 +112,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     },
     reported: (outcome) => {
       admin.reloaded(outcome);
+      upstreams.settle(current.plan);
       for (const { running } of services) running.reloaded?.(outcome);
       for (const answer of waitingForPlan.splice(0)) answer();
     },
@@ -116,10 +132,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     watch.close();
     for (const timer of pending) clearTimeout(timer);
     logger.info({ reason }, 'shutting down: draining workers');
-    const message: PrimaryToWorker = { type: 'portico:shutdown' };
-    for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker?.isConnected()) worker.send(message);
-    }
+    broadcast({ type: 'portico:shutdown' });
     // Workers bound their own drain; this is the backstop if one is stuck.
     const backstop = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
@@ -180,10 +193,15 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
         const ready = new Promise<void>((resolve) => (listening = resolve));
         planned.set(worker, { ready, listening });
         if (owns()) workers.planSent(slot, plan.hash);
+        for (const message of upstreams.snapshot(plan)) worker.send(message);
       }
       worker.send(answer);
     };
     worker.on('message', (message: unknown) => {
+      if (isUpstreamWorkerToPrimary(message)) {
+        upstreams.handle(message);
+        return;
+      }
       if (!isWorkerToPrimary(message)) return;
       if (message.type === 'portico:plan-request') {
         // Mid-reload, the plan in force is about to change: the worker gets the outcome's.
@@ -372,6 +390,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   process.on('SIGINT', () => shutdown('SIGINT'));
   for (let slot = 0; slot < count; slot++) fork(slot);
   await allStopped;
+  upstreams.close();
   await closeServices(services, logger);
   if (fatal !== undefined) throw fatal;
 }
