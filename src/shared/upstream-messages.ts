@@ -3,6 +3,9 @@
  * discovery and active checks run there, once per instance) and broadcasts it; workers
  * balance over it with no per-request IPC, and report what they see on real traffic
  * (passive outlier detection). Checked where they arrive.
+ *
+ * An endpoint that leaves a pool's list (its address left DNS) gets no new requests in the
+ * workers; their in-flight requests to it finish, then its keep-alive sockets close.
  */
 
 /** How an endpoint is doing, as the primary decided. */
@@ -29,11 +32,6 @@ export interface EndpointView {
   reason: string;
   /** When it entered that state (ms since the epoch). */
   since: number;
-  /**
-   * Its address left DNS: no new requests go to it, in-flight ones finish. It is dropped
-   * from the list once no worker can still have it in use.
-   */
-  draining: boolean;
 }
 
 export type UpstreamPrimaryToWorker =
@@ -72,8 +70,7 @@ function isEndpointView(v: unknown): v is EndpointView {
     typeof v.priority === 'number' &&
     STATES.includes(v.state) &&
     typeof v.reason === 'string' &&
-    typeof v.since === 'number' &&
-    typeof v.draining === 'boolean'
+    typeof v.since === 'number'
   );
 }
 

@@ -113,7 +113,6 @@ export class UpstreamRegistry {
           state: pool.plan.healthCheck === null ? 'healthy' : 'unknown',
           reason: pool.plan.healthCheck === null ? '' : 'not checked yet',
           since: now,
-          draining: false,
         },
       );
     }
