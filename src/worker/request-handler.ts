@@ -88,7 +88,12 @@ export async function createGatewayHandlers(
     ? logger.child({ route: '(unmatched)' })
     : undefined;
   const maxHeaders = plan.server.max_headers;
-  const pools = upstreamPools(plan, { resources, directory, logger, requests: metrics?.instruments.upstreamRequests });
+  const pools = upstreamPools(plan, {
+    resources,
+    directory,
+    logger,
+    requests: metrics?.instruments.upstreamRequests,
+  });
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of plan.routes) {

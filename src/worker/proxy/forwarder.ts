@@ -140,7 +140,10 @@ class RouteForwarder {
       const kind = errorKind(err);
       const upgrade = (req as UpgradeCarrier)[UPGRADE];
       if (upgrade !== undefined) this.finish(upgrade, kind);
-      this.logger.warn({ err: err.message, kind, endpoint: upgrade?.endpoint.id }, 'websocket upstream error');
+      this.logger.warn(
+        { err: err.message, kind, endpoint: upgrade?.endpoint.id },
+        'websocket upstream error',
+      );
       socket.destroy();
     });
   }

@@ -47,7 +47,9 @@ export class HashBalancer<E extends Balanced> implements Balancer<E> {
       for (let i = 0; i < count; i++) ring.push({ point: hash32(`${endpoint.id}#${i}`), owner: endpoint });
     }
     // Ties (rare) broken by id, so every worker orders the ring the same way.
-    ring.sort((a, b) => a.point - b.point || (a.owner.id < b.owner.id ? -1 : a.owner.id > b.owner.id ? 1 : 0));
+    ring.sort(
+      (a, b) => a.point - b.point || (a.owner.id < b.owner.id ? -1 : a.owner.id > b.owner.id ? 1 : 0),
+    );
     this.#points = Uint32Array.from(ring, (r) => r.point);
     this.#owners = ring.map((r) => r.owner);
   }

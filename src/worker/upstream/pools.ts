@@ -31,7 +31,12 @@ export function upstreamPools(
     // Metrics on or off is part of the key: a pool counts into the registry it was made with.
     const key = `${upstream.name}\u0000${upstream.fingerprint}\u0000${env.requests === undefined ? '-' : 'm'}`;
     const pool = env.resources.shared(POOL, key, (own) => {
-      const created = new UpstreamPool({ plan: upstream, logger: env.logger, requests: env.requests, report });
+      const created = new UpstreamPool({
+        plan: upstream,
+        logger: env.logger,
+        requests: env.requests,
+        report,
+      });
       const detach = env.directory.attach(created, upstream.fingerprint);
       own.onClose('upstream pool', () => {
         detach();
