@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
+import { Counter, Registry } from 'prom-client';
 import type { UpstreamPlan } from '../../src/shared/plan/types.js';
 import type { EndpointView, UpstreamWorkerToPrimary } from '../../src/shared/upstream-messages.js';
 import type { PoolEndpoint } from '../../src/worker/upstream/endpoint.js';
 import { cookieValue } from '../../src/worker/upstream/hash-key.js';
 import { PROVISIONAL_EJECTION_MS, UpstreamPool } from '../../src/worker/upstream/pool.js';
 import { EndpointDirectory } from '../../src/worker/upstream/directory.js';
+import { flushUpstreamRequests } from '../../src/worker/upstream/request-counts.js';
 
 /*
  * The pool's choice set (health, local ejection, SRV priority, panic) and its passive
@@ -204,6 +206,21 @@ describe('upstream pool: passive detection', () => {
     pool.close();
   });
 
+  test('one report per episode: none while the primary has it ejected, none again within the provisional time', () => {
+    const { pool, reports, fail, endpointOn } = harness(
+      upstreamPlan({ panicThreshold: 1 }, { consecutiveFailures: 1, maxEjectionPercent: 100 }),
+    );
+    pool.update([view(1), view(2)]);
+    // Panic (threshold 100 %): an ejected endpoint still gets requests, and they still fail.
+    const bad = endpointOn(1);
+    for (let i = 0; i < 10; i++) fail(bad);
+    assert.equal(reports.length, 1);
+    pool.update([view(1, { state: 'ejected' }), view(2)]);
+    for (let i = 0; i < 10; i++) fail(bad);
+    assert.equal(reports.length, 1);
+    pool.close();
+  });
+
   test('consecutive_failures: 0 turns passive detection off', () => {
     const { pool, reports, reached, fail, endpointOn } = harness(
       upstreamPlan({}, { consecutiveFailures: 0 }),
@@ -232,6 +249,49 @@ describe('upstream pool: passive detection', () => {
     pool.update([view(1), view(2)]);
     assert.deepEqual(reached(), [1, 2]);
     pool.close();
+  });
+});
+
+describe('portico_upstream_requests_total', () => {
+  test('counts by status class; two pools of one upstream share the series, which go with the last', async () => {
+    const registry = new Registry();
+    const requests = new Counter({
+      name: 'portico_upstream_requests_total',
+      help: 'test',
+      labelNames: ['upstream', 'endpoint', 'status_class'] as const,
+      registers: [registry],
+      collect() {
+        flushUpstreamRequests(this);
+      },
+    });
+    const make = () => new UpstreamPool({ plan: upstreamPlan(), logger, requests, report: () => {} });
+    const old = make();
+    const next = make();
+    old.update([view(1)]);
+    next.update([view(1)]);
+    const exchange = (pool: UpstreamPool, status: number | undefined) => {
+      const e = pool.pick(req) as PoolEndpoint;
+      pool.started(e);
+      if (status !== undefined) pool.responded(e, status);
+      pool.ended(e, status === undefined ? 'reset' : undefined, status !== undefined);
+    };
+    exchange(old, 200);
+    exchange(old, 404);
+    // Collected in between: only the increments since are added later.
+    assert.equal((await requests.get()).values.length, 5);
+    old.close();
+    exchange(next, 200);
+    exchange(next, 503);
+    exchange(next, undefined);
+    const values = async () =>
+      Object.fromEntries(
+        (await requests.get()).values.map((v) => [`${String(v.labels.status_class)}`, v.value]),
+      );
+    assert.deepEqual(await values(), { error: 1, '2xx': 2, '3xx': 0, '4xx': 1, '5xx': 1 });
+    next.update([view(2)]);
+    assert.deepEqual(Object.keys(await values()).sort(), ['2xx', '3xx', '4xx', '5xx', 'error']);
+    assert.ok((await requests.get()).values.every((v) => v.labels.endpoint === '127.0.0.1:2'));
+    next.close();
   });
 });
 
