@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
@@ -342,4 +344,44 @@ describe('hash key from a cookie', () => {
     test(`${JSON.stringify(header)} → ${String(expected)}`, () =>
       assert.equal(cookieValue(header, name), expected));
   }
+});
+
+describe('endpoint directory over a real IPC channel', () => {
+  test('answers portico:upstream-load-collect with the in-flight counts of its pools', async () => {
+    const child = fork(fileURLToPath(new URL('../fixtures/upstream-pool-host.js', import.meta.url)), {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const next = (type: string) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const on = (m: Record<string, unknown>) => {
+          if (m.type !== type) return;
+          child.off('message', on);
+          resolve(m);
+        };
+        child.on('message', on);
+      });
+    try {
+      await next('test:ready');
+      child.send({
+        type: 'portico:endpoints',
+        upstream: 'users',
+        fingerprint: 'f1',
+        endpoints: [view(1), view(2)],
+      });
+      for (const expected of ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:1']) {
+        const started = next('test:started');
+        child.send({ type: 'test:start' });
+        assert.equal((await started).endpoint, expected);
+      }
+      const load = next('portico:upstream-load');
+      child.send({ type: 'portico:upstream-load-collect', id: 41 });
+      assert.deepEqual(await load, {
+        type: 'portico:upstream-load',
+        id: 41,
+        inFlight: { users: { '127.0.0.1:1': 2, '127.0.0.1:2': 1 } },
+      });
+    } finally {
+      child.kill();
+    }
+  });
 });
