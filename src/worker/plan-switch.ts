@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../shared/logger.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
+import { limitConnections } from './connection-limit.js';
 import type { GatewayHandlers } from './request-handler.js';
 import type { WorkerResources } from './resources.js';
 
@@ -145,6 +146,7 @@ function applyServerSettings(server: Server, plan: Plan): void {
   server.headersTimeout = Math.min(60_000, plan.server.request_timeout);
   // One more than the limit: see worker.ts.
   server.maxHeadersCount = plan.server.max_headers + 1;
+  limitConnections(server, plan.server.max_connections);
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

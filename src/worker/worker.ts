@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
 import { answerClientError } from './client-error.js';
+import { limitConnections } from './connection-limit.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
@@ -75,6 +76,7 @@ export async function runWorker(
   // request as if that were all (a body whose Content-Length was cut off is lost). One more
   // than the limit lets the handler see "too many" and answer 431; Node 24 rejects past it.
   server.maxHeadersCount = plan.server.max_headers + 1;
+  limitConnections(server, plan.server.max_connections);
   server.on('upgrade', (req, socket, head) => live.current.upgrade(req, socket as Socket, head));
   // Without a listener Node closes a CONNECT's connection with no answer.
   server.on('connect', (req, socket) => live.current.connect(req, socket as Socket));

@@ -40,6 +40,15 @@ function upstreamPlan(
     },
     panicThreshold: 0.5,
     discovery: { dnsRefresh: 'ttl', srv: false, resolvers: [] },
+    breaker: {
+      maxRequests: 0,
+      maxPending: 0,
+      errorRatio: 0,
+      minRequests: 20,
+      windowMs: 10_000,
+      openForMs: 10_000,
+      halfOpenRequests: 5,
+    },
     fingerprint: 'f1',
     ...overrides,
   };

@@ -96,6 +96,15 @@ const serverSchema = z
     request_timeout: duration('5m', '1h').describe(
       'Upper bound on receiving a whole client request (headers and body); slow clients get 408. The headers alone must arrive within 60 s, or this, if smaller.',
     ),
+    max_connections: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(0)
+      .describe(
+        'Client connections open at once, per worker (0 = unlimited); a request on a connection beyond it gets a 503 and the connection closes.',
+      ),
   })
   .prefault({});
 

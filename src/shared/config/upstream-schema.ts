@@ -198,6 +198,56 @@ const discoverySchema = z
   })
   .prefault({});
 
+// --- circuit_breaker (issue 14) ---
+
+const count = (fallback: number, min = 0) => z.number().int().min(min).max(1_000_000).default(fallback);
+
+const circuitBreakerSchema = z
+  .strictObject({
+    max_requests: count(0).describe(
+      'Requests to this upstream in flight at once, per worker (0 = unlimited); beyond it a 503 at once.',
+    ),
+    max_pending: count(0).describe(
+      'Requests waiting for a connection to an endpoint (its TCP connect not done yet), per worker (0 = unlimited); beyond it a 503 at once.',
+    ),
+    error_ratio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        'Share (0–1) of the last `window` that failed (connect failures, resets, timeouts, 5xx answers) at which the breaker opens; 0 turns it off.',
+      ),
+    min_requests: count(20).describe(
+      'Exchanges the last `window` must have seen before `error_ratio` can open the breaker.',
+    ),
+    window: duration('10s', '10m').describe('How far back `error_ratio` and `min_requests` look.'),
+    open_for: duration('10s', '5m').describe(
+      'How long an open breaker refuses requests before letting probes through; doubles on each trip in a row, up to 5m.',
+    ),
+    half_open_requests: count(5, 1).describe(
+      'Probes let through when `open_for` ends: all succeed → closed; any fails → open again.',
+    ),
+  })
+  .superRefine((b, ctx) => {
+    if (b.error_ratio > 0 && b.min_requests === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['min_requests'],
+        message: 'must be at least 1 when error_ratio is set (else a single failure opens the breaker)',
+      });
+    }
+    if (b.max_requests > 0 && b.max_pending >= b.max_requests) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_pending'],
+        message:
+          'must be less than max_requests (a pending request is one of the max_requests in flight, so this could never apply)',
+      });
+    }
+  })
+  .prefault({});
+
 export const upstreamSchema = z
   .strictObject({
     targets: z
@@ -238,6 +288,9 @@ export const upstreamSchema = z
         'When fewer than this share of the endpoints are usable, balance over all of them rather than fail (`0%` turns this off).',
       ),
     discovery: discoverySchema.describe('How target hostnames are resolved.'),
+    circuit_breaker: circuitBreakerSchema.describe(
+      'Per-worker limits and error-ratio breaker for this upstream (see the README, "Resilience").',
+    ),
   })
   .superRefine((upstream, ctx) => {
     if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {

@@ -26,7 +26,8 @@ function isServer(v: unknown): boolean {
     isNumber(v.max_header_size) &&
     isNumber(v.max_headers) &&
     isNumber(v.keep_alive_timeout) &&
-    isNumber(v.request_timeout)
+    isNumber(v.request_timeout) &&
+    isNumber(v.max_connections)
   );
 }
 
@@ -109,6 +110,19 @@ function isHealthCheck(v: unknown): boolean {
   );
 }
 
+function isBreaker(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isNumber(v.maxRequests) &&
+    isNumber(v.maxPending) &&
+    isNumber(v.errorRatio) &&
+    isNumber(v.minRequests) &&
+    isNumber(v.windowMs) &&
+    isNumber(v.openForMs) &&
+    isNumber(v.halfOpenRequests)
+  );
+}
+
 function isUpstream(v: unknown): v is UpstreamPlan {
   return (
     isObject(v) &&
@@ -130,6 +144,7 @@ function isUpstream(v: unknown): v is UpstreamPlan {
     (v.discovery.dnsRefresh === 'ttl' || isNumber(v.discovery.dnsRefresh)) &&
     isBoolean(v.discovery.srv) &&
     isStringArray(v.discovery.resolvers) &&
+    isBreaker(v.breaker) &&
     isString(v.fingerprint)
   );
 }

@@ -107,6 +107,18 @@ export interface OutlierPlan {
   maxEjectionPercent: number;
 }
 
+/** `circuit_breaker` of an upstream (per worker); 0 limits are off. */
+export interface BreakerPlan {
+  maxRequests: number;
+  maxPending: number;
+  /** 0–1; 0: the error-ratio breaker is off. */
+  errorRatio: number;
+  minRequests: number;
+  windowMs: number;
+  openForMs: number;
+  halfOpenRequests: number;
+}
+
 export interface UpstreamPlan {
   /** The `upstreams:` key, or for a route's `target:` shorthand the target's origin. */
   name: string;
@@ -121,6 +133,7 @@ export interface UpstreamPlan {
   /** 0–1: below this share of usable endpoints, balance over all of them. */
   panicThreshold: number;
   discovery: { dnsRefresh: 'ttl' | number; srv: boolean; resolvers: string[] };
+  breaker: BreakerPlan;
   /**
    * Equal for equal settings (sha256 of the rest): a reload keeps the endpoints, their
    * health state and keep-alive pools of an upstream whose fingerprint did not change.

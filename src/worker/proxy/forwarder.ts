@@ -152,6 +152,11 @@ class RouteForwarder {
 
   /** Forwards `req`, its `url` already the upstream path. */
   web(req: IncomingMessage, res: ServerResponse): void {
+    const refusal = this.pool.admit();
+    if (refusal !== undefined) {
+      writeError(res, refusal);
+      return;
+    }
     const endpoint = this.pool.pick(req);
     if (endpoint === undefined) {
       writeError(res, NO_HEALTHY_UPSTREAM);
@@ -174,6 +179,7 @@ class RouteForwarder {
       headers,
     });
     this.pool.started(endpoint);
+    this.pool.connecting(proxyReq);
     const exchange: Exchange = {
       req,
       res,
@@ -206,6 +212,11 @@ class RouteForwarder {
    * before the tunnel exists (no usable endpoint). An open tunnel counts as in flight.
    */
   ws(req: IncomingMessage, res: ServerResponse, head: Buffer): void {
+    const refusal = this.pool.admit();
+    if (refusal !== undefined) {
+      writeError(res, refusal);
+      return;
+    }
     const endpoint = this.pool.pick(req);
     if (endpoint === undefined) {
       writeError(res, NO_HEALTHY_UPSTREAM);

@@ -1,8 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import type { GatewayError } from '../../shared/errors.js';
 import type { UpstreamPlan } from '../../shared/plan/types.js';
 import type { EndpointView, FailureKind, UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
+import { type BreakerInstruments, type BreakerState, CircuitBreaker, countPending } from './breaker.js';
 import { PoolEndpoint } from './endpoint.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
@@ -19,6 +21,8 @@ export interface PoolOptions {
   logger: Logger;
   /** `portico_upstream_requests_total`, when metrics are on. */
   requests?: UpstreamRequests | undefined;
+  /** The `circuit_breaker` metrics, when metrics are on. */
+  breaker?: BreakerInstruments | undefined;
   /** Sends a message to the primary (`portico:outlier`). */
   report: (message: UpstreamWorkerToPrimary) => void;
   random?: RandomSource;
@@ -43,6 +47,7 @@ export class UpstreamPool {
   readonly #report: (message: UpstreamWorkerToPrimary) => void;
   readonly #balancer: Balancer<PoolEndpoint>;
   readonly #key: HashKey | null;
+  readonly #breaker: CircuitBreaker;
   /** The current list, by id. */
   #endpoints = new Map<string, PoolEndpoint>();
   /** Endpoints that left the list with requests still in flight. */
@@ -58,6 +63,15 @@ export class UpstreamPool {
     this.#report = options.report;
     this.#balancer = createBalancer(options.plan.balance, options.random);
     this.#key = hashKeyOf(options.plan.balance === 'hash' ? options.plan.hashOn : null);
+    this.#breaker = new CircuitBreaker(this.name, options.plan.breaker, options.logger, options.breaker);
+  }
+
+  /**
+   * Asked before `pick`: the `circuit_breaker`'s refusal (open, or a limit reached), or
+   * undefined. Only a request it let through may be `started`, in the same turn.
+   */
+  admit(): GatewayError | undefined {
+    return this.#breaker.admit();
   }
 
   /** The endpoint for one request, or undefined when none may be used (the caller answers 503). */
@@ -68,11 +82,18 @@ export class UpstreamPool {
   /** A request goes to `endpoint`. */
   started(endpoint: PoolEndpoint): void {
     endpoint.inFlight++;
+    this.#breaker.started();
+  }
+
+  /** The request of an exchange just `started` is handed to its endpoint's agent. */
+  connecting(proxyReq: ClientRequest): void {
+    if (this.#breaker.countsPending) countPending(this.#breaker, proxyReq);
   }
 
   /** `endpoint` answered `status` (its headers arrived). */
   responded(endpoint: PoolEndpoint, status: number): void {
     endpoint.count(status);
+    this.#breaker.judged(status >= 500);
     if (status >= 500) this.#failed(endpoint, '5xx');
     else endpoint.failures = 0;
   }
@@ -83,7 +104,12 @@ export class UpstreamPool {
    */
   ended(endpoint: PoolEndpoint, failure: FailureKind | undefined, answered: boolean): void {
     endpoint.inFlight--;
-    if (!answered) endpoint.count(0);
+    if (!answered) {
+      endpoint.count(0);
+      // No answer: the upstream's fault fails the exchange; a client that left gives no verdict.
+      if (failure !== undefined) this.#breaker.judged(true);
+    }
+    this.#breaker.ended();
     if (failure !== undefined) this.#failed(endpoint, failure);
     if (endpoint.gone && endpoint.inFlight === 0 && this.#leaving.delete(endpoint)) {
       endpoint.destroy(this.name, this.#requests);
@@ -124,8 +150,14 @@ export class UpstreamPool {
     return counts;
   }
 
+  /** The breaker's state in this worker and, when open, seconds until it lets probes through. */
+  breakerState(): { state: BreakerState; retryAfter: number } {
+    return { state: this.#breaker.state, retryAfter: this.#breaker.retryAfter() };
+  }
+
   close(): void {
     this.#closed = true;
+    this.#breaker.close();
     clearTimeout(this.#lapse);
     for (const endpoint of [...this.#endpoints.values(), ...this.#leaving]) {
       endpoint.gone = true;

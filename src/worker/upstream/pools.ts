@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Plan } from '../../shared/plan/types.js';
 import type { UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { ResourceKind, type WorkerResources } from '../resources.js';
+import type { BreakerInstruments } from './breaker.js';
 import type { EndpointDirectory } from './directory.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { UpstreamPool } from './pool.js';
@@ -24,6 +25,7 @@ export function upstreamPools(
     directory: EndpointDirectory;
     logger: Logger;
     requests: UpstreamRequests | undefined;
+    breaker: BreakerInstruments | undefined;
   },
 ): Map<string, UpstreamPool> {
   const pools = new Map<string, UpstreamPool>();
@@ -35,6 +37,7 @@ export function upstreamPools(
         plan: upstream,
         logger: env.logger,
         requests: env.requests,
+        breaker: env.breaker,
         report,
       });
       const detach = env.directory.attach(created, upstream.fingerprint);
