@@ -2,9 +2,14 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { GatewayError } from '../../shared/errors.js';
 import type { UpstreamPlan } from '../../shared/plan/types.js';
-import type { EndpointView, FailureKind, UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
+import type {
+  BreakerView,
+  EndpointView,
+  FailureKind,
+  UpstreamWorkerToPrimary,
+} from '../../shared/upstream-messages.js';
 import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
-import { type BreakerInstruments, type BreakerState, CircuitBreaker, countPending } from './breaker.js';
+import { type BreakerInstruments, CircuitBreaker, countPending } from './breaker.js';
 import { PoolEndpoint } from './endpoint.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
@@ -150,9 +155,15 @@ export class UpstreamPool {
     return counts;
   }
 
-  /** The breaker's state in this worker and, when open, seconds until it lets probes through. */
-  breakerState(): { state: BreakerState; retryAfter: number } {
-    return { state: this.#breaker.state, retryAfter: this.#breaker.retryAfter() };
+  /** The breaker as this worker sees it (for `/admin/upstreams`). */
+  breakerView(): BreakerView {
+    const breaker = this.#breaker;
+    return {
+      state: breaker.state,
+      retryAfter: breaker.retryAfter(),
+      trips: breaker.trips,
+      active: breaker.active,
+    };
   }
 
   close(): void {
