@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
 import { freePort, type Reply, request, sleep } from './helpers/net.js';
-import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { type Blackhole, startBlackhole, startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
  * An upstream's `circuit_breaker` and `server.max_connections` through the running CLI, with
@@ -12,7 +12,7 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
  */
 
 const gateways: RunningGateway[] = [];
-const upstreams: Upstream[] = [];
+const upstreams: (Upstream | Blackhole)[] = [];
 after(async () => {
   await Promise.all(gateways.map((g) => g.stop()));
   await Promise.all(upstreams.map((u) => u.close()));
@@ -100,6 +100,40 @@ describe('circuit_breaker limits', () => {
     assert.equal(
       sum(samples, 'portico_upstream_overflow_total', { upstream: 'slow', limit: 'max_requests' }),
       1,
+    );
+  });
+
+  test('max_pending: with 2 requests waiting for a connection the next gets a 503 at once', async () => {
+    const hole = await startBlackhole();
+    upstreams.push(hole);
+    const adminPort = await freePort();
+    const gw = await gateway(
+      {
+        upstreams: {
+          hole: {
+            targets: [{ url: hole.url }],
+            outlier_detection: { consecutive_failures: 0 },
+            circuit_breaker: { max_pending: 2 },
+          },
+        },
+        routes: [{ path: '/hole', upstream: 'hole', timeout: '3s' }],
+      },
+      adminPort,
+    );
+    const url = `${gw.url}/hole`;
+    // Their connects never complete; the route timeout ends them with a 504.
+    const waiting = [request(url), request(url)];
+    let refused: Reply | undefined;
+    // A try that got in before both were pending waits too: the client gives up, which frees it.
+    await until(async () => {
+      refused = await request(url, { timeoutMs: 500 }).catch(() => undefined);
+      return refused !== undefined;
+    }, 'a refusal once two requests are pending');
+    assertGatewayAnswer(refused as Reply, 503, 'upstream request limit reached');
+    for (const reply of await Promise.all(waiting)) assert.equal(reply.status, 504);
+    const samples = await metricsOf(adminPort);
+    assert.ok(
+      sum(samples, 'portico_upstream_overflow_total', { upstream: 'hole', limit: 'max_pending' }) >= 1,
     );
   });
 
