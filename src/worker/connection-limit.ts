@@ -22,6 +22,9 @@ const LIMITS = new WeakMap<Server, Limit>();
 /** Applies `max` (0 = unlimited) to `server`'s new connections; call again on a reload. */
 export function limitConnections(server: Server, max: number): void {
   let limit = LIMITS.get(server);
+  // Never limited: not even a listener. Once limited, every connection is counted, so a
+  // reload that changes the limit sees the connections already open.
+  if (limit === undefined && max === 0) return;
   if (limit === undefined) {
     const created: Limit = { max, open: 0 };
     const onClose = () => {

@@ -75,6 +75,7 @@ export class CircuitBreaker {
   readonly #instruments: BreakerInstruments | undefined;
   readonly #maxRequests: number;
   readonly #maxPending: number;
+  readonly #errorRatio: number;
   /** Anything that may refuse: when false, `admit` is one branch. */
   #guarded: boolean;
   readonly #bucketMs: number;
@@ -100,6 +101,7 @@ export class CircuitBreaker {
     this.#instruments = instruments;
     this.#maxRequests = plan.maxRequests === 0 ? Infinity : plan.maxRequests;
     this.#maxPending = plan.maxPending === 0 ? Infinity : plan.maxPending;
+    this.#errorRatio = plan.errorRatio;
     this.#guarded = plan.maxRequests > 0 || plan.maxPending > 0;
     this.#bucketMs = plan.windowMs / BUCKETS;
     if (instruments !== undefined) {
@@ -159,7 +161,7 @@ export class CircuitBreaker {
 
   /** The verdict on one exchange. */
   judged(failed: boolean): void {
-    if (this.#plan.errorRatio === 0) return;
+    if (this.#errorRatio === 0) return;
     if (this.state === CLOSED) this.#closedVerdict(failed);
     else if (this.state === HALF_OPEN) {
       if (failed) this.#open('a half-open probe failed');
@@ -197,7 +199,7 @@ export class CircuitBreaker {
       total += this.#totals[i] as number;
       failures += this.#failures[i] as number;
     }
-    if (total >= this.#plan.minRequests && failures >= this.#plan.errorRatio * total) {
+    if (total >= this.#plan.minRequests && failures >= this.#errorRatio * total) {
       this.#open(`${failures} of the last ${total} exchanges failed`);
     }
   }
