@@ -31,6 +31,7 @@ describe('config defaults', () => {
       max_headers: 100,
       keep_alive_timeout: 5_000,
       request_timeout: 300_000,
+      max_connections: 0,
     });
     assert.deepEqual(config.logging, { format: 'json', level: 'info' });
     assert.deepEqual(config.routes[0], {
