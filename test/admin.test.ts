@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { parseMetrics } from './helpers/metrics.js';
 import { freePort, occupyPort, request, sleep } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -74,8 +75,17 @@ describe('admin listener', () => {
         assert.equal(post.headers.allow, 'GET, HEAD');
         assertJsonAnswer(post);
       }
-      // Metrics are off in this config: the listener runs anyway, /metrics is not there.
-      assert.equal((await request(`${admin}/metrics`)).status, 404);
+      // Metrics are off in this config: /metrics carries the primary's reload health alone.
+      const metrics = await request(`${admin}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const names = new Set(parseMetrics(metrics.body).map((s) => s.name));
+      assert.deepEqual([...names].sort(), [
+        'portico_config_info',
+        'portico_config_last_reload_success_timestamp_seconds',
+        'portico_config_last_reload_successful',
+        'portico_config_reloads_total',
+      ]);
     } finally {
       assert.equal(await gw.stop(), 0);
       await upstream.close();

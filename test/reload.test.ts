@@ -297,6 +297,64 @@ describe('reload', () => {
     }
   });
 
+  test('with metrics off, the admin /metrics still reports reload health', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
+    const reloadWith = async (config: Record<string, unknown>) => {
+      await writeFile(inst.file, stringify({ ...inst.base, reload: { watch: false }, ...config }));
+      return (await request(`${inst.admin}/admin/reload`, { method: 'POST' })).json<{ hash?: string }>();
+    };
+    const scrape = async () => parseMetrics((await request(`${inst.admin}/metrics`)).body);
+    try {
+      assert.equal((await request(`${inst.gw.url}/metrics`)).body, 'A', 'the gateway port serves no metrics');
+      let samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total'), 0);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 1);
+      await reloadWith({ ...routeTo(ups[1].url), surprise: 1 });
+      samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'failure' }), 1);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 0);
+      const { hash } = await reloadWith(routeTo(ups[1].url));
+      samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'success' }), 1);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 1);
+      assert.equal(sum(samples, 'portico_config_info', { hash: hash as string }), 1);
+      assert.equal(sum(samples, 'portico_config_info'), 1);
+      assert.ok(!samples.some((s) => s.name.startsWith('gateway_')), 'worker metrics while metrics are off');
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('the admin listener answers metrics at metrics.prometheus.path as it changes with a reload', async () => {
+    const up = await named('A');
+    const config = (path: string) => ({
+      ...routeTo(up.url),
+      metrics: { prometheus: { path } },
+      reload: { watch: false },
+    });
+    const inst = await start(config('/stats'));
+    const status = async (url: string) => (await request(url)).status;
+    try {
+      assert.equal(await status(`${inst.admin}/stats`), 200);
+      await writeFile(inst.file, stringify({ ...inst.base, ...config('/scrape') }));
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.json().result, 'success', reply.body);
+      const scraped = await request(`${inst.admin}/scrape`);
+      assert.equal(scraped.status, 200);
+      assert.match(scraped.body, /^portico_config_reloads_total\{result="success"\} 1$/m);
+      assert.equal(await status(`${inst.admin}/stats`), 404, 'the old path still answered');
+      assert.equal(await status(`${inst.admin}/metrics`), 200);
+      // The gateway port follows too: the old path is an ordinary request again.
+      assert.match((await request(`${inst.gw.url}/scrape`)).body, /portico_config_reloads_total/);
+      assert.equal((await request(`${inst.gw.url}/stats`)).body, 'A');
+    } finally {
+      await inst.gw.stop();
+      await up.close();
+    }
+  });
+
   test('an admin listener change is refused whole with a clear error (restart required)', async () => {
     const up = await named('A');
     const inst = await start({ ...routeTo(up.url), reload: { watch: false } });

@@ -25,6 +25,11 @@ export interface AdminListenerOptions {
   token?: string | undefined;
   /** The config key a listen failure names (the deprecated alias when that set the port). */
   setting: string;
+  /**
+   * `metrics.prometheus.path` in force (read per request: a reload may change it), answered
+   * like `/metrics`: scrapers of the old metrics-only listener were pointed at it.
+   */
+  metricsPath?: () => string | undefined;
 }
 
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
@@ -88,7 +93,7 @@ export async function startAdminListener(
         return;
       }
     }
-    const entry = table.get(path);
+    const entry = table.get(path) ?? (path === options.metricsPath?.() ? table.get('/metrics') : undefined);
     if (entry === undefined) {
       writeError(res, NOT_FOUND);
       return;
