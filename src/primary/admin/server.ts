@@ -37,6 +37,9 @@ const UNAUTHORIZED = { headers: { 'www-authenticate': 'Bearer realm="portico-adm
 const MISSING_TOKEN = new GatewayError('PORTICO_ERR_MISSING_TOKEN', UNAUTHORIZED);
 const INVALID_TOKEN = new GatewayError('PORTICO_ERR_INVALID_TOKEN', UNAUTHORIZED);
 
+/** Answers that say what state the instance is in, not that something failed. */
+const EXPECTED_503 = new Set(['PORTICO_ERR_NOT_READY', 'PORTICO_ERR_SHUTTING_DOWN']);
+
 const isProtected = (path: string) => path === '/admin' || path.startsWith('/admin/');
 
 /** Paths → methods → endpoint, with each path's 405 answer made once. */
@@ -109,7 +112,7 @@ export async function startAdminListener(
         (answer) => writeAnswer(req, res, answer),
         (err: unknown) => {
           const error = toGatewayError(err);
-          if (error.status >= 500 && error.code !== 'PORTICO_ERR_NOT_READY')
+          if (error.status >= 500 && !EXPECTED_503.has(error.code))
             logger.warn({ err: error.cause ?? error, path }, 'admin endpoint failed');
           writeError(res, error);
         },
