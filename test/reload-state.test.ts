@@ -126,7 +126,15 @@ describe('state across an in-place reload', () => {
       await poller;
       await traffic.stop();
       await scrape();
-      counted = sum(parseMetrics((await request(`${inst.admin}/metrics`)).body), 'gateway_requests_total');
+      // A request is counted when its response closes on the gateway's side, which may be a
+      // moment after the client has its answer.
+      const expected = traffic.samples.length + deadRequests;
+      const until = Date.now() + 3_000;
+      for (;;) {
+        counted = sum(parseMetrics((await request(`${inst.admin}/metrics`)).body), 'gateway_requests_total');
+        if (counted === expected || Date.now() > until) break;
+        await sleep(50);
+      }
     } finally {
       polling = false;
       await poller.catch(() => undefined);
