@@ -121,7 +121,9 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   const watch = configWatch(plan.source, (trigger) => void reloads.reload(trigger), logger);
   watch.set(config);
   // A terminal hang-up signals the whole process group: SIGHUP reloads, as daemons do.
-  process.on('SIGHUP', () => void reloads.reload('SIGHUP'));
+  process.on('SIGHUP', () => {
+    if (!shuttingDown) void reloads.reload('SIGHUP');
+  });
 
   let stopped!: () => void;
   const allStopped = new Promise<void>((resolve) => (stopped = resolve));

@@ -11,17 +11,8 @@ import { upstreamsSchema } from './upstream-schema.js';
  * reference from this file and a test fails when the two drift apart.
  */
 
-export const HTTP_METHODS = [
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'PATCH',
-  'DELETE',
-  'OPTIONS',
-  'TRACE',
-  'CONNECT',
-] as const;
+/** The methods a route can allow (CONNECT is answered 405 before routing). */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
 const ipOrCidr = z.string().refine(
   (value) => {
@@ -179,7 +170,15 @@ const routeSchema = z
         z
           .string()
           .transform((m) => m.toUpperCase())
-          .pipe(z.enum(HTTP_METHODS)),
+          .pipe(
+            z.enum(HTTP_METHODS, {
+              // Node hands CONNECT to no request handler: the gateway answers it 405, always.
+              error: (issue) =>
+                issue.input === 'CONNECT'
+                  ? 'CONNECT is never routed: the gateway answers it 405 (it tunnels nothing)'
+                  : undefined,
+            }),
+          ),
       )
       .min(1)
       .optional()
