@@ -7,6 +7,7 @@ import { isUpstreamWorkerToPrimary, type UpstreamPrimaryToWorker } from '../shar
 import type { Plan } from '../shared/plan/types.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
 import { startAdmin } from './admin/index.js';
+import { upstreamsEndpoint } from './admin/upstreams.js';
 import { describeRoute } from './admin/routes.js';
 import { urlOf } from './admin/server.js';
 import { RespawnBackoff } from './backoff.js';
@@ -42,23 +43,28 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   // The plan's hash names the config every worker runs (admin API, readiness).
   const workers = new WorkerTable(count, plan.hash);
   const services: StartedService[] = [];
-  const broadcast = (message: PrimaryToWorker | UpstreamPrimaryToWorker) => {
+  /** Sends to every live worker; returns how many it reached. */
+  const broadcast = (message: PrimaryToWorker | UpstreamPrimaryToWorker): number => {
+    let sent = 0;
     for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker?.isConnected()) worker.send(message);
+      if (worker?.isConnected()) {
+        worker.send(message);
+        sent++;
+      }
     }
+    return sent;
   };
-  // Pools are discovered (and first checked) before any worker runs: its first request
-  // must not go to an endpoint nobody has looked at.
   const upstreams = new UpstreamRegistry(logger, broadcast);
-  await upstreams.prepare(plan);
-  upstreams.settle(plan);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
-      const running = await service.start({ config, plan, logger });
+      const running = await service.start({ config, plan, logger, upstreams });
       if (running) services.push({ name: service.name, running });
     }
-    const serviceEndpoints = services.flatMap(({ running }) => running.endpoints ?? []);
+    const serviceEndpoints = [
+      ...services.flatMap(({ running }) => running.endpoints ?? []),
+      upstreamsEndpoint(upstreams),
+    ];
     admin = await startAdmin({
       config,
       source: plan.source,
@@ -99,7 +105,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       for (const message of upstreams.snapshot(next.plan)) broadcast(message);
       for (const service of PRIMARY_SERVICES) {
         if (services.some((started) => started.name === service.name)) continue;
-        const running = await service.start({ ...next, logger });
+        const running = await service.start({ ...next, logger, upstreams });
         if (running) services.push({ name: service.name, running });
       }
     },
@@ -388,7 +394,11 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
 
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  for (let slot = 0; slot < count; slot++) fork(slot);
+  // Pools are discovered and first checked before any worker runs, so its first request
+  // never goes to an endpoint nobody has looked at; meanwhile /readyz answers 503.
+  await upstreams.prepare(plan);
+  upstreams.settle(plan);
+  if (!shuttingDown) for (let slot = 0; slot < count; slot++) fork(slot);
   await allStopped;
   upstreams.close();
   await closeServices(services, logger);

@@ -12,7 +12,7 @@ import type { PrimaryService } from '../services.js';
  */
 export const metricsService: PrimaryService = {
   name: 'metrics',
-  async start({ config, plan, logger }) {
+  async start({ config, plan, logger, upstreams }) {
     const settings = metricsSettings(config);
     if (!settings) return undefined;
     // Loaded only when metrics are on: prom-client costs start-up time.
@@ -20,7 +20,7 @@ export const metricsService: PrimaryService = {
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
-    const { registry, restarts, reloaded } = createPrimaryInstruments(plan.hash);
+    const { registry, restarts, reloaded } = createPrimaryInstruments(plan.hash, upstreams);
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {
