@@ -1,0 +1,372 @@
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
+import { describe, test } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { parseMetrics, sum } from './helpers/metrics.js';
+import { freePort, occupyPort, request, sleep } from './helpers/net.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+/*
+ * Black-box: the primary's side of upstream pools through the real CLI, with real upstream
+ * processes: active health checks (the first round before any worker runs, thresholds,
+ * recovery), `/admin/upstreams`, the endpoint metrics, and health kept across reloads.
+ */
+
+interface EndpointJson {
+  id: string;
+  state: string;
+  reason: string;
+  since: string;
+  in_flight: number;
+  weight: number;
+  priority: number;
+}
+interface UpstreamJson {
+  name: string;
+  implicit: boolean;
+  balance: string;
+  endpoints: EndpointJson[];
+}
+
+async function adminOf(gw: RunningGateway): Promise<string> {
+  return (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+}
+
+async function upstreamsOf(admin: string): Promise<UpstreamJson[]> {
+  const reply = await request(`${admin}/admin/upstreams`);
+  assert.equal(reply.status, 200, reply.body);
+  return reply.json<{ upstreams: UpstreamJson[] }>().upstreams;
+}
+
+async function endpointOf(admin: string, upstream: string, id: string): Promise<EndpointJson> {
+  const pool = (await upstreamsOf(admin)).find((u) => u.name === upstream);
+  const endpoint = pool?.endpoints.find((e) => e.id === id);
+  assert.ok(endpoint, `no endpoint ${id} in ${upstream}`);
+  return endpoint;
+}
+
+/** Waits for `condition`, failing after `ms`. */
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(10);
+  }
+}
+
+/** An upstream whose `/healthz` answers `health.status`; every other path answers 200. */
+async function service(health = { status: 200 }): Promise<Upstream & { health: { status: number } }> {
+  const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(req.url === '/healthz' ? health.status : 200, { 'content-type': 'text/plain' });
+    res.end('ok');
+  });
+  return Object.assign(up, { health });
+}
+
+const idOf = (up: Upstream) => `127.0.0.1:${up.port}`;
+const isCheck = (up: Upstream) => up.seen.filter((s) => s.url === '/healthz').length;
+
+describe('upstream health: active checks', () => {
+  test('the first check round ends before any worker starts: /readyz answers 503 until then; an endpoint that does not answer starts unhealthy', async () => {
+    const good = await service();
+    const held: ServerResponse[] = [];
+    const slow = await startUpstream((req, res) => {
+      if (req.url === '/healthz') held.push(res);
+      else res.end('ok');
+    });
+    const gw = await startGateway(
+      {
+        upstreams: {
+          users: {
+            targets: [{ url: good.url }, { url: slow.url }],
+            health_check: { interval: '5s', timeout: '2s' },
+          },
+        },
+        routes: [{ path: '/*', upstream: 'users' }],
+      },
+      { waitReady: false },
+    );
+    try {
+      const admin = await adminOf(gw);
+      await until(() => isCheck(slow) > 0, 5_000, 'the slow endpoint was checked');
+      const early = await request(`${admin}/readyz`);
+      assert.equal(early.status, 503);
+      assert.deepEqual(early.json(), { error: 'not ready: workers starting' });
+      assert.ok(!gw.records().some((r) => r.msg === 'portico ready'), 'workers ran before the check ended');
+      await gw.waitFor((r) => r.msg === 'portico ready', 15_000);
+      assert.equal((await request(`${admin}/readyz`)).status, 200);
+      const pool = (await upstreamsOf(admin)).find((u) => u.name === 'users');
+      assert.deepEqual(
+        pool?.endpoints.map(({ id, state, reason }) => ({ id, state, reason })),
+        [
+          { id: idOf(good), state: 'healthy', reason: '' },
+          { id: idOf(slow), state: 'unhealthy', reason: '1 failed check: no answer within 2 s' },
+        ],
+      );
+      const logged = gw.records().filter((r) => r.endpoint === idOf(slow) && r.state === 'unhealthy');
+      assert.equal(logged.length, 1, 'logged once');
+      assert.equal(logged[0]?.level, 50);
+      assert.equal(
+        logged[0]?.msg,
+        `upstream endpoint ${idOf(slow)} of users is unhealthy: 1 failed check: no answer within 2 s`,
+      );
+      // The check carried the target's Host, as a request through the pool would.
+      assert.equal(slow.seen.find((s) => s.url === '/healthz')?.headers.host, idOf(slow));
+    } finally {
+      for (const res of held) res.destroy();
+      assert.equal(await gw.stop(), 0);
+      await good.close();
+      await slow.close();
+    }
+  });
+
+  test('/admin/upstreams lists every pool of the config in force with each endpoint state, why and since when; the metrics agree', async () => {
+    const good = await service();
+    const sick = await service({ status: 500 });
+    const deadPort = await freePort();
+    // Held, so nothing else listens there: it accepts and hangs up, as a dying process does.
+    const dead = await occupyPort(deadPort);
+    const gw = await startGateway({
+      upstreams: {
+        users: {
+          targets: [{ url: good.url, weight: 2 }, { url: sick.url }, { url: `http://127.0.0.1:${deadPort}` }],
+          balance: 'round_robin',
+          health_check: { interval: '1s', timeout: '500ms' },
+        },
+      },
+      routes: [
+        { path: '/u/*', upstream: 'users' },
+        { path: '/direct/*', target: good.url },
+      ],
+      metrics: {},
+    });
+    try {
+      const admin = await adminOf(gw);
+      const reply = await request(`${admin}/admin/upstreams`);
+      assert.equal(reply.status, 200);
+      assert.match(String(reply.headers['content-type']), /^application\/json/);
+      const { upstreams } = reply.json<{ upstreams: UpstreamJson[] }>();
+      assert.deepEqual(
+        upstreams
+          .map(({ name, implicit, balance }) => ({ name, implicit, balance }))
+          .sort((a, b) => (a.name < b.name ? -1 : 1)),
+        [
+          { name: good.url, implicit: true, balance: 'least_request' },
+          { name: 'users', implicit: false, balance: 'round_robin' },
+        ],
+      );
+      const users = upstreams.find((u) => u.name === 'users') as UpstreamJson;
+      for (const e of users.endpoints) {
+        assert.deepEqual(Object.keys(e).sort(), [
+          'id',
+          'in_flight',
+          'priority',
+          'reason',
+          'since',
+          'state',
+          'weight',
+        ]);
+        assert.equal(new Date(e.since).toISOString(), e.since);
+        assert.ok(Date.now() - Date.parse(e.since) < 60_000, e.since);
+        assert.equal(e.in_flight, 0);
+        assert.equal(e.priority, 0);
+      }
+      assert.deepEqual(
+        users.endpoints.map(({ id, state, weight }) => ({ id, state, weight })),
+        [
+          { id: idOf(good), state: 'healthy', weight: 2 },
+          { id: idOf(sick), state: 'unhealthy', weight: 1 },
+          { id: `127.0.0.1:${deadPort}`, state: 'unhealthy', weight: 1 },
+        ],
+      );
+      assert.equal(users.endpoints[0]?.reason, '');
+      assert.equal(users.endpoints[1]?.reason, '1 failed check: status 500');
+      assert.equal(users.endpoints[2]?.reason, '1 failed check: connection reset');
+      // A pool with no health_check: usable from the start.
+      const implicit = upstreams.find((u) => u.implicit) as UpstreamJson;
+      assert.deepEqual(
+        implicit.endpoints.map(({ id, state, reason }) => ({ id, state, reason })),
+        [{ id: idOf(good), state: 'healthy', reason: '' }],
+      );
+
+      const samples = parseMetrics((await request(`${admin}/metrics`)).body);
+      const healthy = (upstream: string, endpoint: string) =>
+        samples.filter(
+          (s) =>
+            s.name === 'portico_upstream_endpoint_healthy' &&
+            s.labels.upstream === upstream &&
+            s.labels.endpoint === endpoint,
+        );
+      assert.deepEqual(
+        healthy('users', idOf(good)).map((s) => s.value),
+        [1],
+      );
+      assert.deepEqual(
+        healthy('users', idOf(sick)).map((s) => s.value),
+        [0],
+      );
+      assert.deepEqual(
+        healthy('users', `127.0.0.1:${deadPort}`).map((s) => s.value),
+        [0],
+      );
+      assert.deepEqual(
+        healthy(good.url, idOf(good)).map((s) => s.value),
+        [1],
+      );
+      const ejections = samples.filter((s) => s.name === 'portico_upstream_ejections_total');
+      // Every endpoint of every pool, every reason, from 0.
+      assert.equal(ejections.length, 4 * 4, JSON.stringify(ejections));
+      assert.deepEqual([...new Set(ejections.map((s) => s.labels.reason))].sort(), [
+        '5xx',
+        'connect_failure',
+        'reset',
+        'timeout',
+      ]);
+      assert.equal(sum(samples, 'portico_upstream_ejections_total'), 0);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await good.close();
+      await sick.close();
+      dead.close();
+    }
+  });
+
+  test('a killed endpoint goes unhealthy within interval × unhealthy_threshold and is back within interval × healthy_threshold of its restart', async () => {
+    const steady = await service();
+    const victim = await service();
+    const interval = 500;
+    const timeout = 250;
+    // Rounds start up to 10 % late (jitter); the rest is scheduling on a busy machine.
+    const slack = 1_500;
+    const gw = await startGateway({
+      upstreams: {
+        users: {
+          targets: [{ url: steady.url }, { url: victim.url }],
+          health_check: {
+            interval: `${interval}ms`,
+            timeout: `${timeout}ms`,
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+          },
+        },
+      },
+      routes: [{ path: '/*', upstream: 'users' }],
+    });
+    let holder: Server | undefined;
+    try {
+      const admin = await adminOf(gw);
+      const id = idOf(victim);
+      assert.equal((await endpointOf(admin, 'users', id)).state, 'healthy');
+
+      await victim.close();
+      holder = await occupyPort(victim.port);
+      const killedAt = Date.now();
+      await gw.waitFor((r) => r.endpoint === id && r.state === 'unhealthy', 10_000);
+      const down = Date.now() - killedAt;
+      assert.ok(down <= interval * 1.1 * 3 + timeout + slack, `unhealthy after ${down} ms`);
+      const view = await endpointOf(admin, 'users', id);
+      assert.equal(view.state, 'unhealthy');
+      assert.equal(view.reason, '3 failed checks: connection reset');
+      assert.equal((await endpointOf(admin, 'users', idOf(steady))).state, 'healthy');
+
+      await new Promise<void>((resolve) => holder?.close(() => resolve()));
+      holder = undefined;
+      await new Promise<void>((resolve) => victim.server.listen(victim.port, '127.0.0.1', resolve));
+      const restartedAt = Date.now();
+      const back = await gw.waitFor((r) => r.endpoint === id && r.state === 'healthy', 10_000);
+      const up = Date.now() - restartedAt;
+      assert.ok(up <= interval * 1.1 * 2 + slack, `healthy after ${up} ms`);
+      assert.equal(back.level, 30);
+      assert.equal(back.msg, `upstream endpoint ${id} of users is healthy again`);
+      assert.equal((await endpointOf(admin, 'users', id)).state, 'healthy');
+      // Each transition logged once, not once per check.
+      assert.equal(gw.records().filter((r) => r.endpoint === id && r.state === 'unhealthy').length, 1);
+    } finally {
+      holder?.close();
+      assert.equal(await gw.stop(), 0);
+      await steady.close();
+      await victim.close();
+    }
+  });
+});
+
+describe('upstream health: reloads', () => {
+  test("an upstream whose settings did not change keeps its endpoints' state across a reload; a changed one starts fresh; a removed one leaves the metrics", async () => {
+    const target = await service({ status: 500 });
+    const other = await service();
+    let file = '';
+    const gw = await startGateway(
+      {
+        upstreams: {
+          // Checked once an hour: only the first check (at start) decides its state.
+          users: { targets: [{ url: target.url }], health_check: { interval: '1h', timeout: '1s' } },
+        },
+        routes: [{ path: '/u/*', upstream: 'users' }],
+        reload: { watch: false },
+        metrics: {},
+      },
+      {
+        beforeStart: (f) => {
+          file = f;
+          return Promise.resolve();
+        },
+      },
+    );
+    type Written = {
+      routes: unknown[];
+      upstreams?: { users: { health_check: Record<string, unknown> } };
+    };
+    const reload = async (change: (config: Written) => void) => {
+      const config = parse(await readFile(file, 'utf8')) as Written;
+      change(config);
+      await writeFile(file, stringify(config));
+      const reply = await request(`${admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.json().result, 'success', reply.body);
+    };
+    const admin = await adminOf(gw);
+    try {
+      const id = idOf(target);
+      const before = await endpointOf(admin, 'users', id);
+      assert.equal(before.state, 'unhealthy');
+      assert.equal(isCheck(target), 1);
+      target.health.status = 200;
+
+      // Only an unrelated route changed: the pool, its state and its (hourly) timer stay.
+      await reload((config) => config.routes.push({ path: '/o/*', target: other.url }));
+      assert.deepEqual(await endpointOf(admin, 'users', id), before);
+      assert.equal(isCheck(target), 1, 'not checked again');
+
+      // The upstream changed: a fresh pool, checked before the new config took over.
+      await reload((config) => {
+        if (config.upstreams) config.upstreams.users.health_check.healthy_threshold = 3;
+      });
+      const fresh = await endpointOf(admin, 'users', id);
+      assert.equal(fresh.state, 'healthy');
+      assert.equal(isCheck(target), 2);
+      let samples = parseMetrics((await request(`${admin}/metrics`)).body);
+      assert.equal(sum(samples, 'portico_upstream_endpoint_healthy', { upstream: 'users', endpoint: id }), 1);
+
+      // Gone from the config: its series go too.
+      await reload((config) => {
+        delete config.upstreams;
+        config.routes = [{ path: '/o/*', target: other.url }];
+      });
+      samples = parseMetrics((await request(`${admin}/metrics`)).body);
+      assert.ok(
+        !samples.some((s) => s.name.startsWith('portico_upstream_') && s.labels.upstream === 'users'),
+        'series of a stopped pool remain',
+      );
+      assert.deepEqual(
+        (await upstreamsOf(admin)).map((u) => u.name),
+        [other.url],
+      );
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await target.close();
+      await other.close();
+    }
+  });
+});
