@@ -67,6 +67,28 @@ async function service(health = { status: 200 }): Promise<Upstream & { health: {
 }
 
 const idOf = (up: Upstream) => `127.0.0.1:${up.port}`;
+/** Requests it got that were not health checks. */
+const traffic = (up: Upstream) => up.seen.filter((s) => s.url !== '/healthz').length;
+
+/**
+ * Requests one after the other until `condition` holds; fails after `ms`. The primary tells
+ * the workers of a change within a second, so that is how long traffic may take to follow.
+ */
+async function sendUntil(url: string, condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await request(url);
+    await sleep(5);
+  }
+}
+
+/** `n` requests one after the other, each on a fresh connection; their statuses. */
+async function send(url: string, n: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) statuses.push((await request(url)).status);
+  return statuses;
+}
 const isCheck = (up: Upstream) => up.seen.filter((s) => s.url === '/healthz').length;
 
 describe('upstream health: active checks', () => {
@@ -245,6 +267,7 @@ describe('upstream health: active checks', () => {
       upstreams: {
         users: {
           targets: [{ url: steady.url }, { url: victim.url }],
+          balance: 'round_robin',
           health_check: {
             interval: `${interval}ms`,
             timeout: `${timeout}ms`,
@@ -282,6 +305,8 @@ describe('upstream health: active checks', () => {
       assert.equal(back.level, 30);
       assert.equal(back.msg, `upstream endpoint ${id} of users is healthy again`);
       assert.equal((await endpointOf(admin, 'users', id)).state, 'healthy');
+      const before = traffic(victim);
+      await sendUntil(`${gw.url}/u/1`, () => traffic(victim) > before, 1_500, 'it receives traffic again');
       // Each transition logged once, not once per check.
       assert.equal(gw.records().filter((r) => r.endpoint === id && r.state === 'unhealthy').length, 1);
     } finally {
@@ -289,6 +314,127 @@ describe('upstream health: active checks', () => {
       assert.equal(await gw.stop(), 0);
       await steady.close();
       await victim.close();
+    }
+  });
+});
+
+describe('upstream health: traffic', () => {
+  test('an endpoint whose /healthz answers 500 gets no traffic though its other paths answer', async () => {
+    const good = await service();
+    const sick = await service({ status: 500 });
+    const gw = await startGateway({
+      upstreams: {
+        users: {
+          targets: [{ url: sick.url }, { url: good.url }],
+          balance: 'round_robin',
+          health_check: { interval: '1s', timeout: '500ms' },
+        },
+      },
+      routes: [{ path: '/*', upstream: 'users' }],
+    });
+    try {
+      assert.deepEqual(await send(`${gw.url}/u/1`, 40), Array(40).fill(200));
+      assert.equal(traffic(good), 40);
+      assert.equal(traffic(sick), 0);
+      // It does answer other paths: only its checks keep it out.
+      assert.equal((await request(`${sick.url}/u/1`)).status, 200);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await good.close();
+      await sick.close();
+    }
+  });
+
+  test('start-up with a dead endpoint (its port held closed) sends it nothing from the first request on', async () => {
+    const good = await service();
+    const deadPort = await freePort();
+    const dead = await occupyPort(deadPort);
+    const gw = await startGateway({
+      upstreams: {
+        users: {
+          // round_robin would send it every other request if it were used at all.
+          targets: [{ url: `http://127.0.0.1:${deadPort}` }, { url: good.url }],
+          balance: 'round_robin',
+          health_check: { interval: '5s', timeout: '500ms' },
+        },
+      },
+      routes: [{ path: '/*', upstream: 'users' }],
+      server: { workers: 2 },
+    });
+    try {
+      assert.deepEqual(await send(`${gw.url}/u/1`, 20), Array(20).fill(200));
+      assert.equal(traffic(good), 20);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await good.close();
+      dead.close();
+    }
+  });
+
+  test("ejection from the workers' reports: the endpoint is out for base_ejection_time, comes back by itself, and a second ejection lasts twice as long", async () => {
+    const a = await service();
+    const b = await service();
+    const failing = await startUpstream((_req, res) => {
+      res.writeHead(503);
+      res.end();
+    });
+    const gw = await startGateway({
+      upstreams: {
+        users: {
+          targets: [{ url: a.url }, { url: b.url }, { url: failing.url }],
+          balance: 'round_robin',
+          outlier_detection: { consecutive_failures: 3, base_ejection_time: '3s', max_ejection_percent: 50 },
+        },
+      },
+      routes: [{ path: '/*', upstream: 'users' }],
+      server: { workers: 2 },
+      metrics: {},
+    });
+    try {
+      const admin = await adminOf(gw);
+      const id = idOf(failing);
+      const ejected = gw.waitFor(
+        (r) => r.endpoint === id && r.msg !== undefined && String(r.msg).includes('ejected'),
+      );
+      // Each worker needs 3 failures in a row on it: at most 3 × workers reach it.
+      const statuses = await send(`${gw.url}/u/1`, 30);
+      const record = await ejected;
+      assert.equal(record.level, 40);
+      assert.equal(
+        record.msg,
+        `upstream endpoint ${id} of users ejected for 3 s after 3 5xx answers in a row`,
+      );
+      assert.ok(traffic(failing) <= 6, `${traffic(failing)} requests reached it`);
+      assert.equal(statuses.filter((s) => s === 503).length, traffic(failing));
+      const view = await endpointOf(admin, 'users', id);
+      assert.equal(view.state, 'ejected');
+      assert.equal(view.reason, 'ejected for 3 s after 3 5xx answers in a row');
+      const samples = parseMetrics((await request(`${admin}/metrics`)).body);
+      // The other worker's report of the same episode did not count.
+      assert.equal(
+        sum(samples, 'portico_upstream_ejections_total', { upstream: 'users', endpoint: id, reason: '5xx' }),
+        1,
+      );
+      assert.equal(sum(samples, 'portico_upstream_endpoint_healthy', { upstream: 'users', endpoint: id }), 0);
+
+      // Traffic meanwhile goes around it.
+      const during = traffic(failing);
+      assert.deepEqual(await send(`${gw.url}/u/2`, 10), Array(10).fill(200));
+      assert.equal(traffic(failing), during);
+
+      // Back by itself when the time ends (no active checks here).
+      await gw.waitFor((r) => r.endpoint === id && r.state === 'healthy', 10_000);
+      assert.equal((await endpointOf(admin, 'users', id)).state, 'healthy');
+      const again = gw.waitFor((r) => r.endpoint === id && String(r.msg).includes('ejected for 6 s'), 10_000);
+      await sendUntil(`${gw.url}/u/3`, () => traffic(failing) > during, 1_500, 'it gets traffic again');
+      let second = false;
+      void again.then(() => (second = true));
+      await sendUntil(`${gw.url}/u/3`, () => second, 5_000, 'ejected a second time');
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await a.close();
+      await b.close();
+      await failing.close();
     }
   });
 });
