@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
 import type { Server } from 'node:net';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
@@ -314,6 +321,72 @@ describe('upstream health: active checks', () => {
       assert.equal(await gw.stop(), 0);
       await steady.close();
       await victim.close();
+    }
+  });
+});
+
+describe('upstream health: TLS', () => {
+  test("an https:// endpoint is checked over TLS with the target's name (SNI, certificate name, Host)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-tls-'));
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    // A certificate for localhost only: an IP target's check cannot verify it.
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+    ]);
+    const checks: { servername: string | false | null; host: string | undefined }[] = [];
+    const server = createHttpsServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
+      checks.push({ servername: (req.socket as TLSSocket).servername, host: req.headers.host });
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const gw = await startGateway(
+      {
+        upstreams: {
+          named: { targets: [{ url: `https://localhost:${port}` }], health_check: { timeout: '2s' } },
+          by_ip: { targets: [{ url: `https://127.0.0.1:${port}` }], health_check: { timeout: '2s' } },
+        },
+        routes: [
+          { path: '/n/*', upstream: 'named' },
+          { path: '/i/*', upstream: 'by_ip' },
+        ],
+      },
+      { env: { NODE_EXTRA_CA_CERTS: cert } },
+    );
+    try {
+      const admin = await adminOf(gw);
+      const named = await endpointOf(admin, 'named', `127.0.0.1:${port}`);
+      assert.equal(named.state, 'healthy', named.reason);
+      assert.ok(checks.length > 0);
+      assert.ok(
+        checks.every((c) => c.servername === 'localhost' && c.host === `localhost:${port}`),
+        JSON.stringify(checks),
+      );
+      const byIp = await endpointOf(admin, 'by_ip', `127.0.0.1:${port}`);
+      assert.deepEqual(
+        { state: byIp.state, reason: byIp.reason },
+        { state: 'unhealthy', reason: '1 failed check: TLS certificate does not name the host' },
+      );
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      server.closeAllConnections();
+      server.close();
     }
   });
 });
