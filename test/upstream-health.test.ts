@@ -467,7 +467,7 @@ describe('upstream health: traffic', () => {
       const admin = await adminOf(gw);
       const id = idOf(failing);
       const ejected = gw.waitFor(
-        (r) => r.endpoint === id && r.msg !== undefined && String(r.msg).includes('ejected'),
+        (r) => r.endpoint === id && typeof r.msg === 'string' && r.msg.includes('ejected'),
       );
       // Each worker needs 3 failures in a row on it: at most 3 × workers reach it.
       const statuses = await send(`${gw.url}/u/1`, 30);
@@ -498,7 +498,10 @@ describe('upstream health: traffic', () => {
       // Back by itself when the time ends (no active checks here).
       await gw.waitFor((r) => r.endpoint === id && r.state === 'healthy', 10_000);
       assert.equal((await endpointOf(admin, 'users', id)).state, 'healthy');
-      const again = gw.waitFor((r) => r.endpoint === id && String(r.msg).includes('ejected for 6 s'), 10_000);
+      const again = gw.waitFor(
+        (r) => r.endpoint === id && typeof r.msg === 'string' && r.msg.includes('ejected for 6 s'),
+        10_000,
+      );
       await sendUntil(`${gw.url}/u/3`, () => traffic(failing) > during, 1_500, 'it gets traffic again');
       let second = false;
       void again.then(() => (second = true));
