@@ -55,6 +55,11 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     return sent;
   };
   const upstreams = new UpstreamRegistry(logger, broadcast);
+  // A reload asked for while the first health-check round runs waits for the workers to be
+  // forked: it would otherwise fork its own beside them.
+  let forked!: () => void;
+  const started = new Promise<void>((resolve) => (forked = resolve));
+  const reload = (trigger: string) => started.then(() => reloads.reload(trigger));
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
@@ -71,7 +76,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       workers,
       serviceEndpoints,
       logger,
-      reload: () => reloads.reload('POST /admin/reload'),
+      reload: () => reload('POST /admin/reload'),
     });
     services.push({ name: 'admin', running: admin });
   } catch (err) {
@@ -124,10 +129,10 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     },
     logger,
   });
-  const watch = configWatch(plan.source, (trigger) => void reloads.reload(trigger), logger);
+  const watch = configWatch(plan.source, (trigger) => void reload(trigger), logger);
   watch.set(config);
   // A terminal hang-up signals the whole process group: SIGHUP reloads, as daemons do.
-  process.on('SIGHUP', () => void reloads.reload('SIGHUP'));
+  process.on('SIGHUP', () => void reload('SIGHUP'));
 
   let stopped!: () => void;
   const allStopped = new Promise<void>((resolve) => (stopped = resolve));
@@ -399,6 +404,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   await upstreams.prepare(plan);
   upstreams.settle(plan);
   if (!shuttingDown) for (let slot = 0; slot < count; slot++) fork(slot);
+  forked();
   await allStopped;
   upstreams.close();
   await closeServices(services, logger);
