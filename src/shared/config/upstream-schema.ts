@@ -77,11 +77,12 @@ const integer = (min: number, max: number) => {
  */
 const whenValid =
   (...keys: string[]) =>
-  (payload: { value: unknown }) =>
-    keys.every((key) => {
-      const v = (payload.value as Record<string, unknown> | undefined)?.[key];
-      return v !== undefined && v !== null;
-    });
+  (payload: { value: unknown; issues: readonly { path?: readonly PropertyKey[] }[] }) =>
+    keys.every(
+      (key) =>
+        (payload.value as Record<string, unknown> | undefined)?.[key] !== undefined &&
+        !payload.issues.some((issue) => issue.path?.[0] === key),
+    );
 
 /**
  * `200`, `200-399`, or a comma-separated list of both (YAML reads a lone `200` as a
