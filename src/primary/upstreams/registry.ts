@@ -119,7 +119,12 @@ export class UpstreamRegistry implements UpstreamHealthSource {
         };
         pool.ready = discovery
           .start((endpoints) => void this.#discovered(pool, endpoints, true))
-          .then((first) => this.#discovered(pool, first, false));
+          .then(
+            (first) => this.#discovered(pool, first, false),
+            // Discovery logs its own failures; a pool it could not start has no endpoints.
+            (err: unknown) =>
+              this.#logger.error({ err, upstream: upstream.name }, 'upstream discovery failed'),
+          );
         this.#pools.set(key, pool);
         return pool.ready;
       }),
