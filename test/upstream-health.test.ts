@@ -263,6 +263,31 @@ describe('upstream health: active checks', () => {
     }
   });
 
+  test('/admin/upstreams counts the requests in flight to each endpoint over all workers', async () => {
+    const held: ServerResponse[] = [];
+    const slow = await startUpstream((_req, res) => held.push(res));
+    const gw = await startGateway({
+      upstreams: { users: { targets: [{ url: slow.url }] } },
+      routes: [{ path: '/*', upstream: 'users' }],
+      server: { workers: 2 },
+    });
+    try {
+      const admin = await adminOf(gw);
+      const pending = [request(`${gw.url}/a`), request(`${gw.url}/b`), request(`${gw.url}/c`)];
+      await until(() => held.length === 3, 5_000, 'the upstream holds 3 requests');
+      assert.equal((await endpointOf(admin, 'users', idOf(slow))).in_flight, 3);
+      for (const res of held) res.end('done');
+      assert.deepEqual(
+        (await Promise.all(pending)).map((r) => r.status),
+        [200, 200, 200],
+      );
+      assert.equal((await endpointOf(admin, 'users', idOf(slow))).in_flight, 0);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await slow.close();
+    }
+  });
+
   test('a killed endpoint goes unhealthy within interval × unhealthy_threshold and is back within interval × healthy_threshold of its restart', async () => {
     const steady = await service();
     const victim = await service();
