@@ -541,6 +541,62 @@ describe('upstream health: traffic', () => {
 });
 
 describe('upstream health: reloads', () => {
+  test('an ejected endpoint stays ejected across a reload that changes only an unrelated route', async () => {
+    const a = await service();
+    const failing = await startUpstream((_req, res) => {
+      res.writeHead(502);
+      res.end();
+    });
+    let file = '';
+    const gw = await startGateway(
+      {
+        upstreams: {
+          users: {
+            targets: [{ url: a.url }, { url: failing.url }],
+            balance: 'round_robin',
+            outlier_detection: { consecutive_failures: 2, base_ejection_time: '60s' },
+          },
+        },
+        routes: [{ path: '/*', upstream: 'users' }],
+        reload: { watch: false },
+      },
+      {
+        beforeStart: (f) => {
+          file = f;
+          return Promise.resolve();
+        },
+      },
+    );
+    try {
+      const admin = await adminOf(gw);
+      const id = idOf(failing);
+      const ejected = gw.waitFor(
+        (r) =>
+          r.endpoint === id &&
+          r.msg === `upstream endpoint ${id} of users ejected for 60 s after 2 5xx answers in a row`,
+      );
+      await send(`${gw.url}/x`, 6);
+      await ejected;
+      const before = await endpointOf(admin, 'users', id);
+      assert.equal(before.state, 'ejected');
+
+      const config = parse(await readFile(file, 'utf8')) as { routes: unknown[] };
+      config.routes.unshift({ path: '/other/*', target: a.url });
+      await writeFile(file, stringify(config));
+      const reply = await request(`${admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.json().result, 'success', reply.body);
+      assert.deepEqual(await endpointOf(admin, 'users', id), before);
+      // The new workers got the ejection with their plan: none of their requests reach it.
+      const seen = traffic(failing);
+      assert.deepEqual(await send(`${gw.url}/y`, 10), Array(10).fill(200));
+      assert.equal(traffic(failing), seen);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await a.close();
+      await failing.close();
+    }
+  });
+
   test("an upstream whose settings did not change keeps its endpoints' state across a reload; a changed one starts fresh; a removed one leaves the metrics", async () => {
     const target = await service({ status: 500 });
     const other = await service();
