@@ -152,13 +152,19 @@ describe('balancing', () => {
           busy: { targets: [target(slow), target(fast1), target(fast2)], balance: 'least_request' },
           sticky: { targets: [target(a), target(b), target(c)], balance: 'hash', hash_on: 'header:X-User' },
           sockets: { targets: [target(a), target(b), target(c)], balance: 'round_robin' },
+          crumbs: { targets: [target(a), target(b), target(c)], balance: 'hash', hash_on: 'cookie:session' },
+          byIp: { targets: [target(a), target(b), target(c)], balance: 'hash' },
         },
         routes: [
           { path: '/weighted', upstream: 'weighted' },
           { path: '/busy', upstream: 'busy' },
           { path: '/sticky', upstream: 'sticky' },
           { path: '/ws', upstream: 'sockets' },
+          { path: '/crumbs', upstream: 'crumbs' },
+          { path: '/by-ip', upstream: 'byIp' },
         ],
+        // The client IP of /by-ip requests comes from X-Forwarded-For.
+        server: { trusted_proxies: ['127.0.0.1'] },
         admin: { port: adminPort },
         metrics: { prometheus: {} },
       },
@@ -216,6 +222,21 @@ describe('balancing', () => {
     const used = new Set([...placed.values()].map((s) => [...s][0]));
     assert.ok(used.size >= 2 && !used.has(undefined), [...used].join(', '));
   });
+
+  for (const [what, path, header] of [
+    ['a cookie', '/crumbs', (key: string) => ({ cookie: `theme=dark; session=${key}` })],
+    ['the client IP (hash_on default)', '/by-ip', (key: string) => ({ 'x-forwarded-for': key })],
+  ] as const) {
+    test(`hash on ${what}: the same key always reaches the same endpoint, and keys spread`, async () => {
+      const keys = Array.from({ length: 30 }, (_, i) => (path === '/by-ip' ? `10.0.0.${i + 1}` : `s${i}`));
+      const rounds = [...keys, ...keys];
+      const { order } = await spread(repeat(`${gw.url}${path}`, rounds.length), {
+        headers: (i) => header(rounds[i] as string),
+      });
+      keys.forEach((key, i) => assert.equal(order[i + keys.length], order[i], key));
+      assert.ok(new Set(order).size >= 2 && order.every((o) => !o.startsWith('status')), order.join(','));
+    });
+  }
 
   test('WebSocket upgrades are spread over the endpoints too', async () => {
     const before = [a, b, c].map((n) => n.upgrades);
