@@ -1,9 +1,13 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
+import type { FailureKind } from '../../shared/upstream-messages.js';
+import type { UpstreamHealthSource } from '../upstreams/registry.js';
 import type { ReloadRecord } from './reload-record.js';
 
-/** The primary's own registry: restarts, reloads, and the primary's process metrics. */
-export function createPrimaryInstruments(reloads: ReloadRecord) {
+const FAILURE_KINDS: readonly FailureKind[] = ['connect_failure', 'reset', 'timeout', '5xx'];
+
+/** The primary's own registry: restarts, reloads, upstream health, and the primary's process metrics. */
+export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: UpstreamHealthSource) {
   const registry = new Registry();
   const restarts = new Counter({
     name: 'gateway_worker_restarts_total',
@@ -11,8 +15,43 @@ export function createPrimaryInstruments(reloads: ReloadRecord) {
     registers: [registry],
   });
   registerReloadMetrics(registry, reloads);
+  registerUpstreamMetrics(registry, upstreams);
   collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
+}
+
+/** Read from the registry at each scrape: the pools in force, so a stopped pool's series go. */
+function registerUpstreamMetrics(registry: Registry, upstreams: UpstreamHealthSource): void {
+  new Gauge({
+    name: 'portico_upstream_endpoint_healthy',
+    help: 'Whether an upstream endpoint is in use: 1 when healthy, 0 when unhealthy, ejected or not checked yet.',
+    labelNames: ['upstream', 'endpoint'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { plan, endpoints } of upstreams.inForce())
+        for (const e of endpoints)
+          this.set({ upstream: plan.name, endpoint: e.id }, e.state === 'healthy' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'portico_upstream_ejections_total',
+    help: "Ejections of an upstream endpoint decided from the workers' outlier reports, by the failure reported.",
+    labelNames: ['upstream', 'endpoint', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { plan, endpoints } of upstreams.inForce()) {
+        if (plan.outlier.consecutiveFailures === 0) continue;
+        for (const e of endpoints) {
+          const counts = upstreams.ejections(plan.name, e.id);
+          // Every reason from 0, so rate() sees the first ejection.
+          for (const reason of FAILURE_KINDS)
+            this.inc({ upstream: plan.name, endpoint: e.id, reason }, counts?.get(reason) ?? 0);
+        }
+      }
+    },
+  });
 }
 
 /** Only the reload metrics: what the admin listener's `/metrics` serves when metrics are off. */

@@ -15,7 +15,7 @@ import { ReloadRecord } from './reload-record.js';
  */
 export const metricsService: PrimaryService = {
   name: 'metrics',
-  async start({ config, plan, logger }) {
+  async start({ config, plan, logger, upstreams }) {
     const reloads = new ReloadRecord(plan.hash);
     const settings = metricsSettings(config);
     if (!settings) return reloadMetricsOnly(reloads);
@@ -24,7 +24,7 @@ export const metricsService: PrimaryService = {
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
-    const { registry, restarts } = createPrimaryInstruments(reloads);
+    const { registry, restarts } = createPrimaryInstruments(reloads, upstreams);
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {

@@ -427,18 +427,28 @@ export const configSchema = z
     otel: otelSchema.describe('OpenTelemetry tracing.'),
     redis: redisSchema.describe('Shared state.'),
   })
-  .superRefine((config, ctx) => {
-    config.routes.forEach((route, index) => {
-      if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {
-        const known = Object.keys(config.upstreams);
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', index, 'upstream'],
-          message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
-        });
-      }
-    });
-  });
+  .superRefine(
+    (config, ctx) => {
+      // Runs even when other keys are wrong (see `when`): an upstream that failed validation
+      // is still defined, so only names missing from `upstreams:` are reported.
+      config.routes.forEach((route, index) => {
+        if (typeof route?.upstream === 'string' && !Object.hasOwn(config.upstreams, route.upstream)) {
+          const known = Object.keys(config.upstreams);
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, 'upstream'],
+            message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
+          });
+        }
+      });
+    },
+    {
+      when: ({ value }) => {
+        const v = value as { routes?: unknown; upstreams?: unknown } | undefined;
+        return Array.isArray(v?.routes) && typeof v.upstreams === 'object' && v.upstreams !== null;
+      },
+    },
+  );
 
 /** The resolved `metrics` section. */
 export type MetricsSettings = z.output<typeof metricsSectionSchema>['prometheus'];
