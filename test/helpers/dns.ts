@@ -1,5 +1,4 @@
 import { createUDPServer, Packet, type UDPServer } from 'dns2';
-import type { AddressInfo } from 'node:net';
 
 /*
  * A real DNS server (dns2, UDP) on 127.0.0.1 that answers from a table the test changes at
@@ -41,9 +40,13 @@ export interface TestDns {
 
 /** dns2's typings lack RCODE and want class instances for records; the wire values are plain. */
 const NXDOMAIN = 3;
-type Record_ = Packet["answers"][number];
+type Record_ = Packet['answers'][number];
 
-const TYPE_NAMES: Record<number, string> = { [Packet.TYPE.A]: 'A', [Packet.TYPE.AAAA]: 'AAAA', [Packet.TYPE.SRV]: 'SRV' };
+const TYPE_NAMES: Record<number, string> = {
+  [Packet.TYPE.A]: 'A',
+  [Packet.TYPE.AAAA]: 'AAAA',
+  [Packet.TYPE.SRV]: 'SRV',
+};
 
 export async function startDns(options: { ttl?: number } = {}): Promise<TestDns> {
   const table = new Map<string, DnsRecords>();
@@ -79,7 +82,7 @@ export async function startDns(options: { ttl?: number } = {}): Promise<TestDns>
         void send(answer(request, table.get(question.name.toLowerCase()), dns.ttl));
       });
       await next.listen(port, '127.0.0.1');
-      port = (next.address() as AddressInfo).port;
+      port = next.address().port;
       server = next;
     },
   };
