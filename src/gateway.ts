@@ -12,6 +12,7 @@ import type { VerifierFactory } from './worker/middleware/auth/verifier.js';
 import type { Middleware } from './worker/middleware/types.js';
 import type { Plan } from './shared/plan/types.js';
 import { receivePlan } from './worker/plan-handover.js';
+import { EndpointDirectory } from './worker/upstream/directory.js';
 import { runWorker } from './worker/worker.js';
 
 /**
@@ -143,12 +144,15 @@ export class Gateway {
   }
 
   async #startWorker(): Promise<void> {
+    // Before the plan is asked for: the primary sends the endpoint lists just ahead of it.
+    const directory = new EndpointDirectory().install();
     const plan = await receivePlan();
     const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
     await runWorker(
       plan,
       this.#registry,
       createLogger(plan.logging, { role: 'worker', worker: slot, pid: process.pid }),
+      directory,
     );
   }
 

@@ -39,6 +39,7 @@ export const ERRORS = {
   PORTICO_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'rate limiter unavailable' },
   PORTICO_ERR_METRICS_UNAVAILABLE: { status: 503, message: 'metrics unavailable' },
   PORTICO_ERR_NOT_READY: { status: 503, message: 'not ready' },
+  PORTICO_ERR_NO_HEALTHY_UPSTREAM: { status: 503, message: 'no healthy upstream' },
   PORTICO_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
   PORTICO_ERR_CONFIG: {
     exit: 1,

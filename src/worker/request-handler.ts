@@ -15,11 +15,13 @@ import type { Handler, Middleware } from './middleware/types.js';
 import { decodeParam, normalizePath } from './path.js';
 import { headRefusal } from './request-head.js';
 import { requestIdOf } from '../shared/request-id.js';
-import { AgentPool, createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
+import { createForwarder, type UpstreamObserver } from './proxy/forwarder.js';
 import { setForwardedHeaders, stripHopByHop, stripNominated } from './proxy/headers.js';
 import { compileUpstreamPath } from './proxy/upstream-path.js';
 import { ResourceKind, type WorkerResources } from './resources.js';
 import { type Router, TableRouter } from './router.js';
+import type { EndpointDirectory } from './upstream/directory.js';
+import { upstreamPools } from './upstream/pools.js';
 
 export interface GatewayHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -59,9 +61,9 @@ export async function createGatewayHandlers(
   registry: MiddlewareRegistry,
   logger: Logger,
   resources: WorkerResources,
+  directory: EndpointDirectory,
   workerLabel = '0',
 ): Promise<GatewayHandlers> {
-  const agents = new AgentPool();
   const trusted =
     plan.server.trusted_proxies.length > 0 ? trustedProxyList(plan.server.trusted_proxies) : null;
   const forwarders: { close(): void }[] = [];
@@ -86,18 +88,21 @@ export async function createGatewayHandlers(
     ? logger.child({ route: '(unmatched)' })
     : undefined;
   const maxHeaders = plan.server.max_headers;
+  const pools = upstreamPools(plan, {
+    resources,
+    directory,
+    logger,
+    requests: metrics?.instruments.upstreamRequests,
+  });
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
   for (const route of plan.routes) {
-    // TEMPORARY (issue 13 skeleton): the pool's first target, until pools are balanced.
-    const pool = plan.upstreams.find((u) => u.name === route.upstream);
-    const first = pool?.targets[0];
-    const target = new URL(
-      route.target ?? `${first?.protocol ?? 'http:'}//${first?.host ?? ''}:${first?.port ?? 0}`,
-    );
+    const pool = pools.get(route.upstream);
+    // The plan names a pool for every route (checked where it is built).
+    if (pool === undefined) throw new Error(`route ${route.path}: no upstream named ${route.upstream}`);
     const observers: UpstreamObserver[] = [];
     const upstream = { observe: (observer: UpstreamObserver) => void observers.push(observer) };
-    const forwarder = createForwarder({ url: target, timeoutMs: route.timeoutMs }, agents, logger, observers);
+    const forwarder = createForwarder({ pool, timeoutMs: route.timeoutMs }, logger, observers);
     forwarders.push(forwarder);
     const upstreamPath = compileUpstreamPath(route.path, {
       rewrite: route.upstreamPath.rewrite ?? undefined,
@@ -108,18 +113,8 @@ export async function createGatewayHandlers(
       const ctx = internalContextOf(req);
       req.url = upstreamPath(ctx.path, ctx.rawParams, ctx.rawRest) + ctx.query;
       const head = (req as UpgradeRequest)[UPGRADE_HEAD];
-      if (head === undefined) {
-        forwarder.web(req, res);
-        return;
-      }
-      const socket = res.socket as Socket;
-      res.detachSocket(socket);
-      // The log line of an upgraded request is written when the tunnel closes.
-      socket.once('close', () => {
-        res.statusCode = 101;
-        res.emit('close');
-      });
-      forwarder.ws(req, socket, head);
+      if (head === undefined) forwarder.web(req, res);
+      else forwarder.ws(req, res, head);
     };
     const chain: Middleware[] = [];
     const env = { route, logger, resources, hooks, upstream };
@@ -305,8 +300,8 @@ export async function createGatewayHandlers(
       draining = true;
     },
     close() {
+      // Pools belong to the worker's resources: a reload keeps those it still uses.
       for (const forwarder of forwarders) forwarder.close();
-      agents.destroy();
     },
   };
 }

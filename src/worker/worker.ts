@@ -8,18 +8,25 @@ import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
+import type { EndpointDirectory } from './upstream/directory.js';
 
 /**
  * Runs one worker: an HTTP server sharing the cluster port. On `portico:shutdown` (or its own
  * SIGTERM/SIGINT, as Ctrl-C signals the whole process group) it drains: stops accepting,
  * lets in-flight requests finish up to `server.drain_timeout`, then exits 0.
  */
-export async function runWorker(plan: Plan, registry: MiddlewareRegistry, logger: Logger): Promise<void> {
+export async function runWorker(
+  plan: Plan,
+  registry: MiddlewareRegistry,
+  logger: Logger,
+  /** Installed before the plan was asked for (its first lists come just ahead of the plan). */
+  directory: EndpointDirectory,
+): Promise<void> {
   const resources = new WorkerResources(logger);
   // The slot (0…workers-1, reused by a respawned worker) labels per-worker process metrics.
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
   const build = (next: Plan, treeLogger: Logger) =>
-    createGatewayHandlers(next, registry, treeLogger, resources, slot);
+    createGatewayHandlers(next, registry, treeLogger, resources, directory, slot);
   // Stop requests are heard from the moment the plan is here: one that came while the first
   // tree was being built would otherwise be lost, and the worker would live on unlistened-to
   // until the primary's backstop kills it. Until the server exists, the reason is kept.

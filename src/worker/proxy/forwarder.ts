@@ -1,20 +1,16 @@
-import {
-  type ClientRequest,
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
 import { GatewayError, PorticoError, writeError } from '../../shared/errors.js';
+import type { FailureKind } from '../../shared/upstream-messages.js';
+import type { PoolEndpoint, UpstreamEndpoint } from '../upstream/endpoint.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import { copyResponseHeaders, outgoingHeaders } from './headers.js';
 
 /*
- * The terminal handler of every route (see the README's "Proxy" section): keep-alive agents,
- * streaming both ways, a real 504 deadline, a JSON 502 on any upstream fault, no listener-less
+ * The terminal handler of every route (see the README's "Proxy" section): an endpoint of the
+ * route's pool per request (no usable one: a JSON 503 at once), streaming both ways, a real 504 deadline, a JSON 502 on any upstream fault, no listener-less
  * `error` that could kill the worker, and the client response cut off when the upstream dies
  * mid-body instead of left hanging.
  *
@@ -25,7 +21,8 @@ import { copyResponseHeaders, outgoingHeaders } from './headers.js';
  */
 
 export interface ForwardTarget {
-  url: URL;
+  /** The route's pool: where each request's endpoint comes from. */
+  pool: UpstreamPool;
   timeoutMs: number;
 }
 
@@ -35,33 +32,10 @@ class UpstreamTimeout extends PorticoError {
   }
 }
 
-/** One keep-alive agent per upstream origin, shared by all routes of a worker. */
-export class AgentPool {
-  readonly #agents = new Map<string, HttpAgent>();
-
-  get(url: URL): HttpAgent {
-    let agent = this.#agents.get(url.origin);
-    if (!agent) {
-      const options = {
-        keepAlive: true,
-        // Reuse the most recently used socket so idle ones age out instead of being kept warm.
-        scheduling: 'lifo' as const,
-        maxFreeSockets: 256,
-        // Idle sockets are closed before a typical upstream's 5 s keep-alive timeout, which
-        // avoids the race where we reuse a socket the upstream is closing.
-        timeout: 4_000,
-      };
-      agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
-      this.#agents.set(url.origin, agent);
-    }
-    return agent;
-  }
-
-  destroy(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
-  }
-}
+// Retry soon: a local ejection lapses within seconds, and the primary's view arrives within one.
+const NO_HEALTHY_UPSTREAM = new GatewayError('PORTICO_ERR_NO_HEALTHY_UPSTREAM', {
+  headers: { 'retry-after': '1' },
+});
 
 export type UpstreamErrorKind = 'timeout' | 'refused' | 'reset' | 'other';
 
@@ -74,8 +48,11 @@ export type UpstreamOutcome = 'ok' | 'aborted' | UpstreamErrorKind;
  * implementations must be cheap and must not throw.
  */
 export interface UpstreamObserver {
-  /** Just before the request is handed to the proxy: `req.headers` can still be changed. */
-  request?(req: IncomingMessage): void;
+  /**
+   * Just before the request is sent to `endpoint` (the pool's choice): `req.headers` can
+   * still be changed.
+   */
+  request?(req: IncomingMessage, endpoint: UpstreamEndpoint): void;
   /** The upstream's response headers arrived, `seconds` after the request was handed over. */
   response?(req: IncomingMessage, status: number, seconds: number): void;
   /** Exactly once per exchange that `request` saw. */
@@ -90,9 +67,25 @@ function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
   return 'other';
 }
 
-/** An exchange the observers hear the end of, exactly once (`RouteForwarder.finish`). */
+/** What passive detection makes of an outcome: a failure of the upstream's, or nothing. */
+const FAILURES: Record<UpstreamOutcome, FailureKind | undefined> = {
+  ok: undefined,
+  aborted: undefined,
+  refused: 'connect_failure',
+  other: 'connect_failure',
+  reset: 'reset',
+  timeout: 'timeout',
+};
+
+/**
+ * An exchange with an endpoint whose end the pool and the observers hear of, exactly once
+ * (`RouteForwarder.finish`).
+ */
 interface Reported {
   readonly req: IncomingMessage;
+  readonly endpoint: PoolEndpoint;
+  /** The endpoint's answer head arrived (and was counted). */
+  answered: boolean;
   finished: boolean;
 }
 
@@ -124,33 +117,17 @@ function exchangeOf(emitter: object): Exchange {
  * exchange record and the request options. WebSocket upgrades go through http-proxy-3.
  */
 class RouteForwarder {
-  readonly #request: (options: RequestOptions) => ClientRequest;
-  readonly #agent: HttpAgent;
-  readonly #hostname: string;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #servername: string | undefined;
+  readonly pool: UpstreamPool;
   readonly #ws: ProxyServer;
 
   constructor(
     readonly target: ForwardTarget,
-    agents: AgentPool,
     readonly logger: Logger,
     readonly observers: readonly UpstreamObserver[],
   ) {
-    const origin = new URL(target.url.origin);
-    const secure = origin.protocol === 'https:';
-    this.#request = secure ? httpsRequest : httpRequest;
-    this.#agent = agents.get(origin);
-    // URL keeps IPv6 literals in brackets; sockets want the bare address.
-    this.#hostname = origin.hostname.replace(/^\[(.*)\]$/, '$1');
-    this.#host = origin.host;
-    this.#port = Number(origin.port || (secure ? 443 : 80));
-    // The Host header is the client's, so TLS must be told the upstream's name (SNI).
-    this.#servername = secure && isIP(this.#hostname) === 0 ? this.#hostname : undefined;
+    this.pool = target.pool;
+    // Each upgrade names its endpoint's target and agent (per-call options).
     this.#ws = createProxyServer({
-      target: origin,
-      agent: this.#agent,
       // req.url is already the whole upstream path; `toProxy` stops http-proxy-3 from
       // re-resolving it (it would resolve `..`).
       toProxy: true,
@@ -163,36 +140,48 @@ class RouteForwarder {
       const kind = errorKind(err);
       const upgrade = (req as UpgradeCarrier)[UPGRADE];
       if (upgrade !== undefined) this.finish(upgrade, kind);
-      this.logger.warn({ err: err.message, kind }, 'websocket upstream error');
+      this.logger.warn(
+        { err: err.message, kind, endpoint: upgrade?.endpoint.id },
+        'websocket upstream error',
+      );
       socket.destroy();
     });
   }
 
   /** Forwards `req`, its `url` already the upstream path. */
   web(req: IncomingMessage, res: ServerResponse): void {
+    const endpoint = this.pool.pick(req);
+    if (endpoint === undefined) {
+      writeError(res, NO_HEALTHY_UPSTREAM);
+      return;
+    }
     const observers = this.observers;
-    for (let i = 0; i < observers.length; i++) observers[i]?.request?.(req);
+    for (let i = 0; i < observers.length; i++) observers[i]?.request?.(req, endpoint);
     const headers = outgoingHeaders(req.headers);
     // An HTTP/1.0 client may send no Host; the upstream hop always has one.
-    if (req.headers.host === undefined) headers.push('host', this.#host);
-    const proxyReq = this.#request({
-      agent: this.#agent,
-      hostname: this.#hostname,
-      port: this.#port,
-      servername: this.#servername,
+    if (req.headers.host === undefined) headers.push('host', endpoint.hostHeader);
+    const proxyReq = endpoint.request({
+      agent: endpoint.agent,
+      hostname: endpoint.host,
+      port: endpoint.port,
+      // The Host header is the client's, so TLS must be told the upstream's name (SNI).
+      servername: endpoint.servername,
       method: req.method,
       path: req.url,
       // A flat [name, value, …] list is serialised as is (Node's own fast path).
       headers,
     });
+    this.pool.started(endpoint);
     const exchange: Exchange = {
       req,
       res,
       proxyReq,
       forwarder: this,
+      endpoint,
       timer: setTimeout(onDeadline, this.target.timeoutMs, proxyReq),
       sentAt: observers.length > 0 ? performance.now() : 0,
       clientGone: false,
+      answered: false,
       finished: false,
     };
     (proxyReq as Carrier)[EXCHANGE] = exchange;
@@ -210,20 +199,36 @@ class RouteForwarder {
     }
   }
 
-  ws(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    if (this.observers.length > 0) {
-      const upgrade: Reported = { req, finished: false };
-      (req as UpgradeCarrier)[UPGRADE] = upgrade;
-      for (const observer of this.observers) observer.request?.(req);
-      socket.once('close', () => this.finish(upgrade, 'ok'));
+  /**
+   * Forwards a WebSocket upgrade: `res` is the response on its raw socket, for an answer
+   * before the tunnel exists (no usable endpoint). An open tunnel counts as in flight.
+   */
+  ws(req: IncomingMessage, res: ServerResponse, head: Buffer): void {
+    const endpoint = this.pool.pick(req);
+    if (endpoint === undefined) {
+      writeError(res, NO_HEALTHY_UPSTREAM);
+      return;
     }
-    this.#ws.ws(req, socket, head);
+    const socket = res.socket as Socket;
+    res.detachSocket(socket);
+    // The log line of an upgraded request is written when the tunnel closes.
+    socket.once('close', () => {
+      res.statusCode = 101;
+      res.emit('close');
+    });
+    const upgrade: Reported = { req, endpoint, answered: true, finished: false };
+    (req as UpgradeCarrier)[UPGRADE] = upgrade;
+    for (const observer of this.observers) observer.request?.(req, endpoint);
+    this.pool.started(endpoint);
+    socket.once('close', () => this.finish(upgrade, 'ok'));
+    this.#ws.ws(req, socket, head, endpoint.wsOptions);
   }
 
-  /** Tells the observers how an exchange (or upgrade) ended, exactly once. */
+  /** Tells the pool and the observers how an exchange (or upgrade) ended, exactly once. */
   finish(exchange: Reported, outcome: UpstreamOutcome): void {
     if (exchange.finished) return;
     exchange.finished = true;
+    this.pool.ended(exchange.endpoint, FAILURES[outcome], exchange.answered);
     const observers = this.observers;
     for (let i = 0; i < observers.length; i++) observers[i]?.end?.(exchange.req, outcome);
   }
@@ -243,6 +248,8 @@ function onUpstreamResponse(this: ClientRequest, proxyRes: IncomingMessage): voi
   const { res, forwarder } = exchange;
   clearTimeout(exchange.timer);
   const status = proxyRes.statusCode ?? 502;
+  exchange.answered = true;
+  forwarder.pool.responded(exchange.endpoint, status);
   const observers = forwarder.observers;
   if (observers.length > 0) {
     const seconds = (performance.now() - exchange.sentAt) / 1000;
@@ -280,7 +287,10 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
   const kind = errorKind(err);
   forwarder.finish(exchange, kind);
   if (res.destroyed || res.writableEnded) return;
-  forwarder.logger.warn({ err: err.message, kind, url: req.url }, 'upstream error');
+  forwarder.logger.warn(
+    { err: err.message, kind, url: req.url, upstream: forwarder.pool.name, endpoint: exchange.endpoint.id },
+    'upstream error',
+  );
   // After the response head went out, writeError can only cut the connection: that is the
   // one honest signal left for a body that will never complete.
   writeError(
@@ -316,9 +326,8 @@ function onClientError(this: IncomingMessage): void {
 /** Builds the forwarding functions of one route. */
 export function createForwarder(
   target: ForwardTarget,
-  agents: AgentPool,
   logger: Logger,
   observers: readonly UpstreamObserver[] = [],
 ): Pick<RouteForwarder, 'web' | 'ws' | 'close'> {
-  return new RouteForwarder(target, agents, logger, observers);
+  return new RouteForwarder(target, logger, observers);
 }

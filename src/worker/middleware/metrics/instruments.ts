@@ -29,6 +29,7 @@ export const GATEWAY_METRIC_NAMES = [
   'gateway_ratelimit_store_up',
   'gateway_auth_failures_total',
   'gateway_worker_restarts_total',
+  'portico_upstream_requests_total',
 ] as const;
 
 /** The instruments of one worker, registered in its own registry (never the global one). */
@@ -85,6 +86,12 @@ export function createWorkerInstruments(workerLabel: string) {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const upstreamRequests = new Counter({
+    name: 'portico_upstream_requests_total',
+    help: 'Exchanges with upstream endpoints, by upstream, endpoint (host:port) and status class (2xx…5xx; error: no answer came). WebSocket upgrades are not counted.',
+    labelNames: ['upstream', 'endpoint', 'status_class'] as const,
+    registers: [registry],
+  });
   // Per worker, so one busy or leaking worker shows.
   collectProcessMetrics(registry, workerLabel);
   return {
@@ -97,6 +104,7 @@ export function createWorkerInstruments(workerLabel: string) {
     rateLimitDecisions,
     rateLimitStoreUp,
     authFailures,
+    upstreamRequests,
   };
 }
 

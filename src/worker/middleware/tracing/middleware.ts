@@ -81,9 +81,6 @@ export async function tracingMiddleware(
     return started;
   });
   const tracer = runtime.tracer;
-  // TEMPORARY (issue 13 skeleton): the endpoint is chosen per request; see the pool helper.
-  const target = new URL(route.target ?? `http://${route.upstream}`);
-  const targetPort = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
   const names = new Map<string, string>();
   // Semantic conventions name a server span "{method} {route}": built once per method.
   const spanName = (method: string) => {
@@ -96,7 +93,7 @@ export async function tracingMiddleware(
   };
 
   upstream.observe({
-    request(req) {
+    request(req, endpoint) {
       const server = (req as Traced)[SERVER_SPAN];
       if (!server) return;
       const method = req.method ?? 'GET';
@@ -106,8 +103,8 @@ export async function tracingMiddleware(
           kind: SpanKind.CLIENT,
           attributes: {
             [ATTR_HTTP_REQUEST_METHOD]: method,
-            [ATTR_SERVER_ADDRESS]: target.hostname,
-            [ATTR_SERVER_PORT]: targetPort,
+            [ATTR_SERVER_ADDRESS]: endpoint.host,
+            [ATTR_SERVER_PORT]: endpoint.port,
             [ATTR_URL_PATH]: req.url,
           },
         },

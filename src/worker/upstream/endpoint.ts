@@ -1,0 +1,106 @@
+import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
+import type { Counter } from 'prom-client';
+import type { EndpointState, EndpointView } from '../../shared/upstream-messages.js';
+import type { Balanced } from './balancer.js';
+
+/** Where an exchange went, as observers (tracing) see it. */
+export interface UpstreamEndpoint {
+  /** `host:port`, IPv6 in brackets. */
+  readonly id: string;
+  /** The address connected to (IPv6 without brackets). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export type UpstreamRequests = Counter<'upstream' | 'endpoint' | 'status_class'>;
+
+/**
+ * Label values of `status_class`, by `status / 100`; slot 0 is `error` (no answer came). A 1xx
+ * never ends an exchange here (upgrades are not counted), so it has no series of its own.
+ */
+const STATUS_CLASSES = ['error', 'error', '2xx', '3xx', '4xx', '5xx'] as const;
+
+const AGENT_OPTIONS = {
+  keepAlive: true,
+  // Reuse the most recently used socket so idle ones age out instead of being kept warm.
+  scheduling: 'lifo' as const,
+  maxFreeSockets: 256,
+  // Idle sockets are closed before a typical upstream's 5 s keep-alive timeout, which
+  // avoids the race where we reuse a socket the upstream is closing.
+  timeout: 4_000,
+};
+
+/**
+ * One endpoint of a pool in this worker: everything a request needs to reach it, worked out
+ * once when it joins the list (never per request), its own keep-alive agent, and what this
+ * worker knows of it (in-flight requests, consecutive failures, a local ejection).
+ */
+export class PoolEndpoint implements Balanced, UpstreamEndpoint {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** Sent when a client sent no Host (HTTP/1.0): the target's name, or the address. */
+  readonly hostHeader: string;
+  /** TLS SNI and certificate name: the target's hostname; undefined for IP targets and plain HTTP. */
+  readonly servername: string | undefined;
+  readonly agent: HttpAgent;
+  readonly request: (options: RequestOptions) => ClientRequest;
+  /** Per-call options of http-proxy-3 for a WebSocket upgrade to this endpoint. */
+  readonly wsOptions: { target: URL; agent: HttpAgent };
+  weight: number;
+  priority: number;
+  state: EndpointState;
+  inFlight = 0;
+  /** Failures in a row seen by this worker (passive detection). */
+  failures = 0;
+  /** Until when (ms since the epoch) this worker does not use it on its own account; 0: not ejected. */
+  ejectedUntil = 0;
+  /** It left the pool's list: no new requests; the agent goes once the last one ends. */
+  gone = false;
+  /** `portico_upstream_requests_total` children by status class (STATUS_CLASSES), when metrics are on. */
+  readonly #counts: Counter.Internal[] | undefined;
+
+  constructor(view: EndpointView, upstream: string, requests: UpstreamRequests | undefined) {
+    this.id = view.id;
+    this.host = view.host;
+    this.port = view.port;
+    const secure = view.protocol === 'https:';
+    this.servername = secure ? view.servername : undefined;
+    this.hostHeader = view.servername === undefined ? view.id : `${view.servername}:${view.port}`;
+    // On the agent, the server name applies to every connection it makes, WebSocket ones
+    // through http-proxy-3 included (it passes no servername of its own).
+    this.agent = secure
+      ? new HttpsAgent(
+          this.servername === undefined ? AGENT_OPTIONS : { ...AGENT_OPTIONS, servername: this.servername },
+        )
+      : new HttpAgent(AGENT_OPTIONS);
+    this.request = secure ? httpsRequest : httpRequest;
+    const urlHost = view.host.includes(':') ? `[${view.host}]` : view.host;
+    this.wsOptions = { target: new URL(`${view.protocol}//${urlHost}:${view.port}`), agent: this.agent };
+    this.weight = view.weight;
+    this.priority = view.priority;
+    this.state = view.state;
+    this.#counts = requests && STATUS_CLASSES.map((c) => requests.labels(upstream, view.id, c));
+  }
+
+  /** Counts one exchange: `status` of its answer, or 0 when none came. */
+  count(status: number): void {
+    const counts = this.#counts;
+    if (counts === undefined) return;
+    const slot = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
+    (counts[slot] as Counter.Internal).inc();
+  }
+
+  /** Usable by this worker at `now`: healthy as the primary says, and not ejected here. */
+  usable(now: number): boolean {
+    return this.state === 'healthy' && this.ejectedUntil <= now;
+  }
+
+  /** Closes its sockets and forgets its series (it left the list and nothing is in flight). */
+  destroy(upstream: string, requests: UpstreamRequests | undefined): void {
+    this.agent.destroy();
+    if (requests === undefined) return;
+    for (const c of STATUS_CLASSES) requests.remove(upstream, this.id, c);
+  }
+}

@@ -1,0 +1,185 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { UpstreamPlan } from '../../shared/plan/types.js';
+import type { EndpointView, FailureKind, UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
+import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
+import { PoolEndpoint, type UpstreamRequests } from './endpoint.js';
+import { type HashKey, hashKeyOf } from './hash-key.js';
+
+/**
+ * How long this worker keeps an endpoint out on its own after `consecutive_failures`: long
+ * enough for the primary's decision (broadcast within a second) to arrive, after which the
+ * primary's state rules.
+ */
+export const PROVISIONAL_EJECTION_MS = 2_000;
+
+export interface PoolOptions {
+  plan: UpstreamPlan;
+  logger: Logger;
+  /** `portico_upstream_requests_total`, when metrics are on. */
+  requests?: UpstreamRequests | undefined;
+  /** Sends a message to the primary (`portico:outlier`). */
+  report: (message: UpstreamWorkerToPrimary) => void;
+  random?: RandomSource;
+}
+
+/**
+ * One upstream pool in this worker: its endpoints as the primary last listed them, the set
+ * requests are balanced over, and what this worker sees on real traffic. Shared by every
+ * handler tree whose plan has the same upstream (name and fingerprint), so a reload that
+ * leaves an upstream alone keeps its pool, its keep-alive sockets and its counts.
+ *
+ * The choice set is worked out when something changes (a list, a local ejection, its lapse):
+ * the healthy endpoints not ejected here, of the lowest SRV priority that has any; all of
+ * that priority when fewer than `panic_threshold` of them are usable (better some errors than
+ * none served). Per request there is only `pick`.
+ */
+export class UpstreamPool {
+  readonly name: string;
+  readonly #plan: UpstreamPlan;
+  readonly #logger: Logger;
+  readonly #requests: UpstreamRequests | undefined;
+  readonly #report: (message: UpstreamWorkerToPrimary) => void;
+  readonly #balancer: Balancer<PoolEndpoint>;
+  readonly #key: HashKey | null;
+  /** The current list, by id. */
+  #endpoints = new Map<string, PoolEndpoint>();
+  /** Endpoints that left the list with requests still in flight. */
+  readonly #leaving = new Set<PoolEndpoint>();
+  #lapse: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: PoolOptions) {
+    this.name = options.plan.name;
+    this.#plan = options.plan;
+    this.#logger = options.logger;
+    this.#requests = options.requests;
+    this.#report = options.report;
+    this.#balancer = createBalancer(options.plan.balance, options.random);
+    this.#key = hashKeyOf(options.plan.balance === 'hash' ? options.plan.hashOn : null);
+  }
+
+  /** The endpoint for one request, or undefined when none may be used (the caller answers 503). */
+  pick(req: IncomingMessage): PoolEndpoint | undefined {
+    return this.#balancer.pick(this.#key === null ? undefined : this.#key(req));
+  }
+
+  /** A request goes to `endpoint`. */
+  started(endpoint: PoolEndpoint): void {
+    endpoint.inFlight++;
+  }
+
+  /** `endpoint` answered `status` (its headers arrived). */
+  responded(endpoint: PoolEndpoint, status: number): void {
+    endpoint.count(status);
+    if (status >= 500) this.#failed(endpoint, '5xx');
+    else endpoint.failures = 0;
+  }
+
+  /**
+   * An exchange with `endpoint` is over: `failure` when it failed on the upstream's side,
+   * `answered` when `responded` was called for it.
+   */
+  ended(endpoint: PoolEndpoint, failure: FailureKind | undefined, answered: boolean): void {
+    endpoint.inFlight--;
+    if (!answered) endpoint.count(0);
+    if (failure !== undefined) this.#failed(endpoint, failure);
+    if (endpoint.gone && endpoint.inFlight === 0 && this.#leaving.delete(endpoint)) {
+      endpoint.destroy(this.name, this.#requests);
+    }
+  }
+
+  /** The primary's whole list for this pool. */
+  update(views: readonly EndpointView[]): void {
+    if (this.#closed) return;
+    const next = new Map<string, PoolEndpoint>();
+    for (const view of views) {
+      let endpoint = this.#endpoints.get(view.id);
+      if (endpoint === undefined) {
+        endpoint = new PoolEndpoint(view, this.name, this.#requests);
+      } else {
+        endpoint.weight = view.weight;
+        endpoint.priority = view.priority;
+        // A new verdict of the primary (ejected, healthy again) replaces the local one.
+        if (view.state !== endpoint.state) endpoint.ejectedUntil = 0;
+        endpoint.state = view.state;
+      }
+      next.set(view.id, endpoint);
+    }
+    for (const [id, endpoint] of this.#endpoints) {
+      if (next.has(id)) continue;
+      endpoint.gone = true;
+      if (endpoint.inFlight === 0) endpoint.destroy(this.name, this.#requests);
+      else this.#leaving.add(endpoint);
+    }
+    this.#endpoints = next;
+    this.#rebalance();
+  }
+
+  /** In-flight requests by endpoint id (for `/admin/upstreams`). */
+  inFlight(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const endpoint of this.#endpoints.values()) counts[endpoint.id] = endpoint.inFlight;
+    return counts;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#lapse);
+    for (const endpoint of [...this.#endpoints.values(), ...this.#leaving]) {
+      endpoint.gone = true;
+      endpoint.destroy(this.name, this.#requests);
+    }
+    this.#endpoints.clear();
+    this.#leaving.clear();
+    this.#balancer.reset([]);
+  }
+
+  #failed(endpoint: PoolEndpoint, kind: FailureKind): void {
+    const threshold = this.#plan.outlier.consecutiveFailures;
+    if (threshold === 0 || endpoint.gone || this.#closed) return;
+    if (++endpoint.failures < threshold) return;
+    endpoint.failures = 0;
+    const now = Date.now();
+    if (endpoint.ejectedUntil <= now && this.#mayEject(now)) {
+      endpoint.ejectedUntil = now + PROVISIONAL_EJECTION_MS;
+      this.#rebalance();
+    }
+    this.#logger.warn(
+      { upstream: this.name, endpoint: endpoint.id, reason: kind, failures: threshold },
+      'upstream endpoint failing: reported to the primary',
+    );
+    this.#report({ type: 'portico:outlier', upstream: this.name, endpoint: endpoint.id, reason: kind });
+  }
+
+  /** `max_ejection_percent` over this worker's view; one endpoint may always go. */
+  #mayEject(now: number): boolean {
+    let ejected = 0;
+    for (const e of this.#endpoints.values()) if (e.state === 'ejected' || e.ejectedUntil > now) ejected++;
+    if (ejected === 0) return true;
+    return (ejected + 1) * 100 <= this.#plan.outlier.maxEjectionPercent * this.#endpoints.size;
+  }
+
+  /** Works out the choice set again and arms the timer of the next local ejection's end. */
+  #rebalance(): void {
+    const now = Date.now();
+    const all = [...this.#endpoints.values()];
+    let priority = Infinity;
+    for (const e of all) if (e.usable(now) && e.priority < priority) priority = e.priority;
+    // Nothing usable: the lowest priority is where panic would send requests.
+    if (priority === Infinity) for (const e of all) priority = Math.min(priority, e.priority);
+    const group = all.filter((e) => e.priority === priority);
+    const usable = group.filter((e) => e.usable(now));
+    const panic = usable.length < this.#plan.panicThreshold * group.length;
+    this.#balancer.reset(panic ? group : usable);
+
+    clearTimeout(this.#lapse);
+    this.#lapse = undefined;
+    let next = Infinity;
+    for (const e of all) if (e.ejectedUntil > now) next = Math.min(next, e.ejectedUntil);
+    if (next !== Infinity) {
+      this.#lapse = setTimeout(() => this.#rebalance(), next - now + 1);
+      this.#lapse.unref();
+    }
+  }
+}
