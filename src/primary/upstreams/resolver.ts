@@ -33,19 +33,21 @@ export interface Resolver {
   cancel(): void;
 }
 
-/** A failed resolution, with the resolver's code (`ENOTFOUND`, `ETIMEOUT`, …) and the cause. */
-export class ResolveError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ResolveError';
-    this.code = code;
-  }
+/**
+ * A failed resolution: the resolver's code (`ENOTFOUND`, `ETIMEOUT`, …) and a message in
+ * words. Not a PorticoError: it never reaches a client or ends a process; discovery logs it.
+ */
+export type ResolveError = Error & { code: string };
+
+function resolveError(message: string, code: string, cause?: unknown): ResolveError {
+  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code });
 }
 
 /** Each try waits this long, twice per server: a dead server costs seconds, not minutes. */
 const QUERY_TIMEOUT_MS = 1_000;
 const QUERY_TRIES = 2;
+
+const LOCALHOST = /^(?:.+\.)?localhost\.?$/i;
 
 /** Codes that mean "the name has no such record", as opposed to "no answer came". */
 const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA']);
@@ -75,7 +77,7 @@ async function caresAddresses(cares: dns.Resolver, host: string): Promise<Resolv
   const reasons = [v4, v6].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   const worst = reasons.find((err) => !NO_RECORD.has(codeOf(err))) ?? reasons[0];
   const code = worst === undefined ? 'ENODATA' : codeOf(worst);
-  throw new ResolveError(`${host}: ${describeCode(code)}`, code, { cause: worst });
+  throw resolveError(`${host}: ${describeCode(code)}`, code, worst);
 }
 
 async function caresService(cares: dns.Resolver, name: string): Promise<ResolvedService[]> {
@@ -84,9 +86,9 @@ async function caresService(cares: dns.Resolver, name: string): Promise<Resolved
     records = await cares.resolveSrv(name);
   } catch (err) {
     const code = codeOf(err);
-    throw new ResolveError(`${name}: ${describeCode(code)}`, code, { cause: err });
+    throw resolveError(`${name}: ${describeCode(code)}`, code, err);
   }
-  if (records.length === 0) throw new ResolveError(`${name}: ${describeCode('ENODATA')}`, 'ENODATA');
+  if (records.length === 0) throw resolveError(`${name}: ${describeCode('ENODATA')}`, 'ENODATA');
   return records.map((r) => ({ host: r.name, port: r.port, priority: r.priority, weight: r.weight }));
 }
 
@@ -116,20 +118,26 @@ export interface SystemResolverOptions {
 export function createSystemResolver(options: SystemResolverOptions = {}): Resolver {
   const cares = options.cares ?? newCares();
   const lookup = options.lookup ?? ((host, opts) => dns.lookup(host, opts));
+  const system = async (host: string): Promise<ResolvedAddress[]> => {
+    const found = await lookup(host, { all: true });
+    return found.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4, ttl: null }));
+  };
   return {
     async resolveAddresses(host) {
+      // RFC 6761: localhost names are never asked of DNS.
+      if (LOCALHOST.test(host)) return system(host);
       try {
         return await caresAddresses(cares, host);
       } catch (err) {
         // Also when no DNS server answers: /etc/hosts names must keep working without DNS.
-        let found: LookupAddress[];
+        let found: ResolvedAddress[];
         try {
-          found = await lookup(host, { all: true });
+          found = await system(host);
         } catch {
           throw err;
         }
         if (found.length === 0) throw err;
-        return found.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4, ttl: null }));
+        return found;
       }
     },
     resolveService: (name) => caresService(cares, name),
