@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startDns, type TestDns } from './helpers/dns.js';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
-import { request, sleep } from './helpers/net.js';
+import { parseMetrics } from './helpers/metrics.js';
+import { freePort, request, sleep } from './helpers/net.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
@@ -33,11 +34,15 @@ async function named(name: string, at: { host?: string; port?: number } = {}): P
   return upstream;
 }
 
-async function gateway(upstream: Record<string, unknown>): Promise<RunningGateway> {
+async function gateway(
+  upstream: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Promise<RunningGateway> {
   const gw = await startGateway(
     {
       upstreams: { app: { ...upstream } },
       routes: [{ path: '/app', upstream: 'app' }],
+      ...extra,
     },
     { workers: 2 },
   );
@@ -142,11 +147,25 @@ describe('DNS discovery through the CLI', () => {
   test('resolver down: traffic keeps flowing to the last answer', async () => {
     const a = await named('A');
     dns.set('app.down.test', { a: ['127.0.0.1'] });
-    const gw = await gateway({
-      targets: [{ url: `http://app.down.test:${a.port}` }],
-      discovery: { resolvers: [dns.server] },
-    });
+    const adminPort = await freePort();
+    const gw = await gateway(
+      {
+        targets: [{ url: `http://app.down.test:${a.port}` }],
+        discovery: { resolvers: [dns.server] },
+      },
+      { admin: { port: adminPort }, metrics: { prometheus: {} } },
+    );
     const url = `${gw.url}/app`;
+    /** The target's failure count; absent (undefined) when there is no such series. */
+    const failures = async () =>
+      parseMetrics((await request(`http://127.0.0.1:${adminPort}/metrics`)).body).find(
+        (m) =>
+          m.name === 'portico_upstream_dns_failures_total' &&
+          m.labels.upstream === 'app' &&
+          m.labels.target === `http://app.down.test:${a.port}`,
+      )?.value;
+    // The series exists from the start, at 0, so rate() and alerts see it.
+    assert.equal(await failures(), 0);
     await dns.stop();
     try {
       // Refresh rounds fail for 4 s (the record's TTL is 1 s).
@@ -158,6 +177,8 @@ describe('DNS discovery through the CLI', () => {
       assert.equal(errors.length, 1, JSON.stringify(errors));
       assert.equal(errors[0]?.level, 50);
       assert.match(String(errors[0]?.msg), /http:\/\/app\.down\.test:\d+ .*keeping its last 1 endpoint/);
+      // Every failed round is counted, though logged once.
+      assert.ok(((await failures()) ?? 0) >= 2, String(await failures()));
     } finally {
       await dns.start();
     }

@@ -1,3 +1,4 @@
+import { dnsFailures } from '../upstreams/dns-failures.js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
 
@@ -17,6 +18,16 @@ export function createPrimaryInstruments(activeHash: string) {
   });
   // Every result at 0 from the start, so rate() and alerts see the series before the first one.
   for (const result of ['success', 'failure', 'unchanged']) reloads.inc({ result }, 0);
+  new Counter({
+    name: 'portico_upstream_dns_failures_total',
+    help: 'Resolutions of an upstream target (hostname or SRV name) that failed or came back empty; the last good answer stays in use.',
+    labelNames: ['upstream', 'target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { upstream, target, count } of dnsFailures()) this.inc({ upstream, target }, count);
+    },
+  });
   const lastSuccessful = new Gauge({
     name: 'portico_config_last_reload_successful',
     help: '0 when the last reload was refused, else 1 (the start, a reload applied or unchanged).',

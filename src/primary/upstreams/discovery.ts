@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { TargetPlan, UpstreamPlan } from '../../shared/plan/types.js';
+import { dnsFailureCounter } from './dns-failures.js';
 import { isAddress, type ResolvedAddress, type Resolver, resolverFor } from './resolver.js';
 
 /*
@@ -68,6 +69,8 @@ interface Watch {
   failing: boolean;
   failures: number;
   timer: NodeJS.Timeout | undefined;
+  /** `portico_upstream_dns_failures_total` of this target. */
+  readonly counter: ReturnType<typeof dnsFailureCounter>;
 }
 
 export function createDiscovery(
@@ -82,7 +85,15 @@ export function createDiscovery(
   const watches: Watch[] = [];
   for (const target of upstream.targets) {
     if (target.discovery === 'address') fixed.push([addressEndpoint(target)]);
-    else watches.push({ target, endpoints: [], failing: false, failures: 0, timer: undefined });
+    else
+      watches.push({
+        target,
+        endpoints: [],
+        failing: false,
+        failures: 0,
+        timer: undefined,
+        counter: dnsFailureCounter(upstream.name, target.url),
+      });
   }
   let closed = false;
   let notify: ((endpoints: DiscoveredEndpoint[]) => void) | undefined;
@@ -161,6 +172,7 @@ export function createDiscovery(
       publish();
     } catch (err) {
       if (closed) return;
+      watch.counter.failed();
       failed(watch, (err as Error).message);
       const retry = Math.min(MAX_RETRY_MS, MIN_REFRESH_MS * 2 ** (watch.failures - 1));
       next = dnsRefresh === 'ttl' ? retry : Math.min(retry, dnsRefresh);
@@ -197,7 +209,10 @@ export function createDiscovery(
     close() {
       closed = true;
       notify = undefined;
-      for (const watch of watches) clearTimeout(watch.timer);
+      for (const watch of watches) {
+        clearTimeout(watch.timer);
+        watch.counter.release();
+      }
       resolver.cancel();
     },
   };
