@@ -206,6 +206,12 @@ describe('DNS discovery through the CLI', () => {
       dns.mute = false;
     }
     await gw.waitFor((r) => String(r.msg).startsWith('upstream target http://app.late.test'), 10_000);
+    // The workers hear of it right after (the primary may batch its broadcasts briefly).
+    const deadline = Date.now() + 5_000;
+    while ((await request(`${gw.url}/app`)).headers['x-upstream'] !== 'A') {
+      assert.ok(Date.now() < deadline, 'the name never got traffic');
+      await sleep(50);
+    }
     const sent = await sendFor(`${gw.url}/app`, 300);
     assert.deepEqual(tally(sent), { A: sent.length });
   });
