@@ -138,8 +138,8 @@ export function createDiscovery(
       ? Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttlMs ?? UNKNOWN_TTL_MS))
       : dnsRefresh;
 
+  /** Logs the first failure of a run of them; the rest are counted only. */
   const failed = (watch: Watch, reason: string): void => {
-    watch.failures++;
     if (!watch.failing) {
       watch.failing = true;
       const kept = watch.endpoints.length;
@@ -172,6 +172,7 @@ export function createDiscovery(
       publish();
     } catch (err) {
       if (closed) return;
+      watch.failures++;
       watch.counter.failed();
       failed(watch, (err as Error).message);
       const retry = Math.min(MAX_RETRY_MS, MIN_REFRESH_MS * 2 ** (watch.failures - 1));
