@@ -129,15 +129,17 @@ export async function waitForFileLine(
 export async function startNodeServer(
   script: string,
   env: NodeJS.ProcessEnv = {},
-): Promise<{ proc: ChildProcess; port: number }> {
+): Promise<{ proc: ChildProcess; port: number; ports: number[] }> {
   const proc = spawnOwned(process.execPath, [script], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   });
-  const match = await waitForLine(proc, /^ready (\d+)$/m, script);
+  // `ready <port>`, or `ready <port> <port>…` from a server listening on several.
+  const match = await waitForLine(proc, /^ready (\d+(?: \d+)*)$/m, script);
   // The channel must not keep the bench itself alive.
   proc.channel?.unref();
-  return { proc, port: Number(match[1]) };
+  const ports = (match[1] as string).split(' ').map(Number);
+  return { proc, port: ports[0] as number, ports };
 }
 
 /** Sends `signal`, waits for the exit; after `timeoutMs` kills the process and its children. */

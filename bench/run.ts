@@ -136,7 +136,7 @@ const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 20
 const sign = (alg: string, key: Parameters<SignJWT['sign']>[0]) =>
   new SignJWT({ sub: 'bench-user' }).setProtectedHeader({ alg }).setExpirationTime('2h').sign(key);
 const shared: Shared = {
-  upstream: { port: upstream.port, pid: upstream.proc.pid as number },
+  upstream: { port: upstream.port, ports: upstream.ports, pid: upstream.proc.pid as number },
   ...(redis ? { redisUrl: redis.url } : {}),
   ...(otlp ? { otlpEndpoint: `127.0.0.1:${otlp.port}` } : {}),
   secret,

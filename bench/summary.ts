@@ -163,6 +163,17 @@ export function criteria(report: BenchReport): Criterion[] {
       list.push(atLeast(`${p} ÷ fast-gateway throughput, ${w(n)}`, `${p}/${n}`, `fast-gateway/${n}`, 1));
     }
   }
+  // Issue 13: balancing over a pool costs almost nothing (same-round ratio of CPU per request).
+  for (const n of variants) {
+    const value = ratio(t(`portico-pool/${n}`), t(`portico-bare/${n}`), (r) => r.cpuUsPerReq);
+    list.push({
+      what: `portico-pool ÷ portico-bare CPU µs/request, ${w(n)}`,
+      value: value === undefined ? 'not measured' : `${fmt(value)} ×`,
+      goal: '≤ 1.05',
+      met: value === undefined ? undefined : value <= 1.05,
+      note: cpuNote(`portico-pool/${n}`, `portico-bare/${n}`),
+    });
+  }
   for (const n of variants) {
     for (const rate of report.options.rates) {
       const added = addedLatency(t(`portico-full/${n}`), t('direct'), rate);

@@ -13,7 +13,8 @@ import { startNodeServer, stopProcess } from './processes.js';
 
 /** What the targets share, started once by the suite. */
 export interface Shared {
-  upstream: { port: number; pid: number };
+  /** `port` is what targets proxy to; `ports` (it first) are its endpoints for portico-pool. */
+  upstream: { port: number; ports: number[]; pid: number };
   /** Unset when no selected target uses Redis. */
   redisUrl?: string;
   /** Unset when no selected target traces. */
@@ -76,6 +77,8 @@ const CHAIN = ['tracing', 'auth', 'ratelimit', 'logging', 'metrics'];
 interface PorticoSetup {
   /** The full chain, or a route with no middleware. */
   chain: boolean;
+  /** The route sends to a pool of the upstream's three ports (least_request) instead of `target:`. */
+  pool?: boolean;
   verifier?: 'hs256' | 'rs256';
   store?: 'redis' | 'embedded';
   instances?: number;
@@ -92,6 +95,15 @@ async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<str
   const adminPort = await freePort();
   const admin = setup.cli === undefined ? { port: adminPort } : undefined;
   const metrics = { prometheus: setup.cli === undefined ? {} : { port: adminPort } };
+  if (setup.pool) {
+    const targets = s.upstream.ports.map((port) => ({ url: `http://127.0.0.1:${port}` }));
+    return {
+      upstreams: { bench: { targets, balance: 'least_request' } },
+      routes: [{ path: '/bench', upstream: 'bench' }],
+      admin,
+      metrics,
+    };
+  }
   if (!setup.chain) return { routes: [{ path: '/bench', target }], admin, metrics };
   return {
     routes: [{ path: '/bench', target, middleware: CHAIN }],
@@ -151,6 +163,8 @@ const GATEWAYS: Gateway[] = [
     start: (s, workers) => nodeServer(s, 'fast-gateway', { WORKERS: String(workers) }),
   },
   { name: 'portico-bare', fixedRate: true, start: portico({ chain: false }) },
+  // portico-bare balancing over three endpoints: what a pool costs per request (issue 13).
+  { name: 'portico-pool', start: portico({ chain: false, pool: true }) },
   {
     name: 'portico-full',
     fixedRate: true,

@@ -51,7 +51,9 @@ describe('tracing over OTLP gRPC', () => {
         routes: [
           { path: '/users/:id', target: upstream.url, middleware: ['tracing', 'logging'] },
           { path: '/down', target: 'http://127.0.0.1:1', middleware: ['tracing'] },
+          { path: '/pooled', upstream: 'pooled', middleware: ['tracing'] },
         ],
+        upstreams: { pooled: { targets: [{ url: upstream.url }] } },
         otel: { endpoint: receiver.endpoint, service_name: 'portico-test', export_interval: '100ms' },
       },
       {
@@ -95,6 +97,16 @@ describe('tracing over OTLP gRPC', () => {
     // The trace id is in the request's log line.
     const line = await gw.waitFor((r) => r.request_id === 'trace-1');
     assert.equal(line.trace_id, traceId);
+  });
+
+  test("a pool's CLIENT span names the endpoint the request went to", async () => {
+    const reply = await request(`${gw.url}/pooled`, { headers: { 'x-request-id': 'trace-pooled' } });
+    assert.equal(reply.status, 200);
+    const { traceId } = upstreamTraceparent(upstream, 'trace-pooled');
+    await receiver.waitForSpans((spans) => spansOf(spans, traceId).some((s) => s.kind === CLIENT));
+    const client = spansOf(receiver.spans, traceId).find((s) => s.kind === CLIENT);
+    assert.equal(client?.attributes['server.address'], '127.0.0.1');
+    assert.equal(client?.attributes['server.port'], upstream.port);
   });
 
   test("an incoming traceparent is continued, and the client's tracestate is kept in its trace", async () => {

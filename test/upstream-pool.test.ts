@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
@@ -6,6 +7,7 @@ import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
 import { freePort, request, sleep } from './helpers/net.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { stringify } from 'yaml';
 
 /*
  * Upstream pools through the running CLI, with real upstreams: how requests spread over a
@@ -23,6 +25,8 @@ interface Named {
   deadHits: number;
   /** Upgrades it accepted. */
   upgrades: number;
+  /** TCP connections it accepted. */
+  connections: number;
 }
 
 const started: Named[] = [];
@@ -42,6 +46,7 @@ async function named(name: string, behaviour: Partial<Named['behaviour']> = {}):
     behaviour: { status: 200, delayMs: 0, dead: false, ...behaviour },
     deadHits: 0,
     upgrades: 0,
+    connections: 0,
   };
   self.upstream = await startUpstream((req, res) => {
     if (self.behaviour.dead) {
@@ -55,6 +60,9 @@ async function named(name: string, behaviour: Partial<Named['behaviour']> = {}):
     };
     if (self.behaviour.delayMs > 0) setTimeout(answer, self.behaviour.delayMs);
     else answer();
+  });
+  self.upstream.server.on('connection', () => {
+    self.connections++;
   });
   self.upstream.server.on('upgrade', (req, socket: Socket) => {
     self.upgrades++;
@@ -90,6 +98,34 @@ async function spread(
   return { by, statuses, order };
 }
 
+/** A WebSocket handshake: the open socket, or the HTTP answer that refused it. */
+function upgrade(
+  url: string,
+): Promise<{ socket: Socket } | { status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.write('ping');
+      socket.once('data', () => resolve({ socket }));
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const repeat = (url: string, n: number) => Array.from({ length: n }, () => url);
 const target = (n: Named, weight?: number) => ({ url: n.upstream.url, ...(weight ? { weight } : {}) });
 
@@ -116,13 +152,19 @@ describe('balancing', () => {
           busy: { targets: [target(slow), target(fast1), target(fast2)], balance: 'least_request' },
           sticky: { targets: [target(a), target(b), target(c)], balance: 'hash', hash_on: 'header:X-User' },
           sockets: { targets: [target(a), target(b), target(c)], balance: 'round_robin' },
+          crumbs: { targets: [target(a), target(b), target(c)], balance: 'hash', hash_on: 'cookie:session' },
+          byIp: { targets: [target(a), target(b), target(c)], balance: 'hash' },
         },
         routes: [
           { path: '/weighted', upstream: 'weighted' },
           { path: '/busy', upstream: 'busy' },
           { path: '/sticky', upstream: 'sticky' },
           { path: '/ws', upstream: 'sockets' },
+          { path: '/crumbs', upstream: 'crumbs' },
+          { path: '/by-ip', upstream: 'byIp' },
         ],
+        // The client IP of /by-ip requests comes from X-Forwarded-For.
+        server: { trusted_proxies: ['127.0.0.1'] },
         admin: { port: adminPort },
         metrics: { prometheus: {} },
       },
@@ -181,31 +223,29 @@ describe('balancing', () => {
     assert.ok(used.size >= 2 && !used.has(undefined), [...used].join(', '));
   });
 
+  for (const [what, path, header] of [
+    ['a cookie', '/crumbs', (key: string) => ({ cookie: `theme=dark; session=${key}` })],
+    ['the client IP (hash_on default)', '/by-ip', (key: string) => ({ 'x-forwarded-for': key })],
+  ] as const) {
+    test(`hash on ${what}: the same key always reaches the same endpoint, and keys spread`, async () => {
+      const keys = Array.from({ length: 30 }, (_, i) => (path === '/by-ip' ? `10.0.0.${i + 1}` : `s${i}`));
+      const rounds = [...keys, ...keys];
+      const { order } = await spread(repeat(`${gw.url}${path}`, rounds.length), {
+        headers: (i) => header(rounds[i] as string),
+      });
+      keys.forEach((key, i) => assert.equal(order[i + keys.length], order[i], key));
+      assert.ok(new Set(order).size >= 2 && order.every((o) => !o.startsWith('status')), order.join(','));
+    });
+  }
+
   test('WebSocket upgrades are spread over the endpoints too', async () => {
     const before = [a, b, c].map((n) => n.upgrades);
     const sockets: Socket[] = [];
     try {
       for (let i = 0; i < 6; i++) {
-        sockets.push(
-          await new Promise<Socket>((resolve, reject) => {
-            const req = httpRequest(`${gw.url}/ws`, {
-              agent: false,
-              headers: {
-                connection: 'Upgrade',
-                upgrade: 'websocket',
-                'sec-websocket-version': '13',
-                'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-              },
-            });
-            req.on('upgrade', (_res, socket) => {
-              socket.write('ping');
-              socket.once('data', () => resolve(socket));
-            });
-            req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
-            req.on('error', reject);
-            req.end();
-          }),
-        );
+        const opened = await upgrade(`${gw.url}/ws`);
+        assert.ok('socket' in opened, JSON.stringify(opened));
+        sockets.push(opened.socket);
       }
     } finally {
       for (const s of sockets) s.destroy();
@@ -282,6 +322,13 @@ describe('passive detection', () => {
       assert.equal(reply.headers['retry-after'], '1');
       assert.equal(reply.headers['x-request-id'], 'no-upstream-1');
       assert.equal(p.upstream.seen.length + q.upstream.seen.length, 2);
+      // A WebSocket handshake gets the same answer, on its raw socket.
+      const refused = await upgrade(`${gw.url}/broken`);
+      assert.ok('status' in refused, 'upgraded');
+      assert.equal(refused.status, 503);
+      assert.deepEqual(JSON.parse(refused.body), { error: 'no healthy upstream' });
+      assert.equal(refused.headers['retry-after'], '1');
+      assert.equal(p.upgrades + q.upgrades, 0);
       const outliers = await gw.waitFor(
         (r) => r.msg === 'upstream endpoint failing: reported to the primary',
       );
@@ -321,6 +368,71 @@ describe('passive detection', () => {
       // 1 of 3 usable is below 50 %: all three share the load, errors and all.
       assert.ok(badSeen('/panicky') >= 6, `${badSeen('/panicky')} of 12 to the bad ones`);
       assert.ok((panicky.by.good ?? 0) >= 3, JSON.stringify(panicky.by));
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('reload', () => {
+  test('an unchanged upstream keeps its pool (no new upstream connections); a hash pool that lost an endpoint moves only its keys', async () => {
+    const [a, b, c] = await Promise.all([named('ra'), named('rb'), named('rc')]);
+    const sticky = (targets: Named[]) => ({
+      targets: targets.map((n) => target(n)),
+      balance: 'hash',
+      hash_on: 'header:X-User',
+    });
+    const adminPort = await freePort();
+    const config = (stickyTargets: Named[]) => ({
+      upstreams: {
+        kept: { targets: [target(a), target(b)], balance: 'round_robin' },
+        sticky: sticky(stickyTargets),
+      },
+      routes: [
+        { path: '/kept', upstream: 'kept' },
+        { path: '/sticky', upstream: 'sticky' },
+      ],
+      reload: { watch: false },
+      admin: { port: adminPort },
+    });
+    let file = '';
+    const gw = await startGateway(config([a, b, c]), {
+      workers: 1,
+      beforeStart: (f) => {
+        file = f;
+        return Promise.resolve();
+      },
+    });
+    try {
+      const keys = Array.from({ length: 60 }, (_, i) => `user-${i}`);
+      const place = async () => {
+        const { order } = await spread(repeat(`${gw.url}/sticky`, keys.length), {
+          headers: (i) => ({ 'x-user': keys[i] as string }),
+        });
+        return order;
+      };
+      const before = await place();
+      assert.ok(new Set(before).size === 3, `keys on ${[...new Set(before)].join(', ')}`);
+      const kept1 = await spread(repeat(`${gw.url}/kept`, 10));
+      assert.deepEqual(kept1.by, { ra: 5, rb: 5 });
+      const connections = [a.connections, b.connections];
+
+      await writeFile(
+        file,
+        stringify({ ...config([a, b]), server: { port: gw.port, host: '127.0.0.1', workers: 1 } }),
+      );
+      const reply = await request(`http://127.0.0.1:${adminPort}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal(reply.json().result, 'success');
+
+      const kept2 = await spread(repeat(`${gw.url}/kept`, 10));
+      assert.deepEqual(kept2.by, { ra: 5, rb: 5 });
+      assert.deepEqual([a.connections, b.connections], connections, 'the kept pool opened new connections');
+      const after = await place();
+      keys.forEach((key, i) => {
+        if (before[i] !== 'rc') assert.equal(after[i], before[i], `${key} moved from ${before[i]}`);
+        else assert.notEqual(after[i], 'rc');
+      });
     } finally {
       await gw.stop();
     }

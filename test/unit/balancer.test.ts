@@ -103,6 +103,19 @@ describe('round_robin (smooth weighted)', () => {
     }
   });
 
+  test('a reset with the same endpoints does not restart the cycle', () => {
+    const b = new RoundRobinBalancer<E>();
+    const set = [endpoint('a'), endpoint('b'), endpoint('c', 2)];
+    b.reset(set);
+    const picks: (E | undefined)[] = [];
+    // A list update after every pick: without kept scores, `c` would win every time.
+    for (let i = 0; i < 400; i++) {
+      picks.push(b.pick());
+      b.reset(set);
+    }
+    assert.deepEqual(counts(picks), { a: 100, b: 100, c: 200 });
+  });
+
   test('equal weights take turns', () => {
     const b = new RoundRobinBalancer<E>();
     b.reset([endpoint('a'), endpoint('b'), endpoint('c')]);

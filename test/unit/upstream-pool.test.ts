@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
+import { Counter, Registry } from 'prom-client';
 import type { UpstreamPlan } from '../../src/shared/plan/types.js';
 import type { EndpointView, UpstreamWorkerToPrimary } from '../../src/shared/upstream-messages.js';
 import type { PoolEndpoint } from '../../src/worker/upstream/endpoint.js';
 import { cookieValue } from '../../src/worker/upstream/hash-key.js';
 import { PROVISIONAL_EJECTION_MS, UpstreamPool } from '../../src/worker/upstream/pool.js';
 import { EndpointDirectory } from '../../src/worker/upstream/directory.js';
+import { flushUpstreamRequests } from '../../src/worker/upstream/request-counts.js';
 
 /*
  * The pool's choice set (health, local ejection, SRV priority, panic) and its passive
@@ -204,6 +208,21 @@ describe('upstream pool: passive detection', () => {
     pool.close();
   });
 
+  test('one report per episode: none while the primary has it ejected, none again within the provisional time', () => {
+    const { pool, reports, fail, endpointOn } = harness(
+      upstreamPlan({ panicThreshold: 1 }, { consecutiveFailures: 1, maxEjectionPercent: 100 }),
+    );
+    pool.update([view(1), view(2)]);
+    // Panic (threshold 100 %): an ejected endpoint still gets requests, and they still fail.
+    const bad = endpointOn(1);
+    for (let i = 0; i < 10; i++) fail(bad);
+    assert.equal(reports.length, 1);
+    pool.update([view(1, { state: 'ejected' }), view(2)]);
+    for (let i = 0; i < 10; i++) fail(bad);
+    assert.equal(reports.length, 1);
+    pool.close();
+  });
+
   test('consecutive_failures: 0 turns passive detection off', () => {
     const { pool, reports, reached, fail, endpointOn } = harness(
       upstreamPlan({}, { consecutiveFailures: 0 }),
@@ -232,6 +251,49 @@ describe('upstream pool: passive detection', () => {
     pool.update([view(1), view(2)]);
     assert.deepEqual(reached(), [1, 2]);
     pool.close();
+  });
+});
+
+describe('portico_upstream_requests_total', () => {
+  test('counts by status class; two pools of one upstream share the series, which go with the last', async () => {
+    const registry = new Registry();
+    const requests = new Counter({
+      name: 'portico_upstream_requests_total',
+      help: 'test',
+      labelNames: ['upstream', 'endpoint', 'status_class'] as const,
+      registers: [registry],
+      collect() {
+        flushUpstreamRequests(this);
+      },
+    });
+    const make = () => new UpstreamPool({ plan: upstreamPlan(), logger, requests, report: () => {} });
+    const old = make();
+    const next = make();
+    old.update([view(1)]);
+    next.update([view(1)]);
+    const exchange = (pool: UpstreamPool, status: number | undefined) => {
+      const e = pool.pick(req) as PoolEndpoint;
+      pool.started(e);
+      if (status !== undefined) pool.responded(e, status);
+      pool.ended(e, status === undefined ? 'reset' : undefined, status !== undefined);
+    };
+    exchange(old, 200);
+    exchange(old, 404);
+    // Collected in between: only the increments since are added later.
+    assert.equal((await requests.get()).values.length, 5);
+    old.close();
+    exchange(next, 200);
+    exchange(next, 503);
+    exchange(next, undefined);
+    const values = async () =>
+      Object.fromEntries(
+        (await requests.get()).values.map((v) => [`${String(v.labels.status_class)}`, v.value]),
+      );
+    assert.deepEqual(await values(), { error: 1, '2xx': 2, '3xx': 0, '4xx': 1, '5xx': 1 });
+    next.update([view(2)]);
+    assert.deepEqual(Object.keys(await values()).sort(), ['2xx', '3xx', '4xx', '5xx', 'error']);
+    assert.ok((await requests.get()).values.every((v) => v.labels.endpoint === '127.0.0.1:2'));
+    next.close();
   });
 });
 
@@ -282,4 +344,44 @@ describe('hash key from a cookie', () => {
     test(`${JSON.stringify(header)} → ${String(expected)}`, () =>
       assert.equal(cookieValue(header, name), expected));
   }
+});
+
+describe('endpoint directory over a real IPC channel', () => {
+  test('answers portico:upstream-load-collect with the in-flight counts of its pools', async () => {
+    const child = fork(fileURLToPath(new URL('../fixtures/upstream-pool-host.js', import.meta.url)), {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const next = (type: string) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const on = (m: Record<string, unknown>) => {
+          if (m.type !== type) return;
+          child.off('message', on);
+          resolve(m);
+        };
+        child.on('message', on);
+      });
+    try {
+      await next('test:ready');
+      child.send({
+        type: 'portico:endpoints',
+        upstream: 'users',
+        fingerprint: 'f1',
+        endpoints: [view(1), view(2)],
+      });
+      for (const expected of ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:1']) {
+        const started = next('test:started');
+        child.send({ type: 'test:start' });
+        assert.equal((await started).endpoint, expected);
+      }
+      const load = next('portico:upstream-load');
+      child.send({ type: 'portico:upstream-load-collect', id: 41 });
+      assert.deepEqual(await load, {
+        type: 'portico:upstream-load',
+        id: 41,
+        inFlight: { users: { '127.0.0.1:1': 2, '127.0.0.1:2': 1 } },
+      });
+    } finally {
+      child.kill();
+    }
+  });
 });

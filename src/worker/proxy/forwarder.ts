@@ -9,10 +9,12 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import { copyResponseHeaders, outgoingHeaders } from './headers.js';
 
 /*
- * The terminal handler of every route (see the README's "Proxy" section): an endpoint of the
- * route's pool per request (no usable one: a JSON 503 at once), streaming both ways, a real 504 deadline, a JSON 502 on any upstream fault, no listener-less
- * `error` that could kill the worker, and the client response cut off when the upstream dies
- * mid-body instead of left hanging.
+ * The terminal handler of every route (see the README's "Proxy" and "Upstreams" sections): an
+ * endpoint of the route's pool per request (no usable one: a JSON 503 at once), streaming
+ * both ways, a real 504 deadline, a JSON 502 on any upstream fault, no listener-less `error`
+ * that could kill the worker, and the client response cut off when the upstream dies
+ * mid-body instead of left hanging. How each exchange ended goes back to the pool (in-flight
+ * counts, passive detection, per-endpoint counts).
  *
  * Plain HTTP is forwarded by our own lean `http.request` path: http-proxy-3's per-request
  * machinery (options spread, per-request closures, header copies, a pass loop) cost about a
@@ -84,7 +86,7 @@ const FAILURES: Record<UpstreamOutcome, FailureKind | undefined> = {
 interface Reported {
   readonly req: IncomingMessage;
   readonly endpoint: PoolEndpoint;
-  /** The endpoint's answer head arrived (and was counted). */
+  /** The endpoint's answer head arrived and was counted (upgrades: never counted). */
   answered: boolean;
   finished: boolean;
 }
@@ -111,8 +113,8 @@ function exchangeOf(emitter: object): Exchange {
 }
 
 /**
- * Forwards the HTTP requests of one route: `http.request` on the route's keep-alive agent,
- * streaming both bodies. This is the per-request hot path, so every listener is a shared
+ * Forwards the HTTP requests of one route: `http.request` to the endpoint its pool picks, on
+ * that endpoint's keep-alive agent, streaming both bodies. This is the per-request hot path, so every listener is a shared
  * function that finds its exchange through a symbol, and nothing is allocated beyond the
  * exchange record and the request options. WebSocket upgrades go through http-proxy-3.
  */

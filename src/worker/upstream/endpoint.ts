@@ -1,8 +1,13 @@
 import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
-import type { Counter } from 'prom-client';
 import type { EndpointState, EndpointView } from '../../shared/upstream-messages.js';
 import type { Balanced } from './balancer.js';
+import {
+  acquireCounts,
+  type EndpointCounts,
+  releaseCounts,
+  type UpstreamRequests,
+} from './request-counts.js';
 
 /** Where an exchange went, as observers (tracing) see it. */
 export interface UpstreamEndpoint {
@@ -12,14 +17,6 @@ export interface UpstreamEndpoint {
   readonly host: string;
   readonly port: number;
 }
-
-export type UpstreamRequests = Counter<'upstream' | 'endpoint' | 'status_class'>;
-
-/**
- * Label values of `status_class`, by `status / 100`; slot 0 is `error` (no answer came). A 1xx
- * never ends an exchange here (upgrades are not counted), so it has no series of its own.
- */
-const STATUS_CLASSES = ['error', 'error', '2xx', '3xx', '4xx', '5xx'] as const;
 
 const AGENT_OPTIONS = {
   keepAlive: true,
@@ -56,10 +53,12 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
   failures = 0;
   /** Until when (ms since the epoch) this worker does not use it on its own account; 0: not ejected. */
   ejectedUntil = 0;
+  /** When this worker last reported it to the primary (ms since the epoch). */
+  reportedAt = -Infinity;
   /** It left the pool's list: no new requests; the agent goes once the last one ends. */
   gone = false;
-  /** `portico_upstream_requests_total` children by status class (STATUS_CLASSES), when metrics are on. */
-  readonly #counts: Counter.Internal[] | undefined;
+  /** Its `portico_upstream_requests_total` counts, when metrics are on. */
+  readonly #counts: EndpointCounts | undefined;
 
   constructor(view: EndpointView, upstream: string, requests: UpstreamRequests | undefined) {
     this.id = view.id;
@@ -81,15 +80,12 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
     this.weight = view.weight;
     this.priority = view.priority;
     this.state = view.state;
-    this.#counts = requests && STATUS_CLASSES.map((c) => requests.labels(upstream, view.id, c));
+    this.#counts = requests && acquireCounts(requests, upstream, view.id);
   }
 
   /** Counts one exchange: `status` of its answer, or 0 when none came. */
   count(status: number): void {
-    const counts = this.#counts;
-    if (counts === undefined) return;
-    const slot = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
-    (counts[slot] as Counter.Internal).inc();
+    this.#counts?.count(status);
   }
 
   /** Usable by this worker at `now`: healthy as the primary says, and not ejected here. */
@@ -97,10 +93,9 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
     return this.state === 'healthy' && this.ejectedUntil <= now;
   }
 
-  /** Closes its sockets and forgets its series (it left the list and nothing is in flight). */
+  /** Closes its sockets and lets its series go (it left the list and nothing is in flight). */
   destroy(upstream: string, requests: UpstreamRequests | undefined): void {
     this.agent.destroy();
-    if (requests === undefined) return;
-    for (const c of STATUS_CLASSES) requests.remove(upstream, this.id, c);
+    if (requests !== undefined) releaseCounts(requests, upstream, this.id);
   }
 }

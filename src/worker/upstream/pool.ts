@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { UpstreamPlan } from '../../shared/plan/types.js';
 import type { EndpointView, FailureKind, UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
-import { PoolEndpoint, type UpstreamRequests } from './endpoint.js';
+import { PoolEndpoint } from './endpoint.js';
+import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
 
 /**
@@ -145,6 +146,10 @@ export class UpstreamPool {
       endpoint.ejectedUntil = now + PROVISIONAL_EJECTION_MS;
       this.#rebalance();
     }
+    // Once per episode: while the primary has it ejected (panic still sends it requests), or
+    // within the time its decision takes to arrive, another report would say nothing new.
+    if (endpoint.state === 'ejected' || now - endpoint.reportedAt < PROVISIONAL_EJECTION_MS) return;
+    endpoint.reportedAt = now;
     this.#logger.warn(
       { upstream: this.name, endpoint: endpoint.id, reason: kind, failures: threshold },
       'upstream endpoint failing: reported to the primary',

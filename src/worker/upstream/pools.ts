@@ -3,7 +3,7 @@ import type { Plan } from '../../shared/plan/types.js';
 import type { UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { ResourceKind, type WorkerResources } from '../resources.js';
 import type { EndpointDirectory } from './directory.js';
-import type { UpstreamRequests } from './endpoint.js';
+import type { UpstreamRequests } from './request-counts.js';
 import { UpstreamPool } from './pool.js';
 
 const POOL = new ResourceKind<UpstreamPool>('upstream pool');

@@ -13,10 +13,13 @@ export class RoundRobinBalancer<E extends Balanced> implements Balancer<E> {
   #total = 0;
 
   reset(endpoints: readonly E[]): void {
-    // Scores start afresh: a new set is a new cycle.
+    // Endpoints that stay keep their scores: frequent list updates (a state change elsewhere
+    // in the pool) must not restart the cycle, which would favour whoever comes first in it.
+    const kept = new Map<E, number>();
+    this.#endpoints.forEach((e, i) => kept.set(e, this.#scores[i] as number));
     this.#endpoints = endpoints.slice();
     this.#weights = Float64Array.from(endpoints, (e) => e.weight);
-    this.#scores = new Float64Array(endpoints.length);
+    this.#scores = Float64Array.from(endpoints, (e) => kept.get(e) ?? 0);
     this.#total = this.#weights.reduce((sum, w) => sum + w, 0);
   }
 

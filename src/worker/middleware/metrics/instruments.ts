@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../../shared/process-metrics.js';
+import { flushUpstreamRequests } from '../../upstream/request-counts.js';
 
 /*
  * The metric declarations, in one place: names, help texts, labels and buckets. Every label
@@ -91,6 +92,10 @@ export function createWorkerInstruments(workerLabel: string) {
     help: 'Exchanges with upstream endpoints, by upstream, endpoint (host:port) and status class (2xx…5xx; error: no answer came). WebSocket upgrades are not counted.',
     labelNames: ['upstream', 'endpoint', 'status_class'] as const,
     registers: [registry],
+    // Pools count per endpoint without label work; the counts are taken over when collected.
+    collect() {
+      flushUpstreamRequests(this);
+    },
   });
   // Per worker, so one busy or leaking worker shows.
   collectProcessMetrics(registry, workerLabel);
