@@ -11,6 +11,8 @@ interface Tree {
   plan: Plan;
   handlers: GatewayHandlers;
   used: ReadonlySet<string>;
+  /** The logger its handlers were built with (a new one when the `logging` section changed). */
+  logger: Logger;
 }
 
 export type BuildTree = (plan: Plan, logger: Logger) => Promise<GatewayHandlers>;
@@ -51,6 +53,10 @@ export class PlanSwitch {
     return this.#tree.plan;
   }
 
+  get logger(): Logger {
+    return this.#tree.logger;
+  }
+
   /** Answers the primary's reload messages; returns the listener for `process.off`. */
   listen(): (message: unknown) => void {
     const onMessage = (message: unknown) => {
@@ -76,7 +82,7 @@ export class PlanSwitch {
     resources.track();
     try {
       const handlers = await this.env.build(plan, treeLogger);
-      this.#pending = { id, plan, handlers, used: resources.used() };
+      this.#pending = { id, plan, handlers, used: resources.used(), logger: treeLogger };
       send({ type: 'portico:plan-prepared', id });
     } catch (err) {
       resources.used();

@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import { createServer, type Server, Socket } from 'node:net';
 
 /** A plain TCP listener holding `port` on 127.0.0.1, as another program would. */
@@ -103,6 +108,36 @@ export function rawRequest(port: number, text: string, timeoutMs = 5_000): Promi
     socket.on('close', () => resolve(data));
     socket.on('error', reject);
     socket.connect(port, '127.0.0.1', () => socket.write(text));
+  });
+}
+
+/**
+ * Opens a WebSocket-style upgrade on a fresh connection (the handshake headers only, no frames):
+ * resolves with the 101 response and the raw socket; rejects on any other answer or after
+ * `timeoutMs`.
+ */
+export function upgradeRequest(
+  url: string,
+  timeoutMs = 5_000,
+): Promise<{ res: IncomingMessage; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no upgrade within ${timeoutMs} ms`)));
+    req.on('upgrade', (res, socket: Socket) => {
+      req.setTimeout(0);
+      resolve({ res, socket });
+    });
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
   });
 }
 

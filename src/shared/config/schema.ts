@@ -11,17 +11,8 @@ import { upstreamsSchema } from './upstream-schema.js';
  * reference from this file and a test fails when the two drift apart.
  */
 
-export const HTTP_METHODS = [
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'PATCH',
-  'DELETE',
-  'OPTIONS',
-  'TRACE',
-  'CONNECT',
-] as const;
+/** The methods a route can allow (CONNECT is answered 405 before routing). */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
 const ipOrCidr = z.string().refine(
   (value) => {
@@ -179,7 +170,15 @@ const routeSchema = z
         z
           .string()
           .transform((m) => m.toUpperCase())
-          .pipe(z.enum(HTTP_METHODS)),
+          .pipe(
+            z.enum(HTTP_METHODS, {
+              // Node hands CONNECT to no request handler: the gateway answers it 405, always.
+              error: (issue) =>
+                issue.input === 'CONNECT'
+                  ? 'CONNECT is never routed: the gateway answers it 405 (it tunnels nothing)'
+                  : undefined,
+            }),
+          ),
       )
       .min(1)
       .optional()
@@ -428,18 +427,28 @@ export const configSchema = z
     otel: otelSchema.describe('OpenTelemetry tracing.'),
     redis: redisSchema.describe('Shared state.'),
   })
-  .superRefine((config, ctx) => {
-    config.routes.forEach((route, index) => {
-      if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {
-        const known = Object.keys(config.upstreams);
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', index, 'upstream'],
-          message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
-        });
-      }
-    });
-  });
+  .superRefine(
+    (config, ctx) => {
+      // Runs even when other keys are wrong (see `when`): an upstream that failed validation
+      // is still defined, so only names missing from `upstreams:` are reported.
+      config.routes.forEach((route, index) => {
+        if (typeof route?.upstream === 'string' && !Object.hasOwn(config.upstreams, route.upstream)) {
+          const known = Object.keys(config.upstreams);
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, 'upstream'],
+            message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
+          });
+        }
+      });
+    },
+    {
+      when: ({ value }) => {
+        const v = value as { routes?: unknown; upstreams?: unknown } | undefined;
+        return Array.isArray(v?.routes) && typeof v.upstreams === 'object' && v.upstreams !== null;
+      },
+    },
+  );
 
 /** The resolved `metrics` section. */
 export type MetricsSettings = z.output<typeof metricsSectionSchema>['prometheus'];

@@ -63,15 +63,49 @@ const hashOn = z
     { message: 'must be ip, header:<Name> or cookie:<name>' },
   );
 
-/** `200`, `200-399`, or a comma-separated list of both. */
-const statusRanges = z.string().refine(
-  (v) =>
-    v.split(',').every((part) => {
-      const m = /^\s*([1-5]\d\d)(?:\s*-\s*([1-5]\d\d))?\s*$/.exec(part);
-      return m !== null && (m[2] === undefined || Number(m[2]) >= Number(m[1]));
-    }),
-  { message: 'must be a status or range such as 200, 200-399 or 200,204' },
-);
+/** `must be an integer 1–100, got 0` rather than zod's "Too small: expected number to be >=1". */
+const integer = (min: number, max: number) => {
+  const error = (issue: { input?: unknown }) =>
+    `must be an integer ${min}–${max}, got ${describeInput(issue.input)}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+
+/**
+ * Cross-field checks run even when another key of the same block is wrong (zod skips them
+ * then by default), so one `portico check` shows every problem; only when the keys they
+ * compare are valid.
+ */
+const whenValid =
+  (...keys: string[]) =>
+  (payload: { value: unknown; issues: readonly { path?: readonly PropertyKey[] }[] }) =>
+    keys.every(
+      (key) =>
+        (payload.value as Record<string, unknown> | undefined)?.[key] !== undefined &&
+        !payload.issues.some((issue) => issue.path?.[0] === key),
+    );
+
+/**
+ * `200`, `200-399`, or a comma-separated list of both (YAML reads a lone `200` as a
+ * number). The default goes before the transform, so the reference shows it.
+ */
+const statusRanges = (fallback: string) =>
+  z
+    .union([z.number(), z.string()], {
+      error: (issue) => `must be a status or range such as 200 or 200-399, got ${describeInput(issue.input)}`,
+    })
+    .default(fallback)
+    .transform(String)
+    .refine(
+      (v) =>
+        v.split(',').every((part) => {
+          const m = /^\s*([1-5]\d\d)(?:\s*-\s*([1-5]\d\d))?\s*$/.exec(part);
+          return m !== null && (m[2] === undefined || Number(m[2]) >= Number(m[1]));
+        }),
+      {
+        error: (issue) =>
+          `must be a status or range such as 200, 200-399 or 200,204, got ${describeInput(issue.input)}`,
+      },
+    );
 
 /** `50%` or a number 0–100: the share of the pool below which balancing ignores health. */
 const percentage = z
@@ -107,37 +141,28 @@ const healthCheckSchema = z
       .describe('Path requested (GET) on every endpoint.'),
     interval: duration('5s', '1h').describe('Time between two checks of an endpoint.'),
     timeout: duration('1s', '1m').describe('A check that has no answer within this time failed.'),
-    healthy_threshold: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
+    healthy_threshold: integer(1, 100)
       .default(2)
       .describe('Passed checks in a row that make an unhealthy endpoint healthy again.'),
-    unhealthy_threshold: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
+    unhealthy_threshold: integer(1, 100)
       .default(3)
       .describe('Failed checks in a row that make a healthy endpoint unhealthy.'),
-    expect_status: statusRanges
-      .default('200-399')
-      .describe('Answer statuses that pass: a status, a range, or a comma-separated list.'),
+    expect_status: statusRanges('200-399').describe(
+      'Answer statuses that pass: a status, a range, or a comma-separated list.',
+    ),
   })
-  .superRefine((check, ctx) => {
-    if (check.timeout >= check.interval) {
-      ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be shorter than interval' });
-    }
-  });
+  .superRefine(
+    (check, ctx) => {
+      if (check.timeout >= check.interval) {
+        ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be shorter than interval' });
+      }
+    },
+    { when: whenValid('timeout', 'interval') },
+  );
 
 const outlierSchema = z
   .strictObject({
-    consecutive_failures: z
-      .number()
-      .int()
-      .min(0)
-      .max(1000)
+    consecutive_failures: integer(0, 1000)
       .default(5)
       .describe(
         'Connect failures, resets, timeouts and 5xx answers in a row (per worker) that eject an endpoint; 0 turns passive detection off.',
@@ -147,21 +172,24 @@ const outlierSchema = z
     ),
     max_ejection_time: duration('300s', '24h').describe('Longest ejection.'),
     max_ejection_percent: z
-      .number()
-      .min(0)
-      .max(100)
+      .number({ error: (issue) => `must be a number 0–100, got ${describeInput(issue.input)}` })
+      .min(0, 'must be a number 0–100')
+      .max(100, 'must be a number 0–100')
       .default(50)
       .describe('Never eject more than this share of the pool (at least one endpoint may always go).'),
   })
-  .superRefine((o, ctx) => {
-    if (o.max_ejection_time < o.base_ejection_time) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['max_ejection_time'],
-        message: 'must be at least base_ejection_time',
-      });
-    }
-  })
+  .superRefine(
+    (o, ctx) => {
+      if (o.max_ejection_time < o.base_ejection_time) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['max_ejection_time'],
+          message: 'must be at least base_ejection_time',
+        });
+      }
+    },
+    { when: whenValid('base_ejection_time', 'max_ejection_time') },
+  )
   .prefault({});
 
 const dnsRefresh = z
@@ -207,11 +235,7 @@ export const upstreamSchema = z
           url: targetUrl.describe(
             '`http://host:port`, `https://host:port` or `srv://_service._proto.name`; a hostname stands for every address it resolves to.',
           ),
-          weight: z
-            .number()
-            .int()
-            .min(1)
-            .max(1000)
+          weight: integer(1, 1000)
             .default(1)
             .describe("The target's share of traffic relative to the others (per resolved address)."),
         }),
@@ -240,20 +264,28 @@ export const upstreamSchema = z
       ),
     discovery: discoverySchema.describe('How target hostnames are resolved.'),
   })
-  .superRefine((upstream, ctx) => {
-    if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {
-      ctx.addIssue({ code: 'custom', path: ['hash_on'], message: 'only applies to balance: hash' });
-    }
-    upstream.targets.forEach((target, index) => {
-      if (target.url.startsWith('srv://') && !upstream.discovery.srv) {
+  .superRefine(
+    (upstream, ctx) => {
+      if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {
         ctx.addIssue({
           code: 'custom',
-          path: ['targets', index, 'url'],
-          message: 'srv:// targets need discovery.srv: true',
+          path: ['hash_on'],
+          message: `only applies to balance: hash (balance is ${upstream.balance})`,
         });
       }
-    });
-  });
+      if (!Array.isArray(upstream.targets) || typeof upstream.discovery?.srv !== 'boolean') return;
+      upstream.targets.forEach((target, index) => {
+        if (typeof target?.url === 'string' && target.url.startsWith('srv://') && !upstream.discovery.srv) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', index, 'url'],
+            message: 'srv:// targets need discovery.srv: true',
+          });
+        }
+      });
+    },
+    { when: whenValid('balance') },
+  );
 
 export const upstreamsSchema = z
   .record(
