@@ -144,6 +144,39 @@ describe('DNS discovery through the CLI', () => {
     assert.deepEqual(tally(late), { backup: late.length }, JSON.stringify(tally(failover)));
   });
 
+  test('an SRV record that changes its weight or priority at the same address is taken over (the list the workers get)', async () => {
+    const one = await named('one');
+    dns.set('one.reweigh.test', { a: ['127.0.0.1'] });
+    const srv = (weight: number, priority: number) =>
+      dns.set('_http._tcp.reweigh.test', {
+        srv: [{ target: 'one.reweigh.test', port: one.port, priority, weight }],
+      });
+    srv(1, 10);
+    const adminPort = await freePort();
+    await gateway(
+      {
+        targets: [{ url: 'srv://_http._tcp.reweigh.test' }],
+        discovery: { srv: true, resolvers: [dns.server] },
+      },
+      { admin: { port: adminPort } },
+    );
+    const listed = async () =>
+      (await request(`http://127.0.0.1:${adminPort}/admin/upstreams`))
+        .json<{ upstreams: { name: string; endpoints: { weight: number; priority: number }[] }[] }>()
+        .upstreams.find((u) => u.name === 'app')?.endpoints[0];
+    assert.deepEqual(await listed(), { ...(await listed()), weight: 1, priority: 10 });
+    srv(5, 20);
+    // SRV names are read again at least every 5 s.
+    const deadline = Date.now() + 8_000;
+    let seen = await listed();
+    while (Date.now() < deadline && (seen?.weight !== 5 || seen.priority !== 20)) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      seen = await listed();
+    }
+    assert.equal(seen?.weight, 5);
+    assert.equal(seen?.priority, 20);
+  });
+
   test('resolver down: traffic keeps flowing to the last answer', async () => {
     const a = await named('A');
     dns.set('app.down.test', { a: ['127.0.0.1'] });

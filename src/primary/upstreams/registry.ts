@@ -204,6 +204,10 @@ export class UpstreamRegistry implements UpstreamHealthSource {
         };
         health = new EndpointHealth(view, pool.plan.healthCheck);
         fresh.push(health);
+      } else {
+        // An SRV record may change an address's weight or priority and keep its port.
+        health.view.weight = endpoint.weight;
+        health.view.priority = endpoint.priority;
       }
       next.set(id, health);
     }
