@@ -156,7 +156,8 @@ export class UpstreamRegistry implements UpstreamHealthSource {
 
   /** A message from a worker about upstreams. */
   handle(message: UpstreamWorkerToPrimary): void {
-    if (message.type === 'portico:upstream-load') this.load.answer(message.id, message.inFlight);
+    if (message.type === 'portico:upstream-load')
+      this.load.answer(message.id, message.inFlight, message.breakers);
     else this.#report(message.upstream, message.endpoint, message.reason);
   }
 
