@@ -83,7 +83,11 @@ export async function startGateway(
   // Logs go to a file, not through a pipe into this process (see waitForFileLine).
   const log = join(dir, 'gateway.log');
   const out = openSync(log, 'w');
-  const proc = spawnOwned(process.execPath, [cli, '--config', file], {
+  // PORTICO_BENCH_PROFILE=DIR: every gateway process (workers inherit the flag) writes a
+  // V8 CPU profile there when it exits (NODE_OPTIONS may not carry --cpu-prof).
+  const profile = process.env.PORTICO_BENCH_PROFILE;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const proc = spawnOwned(process.execPath, [...nodeArgs, cli, '--config', file], {
     stdio: ['ignore', out, 'inherit'],
     env: { ...process.env, REDIS_URL: '' },
   });
