@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { createServer, type Server, Socket } from 'node:net';
@@ -107,3 +109,52 @@ export function rawRequest(port: number, text: string, timeoutMs = 5_000): Promi
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Blackhole {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A port on 127.0.0.1 where a TCP connect never completes: a listener with a backlog of one
+ * in a stopped child process (it never accepts), its queue filled by connections held here.
+ * The kernel then drops further SYNs, as a firewall or a dead host would.
+ */
+export async function startBlackhole(): Promise<Blackhole> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(s.address().port + '\\n'));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (data: Buffer) => resolve(Number(String(data).trim())));
+  });
+  child.kill('SIGSTOP');
+  const held: Socket[] = [];
+  // Connects complete until the accept queue is full; the first one that does not marks it.
+  for (let i = 0; i < 16; i++) {
+    const socket = new Socket();
+    held.push(socket);
+    socket.on('error', () => {});
+    const connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      socket.connect(port, '127.0.0.1', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!connected) break;
+  }
+  return {
+    port,
+    close: async () => {
+      for (const socket of held) socket.destroy();
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    },
+  };
+}

@@ -26,7 +26,8 @@ function isServer(v: unknown): boolean {
     isNumber(v.max_header_size) &&
     isNumber(v.max_headers) &&
     isNumber(v.keep_alive_timeout) &&
-    isNumber(v.request_timeout)
+    isNumber(v.request_timeout) &&
+    isNumber(v.max_body_size)
   );
 }
 
@@ -109,6 +110,25 @@ function isHealthCheck(v: unknown): boolean {
   );
 }
 
+function isTimeouts(v: unknown): boolean {
+  return isObject(v) && isNumber(v.connectMs) && isNumber(v.responseMs) && isNumber(v.idleMs);
+}
+
+function isRetry(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isNumber(v.attempts) &&
+    Array.isArray(v.on) &&
+    v.on.every((c) => isString(c) || isNumber(c)) &&
+    isStringArray(v.methods) &&
+    isObject(v.backoff) &&
+    isNumber(v.backoff.baseMs) &&
+    isNumber(v.backoff.maxMs) &&
+    isNumber(v.budget) &&
+    isNumber(v.bufferBytes)
+  );
+}
+
 function isUpstream(v: unknown): v is UpstreamPlan {
   return (
     isObject(v) &&
@@ -130,6 +150,8 @@ function isUpstream(v: unknown): v is UpstreamPlan {
     (v.discovery.dnsRefresh === 'ttl' || isNumber(v.discovery.dnsRefresh)) &&
     isBoolean(v.discovery.srv) &&
     isStringArray(v.discovery.resolvers) &&
+    isTimeouts(v.timeouts) &&
+    isRetry(v.retry) &&
     isString(v.fingerprint)
   );
 }
@@ -141,7 +163,7 @@ function isRoute(v: unknown): v is RoutePlan {
     (v.methods === null || isStringArray(v.methods)) &&
     (v.target === null || isString(v.target)) &&
     isString(v.upstream) &&
-    isNumber(v.timeoutMs) &&
+    (v.timeoutMs === null || isNumber(v.timeoutMs)) &&
     isObject(v.upstreamPath) &&
     (v.upstreamPath.rewrite === null || isString(v.upstreamPath.rewrite)) &&
     isBoolean(v.upstreamPath.stripPrefix) &&

@@ -4,7 +4,7 @@ import type { UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js'
 import { ResourceKind, type WorkerResources } from '../resources.js';
 import type { EndpointDirectory } from './directory.js';
 import type { UpstreamRequests } from './request-counts.js';
-import { UpstreamPool } from './pool.js';
+import { type RetryCounters, UpstreamPool } from './pool.js';
 
 const POOL = new ResourceKind<UpstreamPool>('upstream pool');
 
@@ -24,6 +24,7 @@ export function upstreamPools(
     directory: EndpointDirectory;
     logger: Logger;
     requests: UpstreamRequests | undefined;
+    retryCounters?: RetryCounters | undefined;
   },
 ): Map<string, UpstreamPool> {
   const pools = new Map<string, UpstreamPool>();
@@ -35,6 +36,7 @@ export function upstreamPools(
         plan: upstream,
         logger: env.logger,
         requests: env.requests,
+        retryCounters: env.retryCounters,
         report,
       });
       const detach = env.directory.attach(created, upstream.fingerprint);

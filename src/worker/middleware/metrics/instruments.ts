@@ -97,6 +97,18 @@ export function createWorkerInstruments(workerLabel: string) {
       flushUpstreamRequests(this);
     },
   });
+  const upstreamRetries = new Counter({
+    name: 'portico_upstream_retries_total',
+    help: 'Retries made, by upstream and reason (connect_failure, reset_before_response, timeout, or the status retried on).',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [registry],
+  });
+  const retryBudgetExhausted = new Counter({
+    name: 'portico_upstream_retry_budget_exhausted_total',
+    help: "Retries not made because the upstream's retry budget was used up.",
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+  });
   // Per worker, so one busy or leaking worker shows.
   collectProcessMetrics(registry, workerLabel);
   return {
@@ -110,6 +122,8 @@ export function createWorkerInstruments(workerLabel: string) {
     rateLimitStoreUp,
     authFailures,
     upstreamRequests,
+    upstreamRetries,
+    retryBudgetExhausted,
   };
 }
 
