@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { startGateway } from './helpers/gateway.js';
-import { type Blackhole, request, startBlackhole } from './helpers/net.js';
+import { runCli, startGateway, writeConfig } from './helpers/gateway.js';
+import { parseMetrics, sum } from './helpers/metrics.js';
+import { type Blackhole, freePort, request, startBlackhole } from './helpers/net.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
@@ -231,5 +232,251 @@ describe('max_body_size', () => {
     } finally {
       await gw.stop();
     }
+  });
+});
+
+/** Runs `count` requests, `concurrency` at a time; the replies in order. */
+async function load<T>(count: number, concurrency: number, send: (i: number) => Promise<T>): Promise<T[]> {
+  const replies: T[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      replies[i] = await send(i);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return replies;
+}
+
+async function scrape(url: string) {
+  return parseMetrics((await request(`${url}/metrics`)).body);
+}
+
+/** An upstream that answers `status` with its name in `x-upstream` (and the body size it read). */
+function answering(name: string, status: number, headers: Record<string, string> = {}) {
+  return upstream((_req, res, seen) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': name, ...headers });
+    res.end(JSON.stringify({ bodyBytes: seen.bodyBytes }));
+  });
+}
+
+describe('retries', () => {
+  test('of 3 endpoints one refuses connections: 500 GETs and 200 POSTs all succeed, bodies intact', async () => {
+    const [a, b] = await Promise.all([answering('a', 200), answering('b', 200)]);
+    const refusing = await freePort();
+    const gw = await startGateway({
+      upstreams: {
+        three: {
+          targets: [{ url: `http://127.0.0.1:${refusing}` }, { url: a.url }, { url: b.url }],
+          balance: 'round_robin',
+          // Kept in rotation, so every third request meets it.
+          outlier_detection: { consecutive_failures: 0 },
+        },
+      },
+      routes: [{ path: '/three', upstream: 'three' }],
+      metrics: { prometheus: { enabled: true } },
+    });
+    try {
+      const gets = await load(500, 3, () => request(`${gw.url}/three`));
+      assert.deepEqual(
+        gets.map((r) => r.status).filter((s) => s !== 200),
+        [],
+      );
+      const posts = await load(200, 3, (i) =>
+        request(`${gw.url}/three`, { method: 'POST', body: 'p'.repeat(1000 + i) }),
+      );
+      posts.forEach((reply, i) => {
+        assert.equal(reply.status, 200);
+        assert.equal(reply.json<{ bodyBytes: number }>().bodyBytes, 1000 + i);
+      });
+      const retried = sum(await scrape(gw.url), 'portico_upstream_retries_total', {
+        upstream: 'three',
+        reason: 'connect_failure',
+      });
+      // Round robin sends every third first try to the refusing endpoint.
+      assert.ok(retried >= 200, `${retried} retries`);
+      assert.equal(a.seen.length + b.seen.length, 700);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('one endpoint answers 503 to everything: GETs succeed via another, POSTs are not retried', async () => {
+    const [bad, x, y] = await Promise.all([answering('bad', 503), answering('x', 200), answering('y', 200)]);
+    const gw = await startGateway({
+      upstreams: {
+        flaky: {
+          targets: [{ url: bad.url }, { url: x.url }, { url: y.url }],
+          balance: 'round_robin',
+          outlier_detection: { consecutive_failures: 0 },
+          retry: { on: ['connect_failure', 'reset_before_response', 503] },
+        },
+      },
+      routes: [{ path: '/flaky', upstream: 'flaky' }],
+      metrics: { prometheus: { enabled: true } },
+    });
+    try {
+      const gets = await load(90, 3, () => request(`${gw.url}/flaky`));
+      assert.deepEqual(
+        gets.map((r) => r.status).filter((s) => s !== 200),
+        [],
+      );
+      const badGets = bad.seen.filter((r) => r.method === 'GET').length;
+      assert.ok(badGets >= 20, `${badGets} GETs reached the 503 endpoint`);
+      const posts = await load(90, 3, () => request(`${gw.url}/flaky`, { method: 'POST', body: 'once' }));
+      const refused = posts.filter((r) => r.status === 503);
+      const badPosts = bad.seen.filter((r) => r.method === 'POST').length;
+      assert.ok(badPosts >= 20, `${badPosts} POSTs reached the 503 endpoint`);
+      // Each POST the bad one answered reached the client as its 503: none was sent again.
+      assert.equal(refused.length, badPosts);
+      // One extra try per GET the bad one answered, none per POST.
+      assert.equal(x.seen.length + y.seen.length + bad.seen.length, 180 + badGets);
+      const samples = await scrape(gw.url);
+      assert.equal(
+        sum(samples, 'portico_upstream_retries_total', { upstream: 'flaky', reason: '503' }),
+        badGets,
+      );
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('a POST over retry.buffer is not replayed once its bytes were sent; a smaller one is, and the log line says so', async () => {
+    // Both read the whole request, then cut the connection: a reset before the response.
+    const cut = () => upstream((req) => req.socket.destroy());
+    const [p, q] = await Promise.all([cut(), cut()]);
+    const gw = await startGateway({
+      upstreams: {
+        cutting: {
+          targets: [{ url: p.url }, { url: q.url }],
+          outlier_detection: { consecutive_failures: 0 },
+          retry: { methods: ['POST'], on: ['reset_before_response'], buffer: '1KiB' },
+        },
+      },
+      routes: [{ path: '/cutting', upstream: 'cutting', middleware: ['logging'] }],
+    });
+    try {
+      const seen = () => p.seen.length + q.seen.length;
+      const small = await request(`${gw.url}/cutting`, {
+        method: 'POST',
+        body: 's'.repeat(512),
+        headers: { 'x-request-id': 'small-post' },
+      });
+      assert.equal(small.status, 502);
+      assert.equal(seen(), 2, 'the small POST was sent again');
+      const ids = [...p.seen, ...q.seen].map((r) => r.headers['x-request-id']);
+      assert.deepEqual(ids, ['small-post', 'small-post']);
+      // The second try went to the other endpoint.
+      assert.equal(p.seen.length, 1);
+      const line = await gw.waitFor((r) => r.request_id === 'small-post' && r.msg === 'request');
+      assert.equal(line.tries, 2);
+      const tries = line.upstream_tries as string[];
+      assert.equal(tries.length, 2);
+      assert.match(tries[0] as string, /^127\.0\.0\.1:\d+ reset_before_response$/);
+      assert.match(tries[1] as string, /^127\.0\.0\.1:\d+ reset$/);
+      const large = await request(`${gw.url}/cutting`, { method: 'POST', body: 'L'.repeat(64 * 1024) });
+      assert.equal(large.status, 502);
+      assert.equal(seen(), 3, 'the large POST was sent once');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('budget: when every endpoint fails, tries stay within (1 + budget) × requests + 3', async () => {
+    const failing = () =>
+      upstream((_req, res) => {
+        setTimeout(() => {
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end('down');
+        }, 300);
+      });
+    const [p, q] = await Promise.all([failing(), failing()]);
+    const gw = await startGateway({
+      upstreams: {
+        down: {
+          targets: [{ url: p.url }, { url: q.url }],
+          outlier_detection: { consecutive_failures: 0 },
+          retry: { attempts: 2, on: [503], budget: '20%' },
+        },
+      },
+      routes: [{ path: '/down', upstream: 'down' }],
+      metrics: { prometheus: { enabled: true } },
+    });
+    try {
+      const requests = 50;
+      const replies = await load(requests, requests, () => request(`${gw.url}/down`));
+      assert.ok(replies.every((r) => r.status === 503));
+      const tries = p.seen.length + q.seen.length;
+      assert.ok(tries > requests, 'some requests were retried');
+      // Without the budget: 3 × 50.
+      assert.ok(tries <= 1.2 * requests + 3, `${tries} tries for ${requests} requests`);
+      const samples = await scrape(gw.url);
+      assert.ok(sum(samples, 'portico_upstream_retry_budget_exhausted_total', { upstream: 'down' }) > 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('a 503 with Retry-After is retried after it, up to backoff.max', async () => {
+    const arrivals: number[] = [];
+    const recovering = await upstream((_req, res) => {
+      arrivals.push(Date.now());
+      if (arrivals.length === 1) {
+        res.writeHead(503, { 'retry-after': '5' });
+        res.end();
+        return;
+      }
+      res.end('back');
+    });
+    const gw = await startGateway({
+      upstreams: {
+        recovering: {
+          targets: [{ url: recovering.url }],
+          retry: { on: [503], backoff: { base: '10ms', max: '400ms' } },
+        },
+      },
+      routes: [{ path: '/recovering', upstream: 'recovering' }],
+    });
+    try {
+      const reply = await request(`${gw.url}/recovering`);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.body, 'back');
+      const gap = (arrivals[1] as number) - (arrivals[0] as number);
+      // Retry-After (5 s) capped at max; the jittered backoff alone would be under 10 ms.
+      assert.ok(gap >= 350 && gap < 2_000, `retried after ${gap} ms`);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('portico check refuses contradictory retry settings, with key paths', async () => {
+    const file = await writeConfig({
+      upstreams: {
+        u: {
+          targets: [{ url: 'http://127.0.0.1:9' }],
+          retry: { methods: ['GET', 'POST'], on: ['connect_failure'], backoff: { base: '1s', max: '100ms' } },
+        },
+        v: {
+          targets: [{ url: 'http://127.0.0.1:9' }],
+          retry: { methods: ['POST'], on: [409] },
+        },
+      },
+      routes: [
+        { path: '/u', upstream: 'u' },
+        { path: '/v', upstream: 'v' },
+      ],
+    });
+    const { code, stderr } = await runCli(['check', '--config', file]);
+    assert.equal(code, 1);
+    assert.match(stderr, /upstreams\.u\.retry\.backoff\.max: must be at least backoff\.base/);
+    assert.match(
+      stderr,
+      /upstreams\.u\.retry\.methods\[1\]: POST is not idempotent and retry\.on lists only connect_failure/,
+    );
+    assert.match(
+      stderr,
+      /upstreams\.v\.retry\.on: retrying POST on 409 replays a request the upstream answered/,
+    );
   });
 });
