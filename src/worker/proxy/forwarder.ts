@@ -505,6 +505,11 @@ function retryNow(exchange: Exchange): void {
     writeError(exchange.res, new GatewayError('PORTICO_ERR_UPSTREAM_UNAVAILABLE'));
     return;
   }
+  if (performance.now() >= exchange.deadline) {
+    // The route's timeout ran out during the backoff: no try starts past it.
+    writeError(exchange.res, new GatewayError('PORTICO_ERR_UPSTREAM_TIMEOUT'));
+    return;
+  }
   const endpoint = exchange.forwarder.pool.pickAnother(exchange.req, exchange.endpoint);
   if (endpoint === undefined) {
     writeError(exchange.res, NO_HEALTHY_UPSTREAM);

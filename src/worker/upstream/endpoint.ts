@@ -1,6 +1,7 @@
 import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
+import { PorticoError } from '../../shared/errors.js';
 import type { EndpointState, EndpointView } from '../../shared/upstream-messages.js';
 import type { Balanced } from './balancer.js';
 import {
@@ -29,9 +30,11 @@ const AGENT_OPTIONS = {
   timeout: 4_000,
 };
 
-/** A connection to an endpoint that was not up within `timeouts.connect`. */
-export class ConnectTimeout extends Error {
-  readonly code = 'PORTICO_CONNECT_TIMEOUT';
+/** A connection to an endpoint that was not up within `timeouts.connect` (answered 504). */
+export class ConnectTimeout extends PorticoError {
+  constructor(message: string) {
+    super('PORTICO_ERR_UPSTREAM_TIMEOUT', message);
+  }
 }
 
 function onConnectTimeout(socket: Socket, ms: number): void {

@@ -57,6 +57,9 @@ export class UpstreamPool {
   active = 0;
   /** Of those, the ones in retry (waiting out a backoff or on a retry try). */
   retrying = 0;
+  /** Retries made, and retries the budget refused, since the pool was made (for an admin view). */
+  retries = 0;
+  budgetRefusals = 0;
   readonly #plan: UpstreamPlan;
   readonly #counters: RetryCounters | undefined;
   /** The set the balancer picks from (for a retry that must go elsewhere). */
@@ -114,12 +117,14 @@ export class UpstreamPool {
   mayRetry(already: boolean): boolean {
     const after = this.retrying + (already ? 0 : 1);
     if (after <= Math.max(MIN_CONCURRENT_RETRIES, this.retry.budget * this.active)) return true;
+    this.budgetRefusals++;
     this.#counters?.budgetExhausted.inc({ upstream: this.name });
     return false;
   }
 
   /** A retry is made, for `reason`. */
   retried(reason: RetryReason): void {
+    this.retries++;
     this.#counters?.retries.inc({ upstream: this.name, reason: reasonLabel(reason) });
   }
 
