@@ -246,7 +246,7 @@ const retrySchema = z
       .describe('Extra tries after the first (0 = no retries).'),
     on: z
       .array(retryCondition)
-      .default(['connect_failure', 'reset_before_response'])
+      .prefault(['connect_failure', 'reset_before_response'])
       .describe(
         'What is retried: `connect_failure` (the request never left), `reset_before_response` (the connection closed before the response headers), `timeout` (`timeouts.response` or `idle` before the headers), or a status code such as 502, 503, 504.',
       ),
@@ -257,7 +257,7 @@ const retrySchema = z
           .transform((m) => m.toUpperCase())
           .pipe(z.enum(HTTP_METHODS)),
       )
-      .default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+      .prefault(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
       .describe(
         'Methods retried on the conditions of `on` other than `connect_failure`, which is retried for every method. POST and PATCH are retried only when listed here.',
       ),
