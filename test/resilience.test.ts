@@ -383,13 +383,41 @@ describe('retries', () => {
     }
   });
 
+  test('never retried after a byte of the response reached the client', async () => {
+    const midBody = () =>
+      upstream((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1000 });
+        res.write('partial');
+        setTimeout(() => req.socket.destroy(), 50);
+      });
+    const [p, q] = await Promise.all([midBody(), midBody()]);
+    const gw = await startGateway({
+      upstreams: {
+        dying: {
+          targets: [{ url: p.url }, { url: q.url }],
+          retry: { attempts: 3, on: ['connect_failure', 'reset_before_response', 'timeout', 502] },
+        },
+      },
+      routes: [{ path: '/dying', upstream: 'dying' }],
+    });
+    try {
+      const reply = await exchange(`${gw.url}/dying`);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.cut, true);
+      assert.equal(reply.body, 'partial');
+      assert.equal(p.seen.length + q.seen.length, 1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('budget: when every endpoint fails, tries stay within (1 + budget) × requests + 3', async () => {
     const failing = () =>
       upstream((_req, res) => {
         setTimeout(() => {
           res.writeHead(503, { 'content-type': 'text/plain' });
           res.end('down');
-        }, 300);
+        }, 1_000);
       });
     const [p, q] = await Promise.all([failing(), failing()]);
     const gw = await startGateway({
