@@ -5,8 +5,9 @@ import { startMockService } from './mock-services.js';
 
 /*
  * `npm start`: the mock upstream services plus the gateway (examples/config.yaml) in one
- * command. Ctrl-C (or SIGTERM) drains the gateway and stops everything. A port that is taken
- * (here or in the gateway) stops everything with one line on stderr and exit code 1.
+ * command. Ctrl-C (or SIGTERM) drains the gateway and stops everything; SIGHUP reloads the
+ * gateway's config and stops nothing. A port that is taken (here or in the gateway) stops
+ * everything with one line on stderr and exit code 1.
  */
 const usersPort = Number(process.env.USERS_PORT ?? 9002);
 const ordersPort = Number(process.env.ORDERS_PORT ?? 9003);
@@ -39,6 +40,10 @@ const gateway = spawn(process.execPath, [cli, '--config', config], {
 const stop = (signal: NodeJS.Signals) => gateway.kill(signal);
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+// A hang-up reaches the whole process group: the gateway reloads its config, and this
+// wrapper and the mock services must outlive it (npm, which forwards only SIGINT and SIGTERM
+// to its script, exits; everything it started goes on).
+process.on('SIGHUP', () => {});
 gateway.on('exit', (code) => {
   for (const service of services) service.close();
   process.exitCode = code ?? 1;

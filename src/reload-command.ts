@@ -75,8 +75,9 @@ export async function requestReload(target: AdminTarget): Promise<string> {
       lines: [...lines, 'portico: the config in force is unchanged'],
     });
   }
+  const said = (answer as { error?: unknown } | undefined)?.error;
   throw new OperatorError(
     'PORTICO_ERR_ADMIN_UNREACHABLE',
-    `unexpected answer from the admin API at ${target.url}: HTTP ${response.status}`,
+    `unexpected answer from the admin API at ${target.url}: HTTP ${response.status}${typeof said === 'string' ? ` (${said})` : ''}`,
   );
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { runCli, type RunningGateway, startGateway } from './helpers/gateway.js';
+import { parseMetrics } from './helpers/metrics.js';
 import { freePort, occupyPort, request, sleep } from './helpers/net.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -74,8 +75,17 @@ describe('admin listener', () => {
         assert.equal(post.headers.allow, 'GET, HEAD');
         assertJsonAnswer(post);
       }
-      // Metrics are off in this config: the listener runs anyway, /metrics is not there.
-      assert.equal((await request(`${admin}/metrics`)).status, 404);
+      // Metrics are off in this config: /metrics carries the primary's reload health alone.
+      const metrics = await request(`${admin}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const names = new Set(parseMetrics(metrics.body).map((s) => s.name));
+      assert.deepEqual([...names].sort(), [
+        'portico_config_info',
+        'portico_config_last_reload_success_timestamp_seconds',
+        'portico_config_last_reload_successful',
+        'portico_config_reloads_total',
+      ]);
     } finally {
       assert.equal(await gw.stop(), 0);
       await upstream.close();
@@ -158,6 +168,14 @@ describe('admin listener', () => {
       assert.equal(draining.status, 503);
       assert.deepEqual(draining.json(), { error: 'not ready: draining' });
       assert.equal((await request(`${admin}/healthz`)).status, 200, 'the primary still runs');
+      // A reload now would meet draining workers: refused as what it is.
+      const reload = await request(`${admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reload.status, 503);
+      assertJsonAnswer(reload);
+      assert.deepEqual(reload.json(), { error: 'gateway is shutting down' });
+      const cli = await runCli(['reload', '--admin', admin]);
+      assert.equal(cli.code, 1);
+      assert.match(cli.stderr, /HTTP 503 \(gateway is shutting down\)$/m);
       release();
       assert.equal((await slow).body, 'slow done', 'the in-flight request finished');
       assert.equal(await gw.exited, 0);

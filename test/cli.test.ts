@@ -230,6 +230,18 @@ describe('portico: bad config files are one line each, for run, check and token'
     );
   });
 
+  test('a route that lists CONNECT is refused: the gateway answers CONNECT 405 whatever the routes say', async () => {
+    const file = await writeConfig(
+      'routes:\n  - path: /tunnel\n    target: http://127.0.0.1:1\n    methods: [GET, connect]\n',
+    );
+    await expectLine(
+      ['--config', file],
+      /:4:20: routes\[0\]\.methods\[1\]: CONNECT is never routed: the gateway answers it 405 \(it tunnels nothing\)$/,
+      {},
+      ['check'],
+    );
+  });
+
   test('a number where a duration belongs says "a duration such as 5s", for every duration field', async () => {
     // Every duration field the schema declares (read from the generated reference), each a bare number.
     const paths = renderConfigReference()

@@ -107,6 +107,48 @@ describe('examples', () => {
     }
   });
 
+  test("a SIGHUP to npm start's process group reloads the gateway; the mock services stay", async () => {
+    const [port, usersPort, ordersPort, adminPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const run = spawnGroup('npm', ['start', '--silent'], {
+      PORT: String(port),
+      ADMIN_PORT: String(adminPort),
+      USERS_PORT: String(usersPort),
+      ORDERS_PORT: String(ordersPort),
+    });
+    const pgid = run.proc.pid as number;
+    try {
+      await run.waitForText('portico ready');
+      // As a terminal's hang-up does. npm itself forwards only SIGINT and SIGTERM, and exits.
+      process.kill(-pgid, 'SIGHUP');
+      await run.waitForText('reload: config unchanged');
+      const user = await request(`http://127.0.0.1:${port}/users/42`);
+      assert.equal(user.status, 200, 'the mock services went with the hang-up');
+      assert.equal(user.json().service, 'users');
+      // The wrapper is still there to stop everything on Ctrl-C.
+      process.kill(-pgid, 'SIGINT');
+      await run.waitForText('all workers stopped');
+      for (const p of [port, usersPort, ordersPort]) {
+        const until = Date.now() + 5_000;
+        for (;;) {
+          const refused = await request(`http://127.0.0.1:${p}/`, { timeoutMs: 2_000 }).then(
+            () => false,
+            (err: Error) => /ECONNREFUSED/.test(err.message),
+          );
+          if (refused) break;
+          assert.ok(Date.now() < until, `port ${p} still answers`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      killGroup(pgid);
+    }
+  });
+
   test('npm start with a port already taken: one line, exit 1, nothing left running', async () => {
     for (const taken of ['PORT', 'USERS_PORT'] as const) {
       const ports = { PORT: await freePort(), USERS_PORT: await freePort(), ORDERS_PORT: await freePort() };

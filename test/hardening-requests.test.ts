@@ -270,14 +270,24 @@ describe('requests the gateway refuses get its JSON answer with a request id (it
     assertGatewayAnswer(raw, 401, 'missing token');
   });
 
-  test("requests Node's parser rejects get the error table's answer with a request id", async () => {
+  test("requests Node's parser rejects get the error table's answer with a request id, and an access-log line", async () => {
     const malformed = await rawRequest(gw.port, 'GET /open/x HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n');
-    assertGatewayAnswer(malformed, 400, 'bad request');
     const huge = await rawRequest(
       gw.port,
       `GET /open/x HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(40_000)}\r\n\r\n`,
     );
-    assertGatewayAnswer(huge, 431, 'request header fields too large');
+    for (const [id, status] of [
+      [assertGatewayAnswer(malformed, 400, 'bad request'), 400],
+      [assertGatewayAnswer(huge, 431, 'request header fields too large'), 431],
+    ] as const) {
+      // Logged like a request no route took; the parser never got its method or path.
+      const line = await gw.waitFor((r) => r.request_id === id);
+      assert.equal(line.msg, 'request');
+      assert.equal(line.route, '(unmatched)');
+      assert.equal(line.status, status);
+      assert.equal(line.client_ip, '127.0.0.1');
+      assert.equal(typeof line.reason, 'string');
+    }
   });
 });
 
@@ -340,10 +350,12 @@ describe('behind a trusted proxy', () => {
     assert.equal(reply.json<{ headers: IncomingHttpHeaders }>().headers['x-real-ip'], '5.6.7.8');
   });
 
-  test('without logging on any route, unmatched requests are answered with an id but not logged', async () => {
+  test('without logging on any route, unmatched and unparsable requests are answered with an id but not logged', async () => {
     const reply = await request(`${trusting.url}/nowhere`);
     assert.equal(reply.status, 404);
     assert.match(String(reply.headers['x-request-id']), UUID);
+    const malformed = await rawRequest(trusting.port, 'GET / HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n');
+    assertGatewayAnswer(malformed, 400, 'bad request');
     // Stopping flushes every log line the workers wrote.
     await trusting.stop();
     assert.deepEqual(

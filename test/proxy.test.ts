@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
-import { freePort, rawRequest, request } from './helpers/net.js';
+import { freePort, rawRequest, request, upgradeRequest } from './helpers/net.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 let gw: RunningGateway;
@@ -323,30 +323,13 @@ describe('streaming', () => {
   });
 
   test('WebSocket upgrades are proxied both ways', async () => {
-    const { head, echoed } = await new Promise<{ head: string; echoed: string }>((resolve, reject) => {
-      const req = httpRequest(`${gw.url}/ws/chat`, {
-        agent: false,
-        headers: {
-          connection: 'Upgrade',
-          upgrade: 'websocket',
-          'sec-websocket-version': '13',
-          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        },
-      });
-      req.on('upgrade', (res, socket) => {
-        socket.write('ping-through-gateway');
-        socket.once('data', (data: Buffer) => {
-          resolve({
-            head: `${res.statusCode} ${String(res.headers['x-seen-path'])}`,
-            echoed: data.toString(),
-          });
-          socket.destroy();
-        });
-      });
-      req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
-      req.on('error', reject);
-      req.end();
+    const { res, socket } = await upgradeRequest(`${gw.url}/ws/chat`);
+    const echoed = await new Promise<string>((resolve) => {
+      socket.once('data', (data: Buffer) => resolve(data.toString()));
+      socket.write('ping-through-gateway');
     });
+    socket.destroy();
+    const head = `${res.statusCode} ${String(res.headers['x-seen-path'])}`;
     assert.equal(head, '101 /ws/chat');
     assert.equal(echoed, 'ping-through-gateway');
   });

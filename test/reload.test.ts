@@ -1,157 +1,33 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, rename, symlink, writeFile } from 'node:fs/promises';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { type RunningGateway, runCli, startGateway } from './helpers/gateway.js';
+import { runCli } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { freePort, occupyPort, request, sleep } from './helpers/net.js';
+import { freePort, occupyPort, request, sleep, upgradeRequest } from './helpers/net.js';
 import { findExecutable, promtoolCheck } from './helpers/prometheus.js';
 import { get, statusCounts } from './helpers/ratelimit.js';
 import { startRedis } from './helpers/redis.js';
+import {
+  configView,
+  hashChange,
+  type Instance,
+  load,
+  named,
+  routeTo,
+  start,
+  waitForWorkers,
+  workerList,
+} from './helpers/reload.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
  * Black-box: live reload through the real CLI (primary, workers, admin listener), triggered
  * by the file watch, SIGHUP and POST /admin/reload, with traffic running through it.
  */
-
-/** An upstream that answers 200 with its name, so each response says where it came from. */
-function named(name: string): Promise<Upstream> {
-  return startUpstream((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': name });
-    res.end(name);
-  });
-}
-
-interface Instance {
-  gw: RunningGateway;
-  file: string;
-  admin: string;
-  /** The config with `server`/`admin` as the gateway was started with; edits keep them. */
-  base: Record<string, unknown>;
-}
-
-async function start(
-  config: Record<string, unknown>,
-  options: { workers?: number; beforeStart?: (file: string) => Promise<void> } = {},
-): Promise<Instance> {
-  const server = { port: await freePort(), host: '127.0.0.1', workers: options.workers ?? 2 };
-  const base = {
-    ...config,
-    server: { ...server, ...(config.server as object) },
-    admin: { ...(config.admin as object), port: await freePort() },
-  };
-  let file = '';
-  const gw = await startGateway(base, {
-    workers: options.workers ?? 2,
-    beforeStart: async (f) => {
-      file = f;
-      await options.beforeStart?.(f);
-    },
-  });
-  const admin = (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
-  return { gw, file, admin, base };
-}
-
-const routeTo = (target: string) => ({ routes: [{ path: '/*', target }] });
-
-async function configView(admin: string): Promise<Record<string, unknown>> {
-  return (await request(`${admin}/admin/config`)).json();
-}
-
-/** Waits until the admin API reports a hash other than `old`; returns it. */
-async function hashChange(admin: string, old: string, timeoutMs = 10_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const hash = (await configView(admin)).hash as string;
-    if (hash !== old) return hash;
-    await sleep(20);
-  }
-  throw new Error(`hash still ${old} after ${timeoutMs} ms`);
-}
-
-interface WorkerRow {
-  pid: number | null;
-  config_hash: string | null;
-  listening: boolean;
-  restarts: number;
-}
-
-async function workerList(admin: string): Promise<WorkerRow[]> {
-  return (await request(`${admin}/admin/workers`)).json<{ workers: WorkerRow[] }>().workers;
-}
-
-async function waitForWorkers(admin: string, until: (rows: WorkerRow[]) => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = await workerList(admin);
-    if (until(rows)) return;
-    if (Date.now() > deadline) throw new Error(`workers never got there: ${JSON.stringify(rows)}`);
-    await sleep(50);
-  }
-}
-
-interface Sample {
-  startedAt: number;
-  endedAt: number;
-  fresh: boolean;
-  status: number;
-  upstream: string;
-}
-
-/**
- * A bounded client: `rate` requests per second until stopped, half on one keep-alive agent,
- * half on fresh connections. Records every answer and every connection error.
- */
-function load(url: string, rate: number) {
-  const samples: Sample[] = [];
-  const errors: string[] = [];
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  let inFlight = 0;
-  let n = 0;
-  const one = () => {
-    const fresh = n++ % 2 === 0;
-    const startedAt = performance.now();
-    inFlight++;
-    const req = httpRequest(url, { agent: fresh ? false : agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        inFlight--;
-        samples.push({
-          startedAt,
-          endedAt: performance.now(),
-          fresh,
-          status: res.statusCode ?? 0,
-          upstream: Buffer.concat(chunks).toString(),
-        });
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
-    req.on('error', (err) => {
-      inFlight--;
-      errors.push(
-        `${fresh ? 'fresh' : 'kept-alive'} connection, ${Math.round(performance.now())}: ${err.message}`,
-      );
-    });
-    req.end();
-  };
-  const timer = setInterval(() => {
-    for (let i = 0; i < rate / 50; i++) one();
-  }, 20);
-  return {
-    samples,
-    errors,
-    async stop() {
-      clearInterval(timer);
-      while (inFlight > 0) await sleep(10);
-      agent.destroy();
-    },
-  };
-}
 
 /** Replaces a file the way editors do: write beside it, rename over it. */
 async function renameIntoPlace(file: string, config: unknown): Promise<void> {
@@ -421,6 +297,64 @@ describe('reload', () => {
     }
   });
 
+  test('with metrics off, the admin /metrics still reports reload health', async () => {
+    const ups: [Upstream, Upstream] = [await named('A'), await named('B')];
+    const inst = await start({ ...routeTo(ups[0].url), reload: { watch: false } });
+    const reloadWith = async (config: Record<string, unknown>) => {
+      await writeFile(inst.file, stringify({ ...inst.base, reload: { watch: false }, ...config }));
+      return (await request(`${inst.admin}/admin/reload`, { method: 'POST' })).json<{ hash?: string }>();
+    };
+    const scrape = async () => parseMetrics((await request(`${inst.admin}/metrics`)).body);
+    try {
+      assert.equal((await request(`${inst.gw.url}/metrics`)).body, 'A', 'the gateway port serves no metrics');
+      let samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total'), 0);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 1);
+      await reloadWith({ ...routeTo(ups[1].url), surprise: 1 });
+      samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'failure' }), 1);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 0);
+      const { hash } = await reloadWith(routeTo(ups[1].url));
+      samples = await scrape();
+      assert.equal(sum(samples, 'portico_config_reloads_total', { result: 'success' }), 1);
+      assert.equal(sum(samples, 'portico_config_last_reload_successful'), 1);
+      assert.equal(sum(samples, 'portico_config_info', { hash: hash as string }), 1);
+      assert.equal(sum(samples, 'portico_config_info'), 1);
+      assert.ok(!samples.some((s) => s.name.startsWith('gateway_')), 'worker metrics while metrics are off');
+    } finally {
+      await inst.gw.stop();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('the admin listener answers metrics at metrics.prometheus.path as it changes with a reload', async () => {
+    const up = await named('A');
+    const config = (path: string) => ({
+      ...routeTo(up.url),
+      metrics: { prometheus: { path } },
+      reload: { watch: false },
+    });
+    const inst = await start(config('/stats'));
+    const status = async (url: string) => (await request(url)).status;
+    try {
+      assert.equal(await status(`${inst.admin}/stats`), 200);
+      await writeFile(inst.file, stringify({ ...inst.base, ...config('/scrape') }));
+      const reply = await request(`${inst.admin}/admin/reload`, { method: 'POST' });
+      assert.equal(reply.json().result, 'success', reply.body);
+      const scraped = await request(`${inst.admin}/scrape`);
+      assert.equal(scraped.status, 200);
+      assert.match(scraped.body, /^portico_config_reloads_total\{result="success"\} 1$/m);
+      assert.equal(await status(`${inst.admin}/stats`), 404, 'the old path still answered');
+      assert.equal(await status(`${inst.admin}/metrics`), 200);
+      // The gateway port follows too: the old path is an ordinary request again.
+      assert.match((await request(`${inst.gw.url}/scrape`)).body, /portico_config_reloads_total/);
+      assert.equal((await request(`${inst.gw.url}/stats`)).body, 'A');
+    } finally {
+      await inst.gw.stop();
+      await up.close();
+    }
+  });
+
   test('an admin listener change is refused whole with a clear error (restart required)', async () => {
     const up = await named('A');
     const inst = await start({ ...routeTo(up.url), reload: { watch: false } });
@@ -666,22 +600,7 @@ describe('reload', () => {
     });
     const inst = await start(config('one'), { workers: 1 });
     try {
-      const socket = await new Promise<Socket>((resolve, reject) => {
-        const req = httpRequest(`${inst.gw.url}/ws/chat`, {
-          agent: false,
-          headers: {
-            connection: 'Upgrade',
-            upgrade: 'websocket',
-            'sec-websocket-version': '13',
-            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-          },
-        });
-        req.setTimeout(5_000, () => req.destroy(new Error('no upgrade within 5 s')));
-        req.on('upgrade', (_res, s) => resolve(s));
-        req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
-        req.on('error', reject);
-        req.end();
-      });
+      const { socket } = await upgradeRequest(`${inst.gw.url}/ws/chat`);
       const roundTrip = (text: string) =>
         new Promise<string>((resolve) => {
           socket.once('data', (d: Buffer) => resolve(d.toString()));

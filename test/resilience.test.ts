@@ -4,8 +4,8 @@ import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { runCli, startGateway, writeConfig } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { type Blackhole, freePort, request, startBlackhole } from './helpers/net.js';
-import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { freePort, request } from './helpers/net.js';
+import { type Blackhole, startBlackhole, startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
  * Resilience through the running CLI, with real upstreams that fail on command: the bounds

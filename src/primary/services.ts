@@ -5,6 +5,7 @@ import type { AdminEndpoint } from './admin/server.js';
 import type { ReloadOutcome } from './reload.js';
 import { metricsService } from './metrics/service.js';
 import { embeddedRateLimitStore } from './ratelimit/embedded-store.js';
+import type { UpstreamHealthSource } from './upstreams/registry.js';
 
 /** A started service. */
 export interface RunningService {
@@ -24,7 +25,12 @@ export interface RunningService {
 export interface PrimaryService {
   name: string;
   /** Returns undefined when the config does not need this service. */
-  start(env: { config: Config; plan: Plan; logger: Logger }): Promise<RunningService | undefined>;
+  start(env: {
+    config: Config;
+    plan: Plan;
+    logger: Logger;
+    upstreams: UpstreamHealthSource;
+  }): Promise<RunningService | undefined>;
 }
 
 /** The primary's services, in start order. */

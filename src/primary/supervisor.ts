@@ -7,6 +7,7 @@ import { isUpstreamWorkerToPrimary, type UpstreamPrimaryToWorker } from '../shar
 import type { Plan } from '../shared/plan/types.js';
 import { cannotListen, StartupError } from '../shared/startup-error.js';
 import { startAdmin } from './admin/index.js';
+import { upstreamsEndpoint } from './admin/upstreams.js';
 import { describeRoute } from './admin/routes.js';
 import { urlOf } from './admin/server.js';
 import { RespawnBackoff } from './backoff.js';
@@ -42,30 +43,40 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
   // The plan's hash names the config every worker runs (admin API, readiness).
   const workers = new WorkerTable(count, plan.hash);
   const services: StartedService[] = [];
-  const broadcast = (message: PrimaryToWorker | UpstreamPrimaryToWorker) => {
+  /** Sends to every live worker; returns how many it reached. */
+  const broadcast = (message: PrimaryToWorker | UpstreamPrimaryToWorker): number => {
+    let sent = 0;
     for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker?.isConnected()) worker.send(message);
+      if (worker?.isConnected()) {
+        worker.send(message);
+        sent++;
+      }
     }
+    return sent;
   };
-  // Pools are discovered (and first checked) before any worker runs: its first request
-  // must not go to an endpoint nobody has looked at.
   const upstreams = new UpstreamRegistry(logger, broadcast);
-  await upstreams.prepare(plan);
-  upstreams.settle(plan);
+  // A reload asked for while the first health-check round runs waits for the workers to be
+  // forked: it would otherwise fork its own beside them.
+  let forked!: () => void;
+  const started = new Promise<void>((resolve) => (forked = resolve));
+  const reload = (trigger: string) => started.then(() => reloads.reload(trigger));
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     for (const service of PRIMARY_SERVICES) {
-      const running = await service.start({ config, plan, logger });
+      const running = await service.start({ config, plan, logger, upstreams });
       if (running) services.push({ name: service.name, running });
     }
-    const serviceEndpoints = services.flatMap(({ running }) => running.endpoints ?? []);
+    const serviceEndpoints = [
+      ...services.flatMap(({ running }) => running.endpoints ?? []),
+      upstreamsEndpoint(upstreams),
+    ];
     admin = await startAdmin({
       config,
       source: plan.source,
       workers,
       serviceEndpoints,
       logger,
-      reload: () => reloads.reload('POST /admin/reload'),
+      reload: () => reload('POST /admin/reload'),
     });
     services.push({ name: 'admin', running: admin });
   } catch (err) {
@@ -99,7 +110,7 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       for (const message of upstreams.snapshot(next.plan)) broadcast(message);
       for (const service of PRIMARY_SERVICES) {
         if (services.some((started) => started.name === service.name)) continue;
-        const running = await service.start({ ...next, logger });
+        const running = await service.start({ ...next, logger, upstreams });
         if (running) services.push({ name: service.name, running });
       }
     },
@@ -118,10 +129,12 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     },
     logger,
   });
-  const watch = configWatch(plan.source, (trigger) => void reloads.reload(trigger), logger);
+  const watch = configWatch(plan.source, (trigger) => void reload(trigger), logger);
   watch.set(config);
   // A terminal hang-up signals the whole process group: SIGHUP reloads, as daemons do.
-  process.on('SIGHUP', () => void reloads.reload('SIGHUP'));
+  process.on('SIGHUP', () => {
+    if (!shuttingDown) void reload('SIGHUP');
+  });
 
   let stopped!: () => void;
   const allStopped = new Promise<void>((resolve) => (stopped = resolve));
@@ -388,7 +401,12 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
 
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  for (let slot = 0; slot < count; slot++) fork(slot);
+  // Pools are discovered and first checked before any worker runs, so its first request
+  // never goes to an endpoint nobody has looked at; meanwhile /readyz answers 503.
+  await upstreams.prepare(plan);
+  upstreams.settle(plan);
+  if (!shuttingDown) for (let slot = 0; slot < count; slot++) fork(slot);
+  forked();
   await allStopped;
   upstreams.close();
   await closeServices(services, logger);

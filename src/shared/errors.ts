@@ -41,6 +41,9 @@ export const ERRORS = {
   PORTICO_ERR_METRICS_UNAVAILABLE: { status: 503, message: 'metrics unavailable' },
   PORTICO_ERR_NOT_READY: { status: 503, message: 'not ready' },
   PORTICO_ERR_NO_HEALTHY_UPSTREAM: { status: 503, message: 'no healthy upstream' },
+  PORTICO_ERR_CIRCUIT_OPEN: { status: 503, message: 'upstream circuit open' },
+  PORTICO_ERR_UPSTREAM_OVERFLOW: { status: 503, message: 'upstream request limit reached' },
+  PORTICO_ERR_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many connections' },
   PORTICO_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
   PORTICO_ERR_CONFIG: {
     exit: 1,

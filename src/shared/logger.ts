@@ -2,19 +2,12 @@ import { type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { Config } from './config/schema.js';
 
-/** Fields the text format writes itself, in its own order, instead of as a JSON tail. */
-const TEXT_OWN_FIELDS = [
-  'method',
-  'path',
-  'status',
-  'duration_ms',
-  'route',
-  'request_id',
-  'trace_id',
-  'client_ip',
-  'aborted',
-  'worker',
-] as const;
+/** A request record's head (`GET /users/42 200 1.9ms`); `key=value` in any other record. */
+const HEAD_FIELDS = ['method', 'path', 'status', 'duration_ms'] as const;
+/** Written as `key=value` after the message, in this order. */
+const TAG_FIELDS = ['route', 'request_id', 'trace_id', 'client_ip', 'worker'] as const;
+/** Fields the text format writes itself (`aborted` as a word), instead of in the JSON tail. */
+const TEXT_OWN_FIELDS = [...HEAD_FIELDS, ...TAG_FIELDS, 'aborted'];
 
 const show = (value: unknown): string =>
   typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
@@ -31,11 +24,9 @@ function textMessage(log: Record<string, unknown>, messageKey: string): string {
     if (log.aborted === true) parts.push('aborted');
   } else {
     parts.push(show(log[messageKey] ?? ''));
-    for (const key of ['method', 'path', 'status', 'duration_ms'] as const)
-      if (log[key] !== undefined) parts.push(`${key}=${show(log[key])}`);
+    for (const key of HEAD_FIELDS) if (log[key] !== undefined) parts.push(`${key}=${show(log[key])}`);
   }
-  for (const key of ['route', 'request_id', 'trace_id', 'client_ip', 'worker'] as const)
-    if (log[key] !== undefined) parts.push(`${key}=${show(log[key])}`);
+  for (const key of TAG_FIELDS) if (log[key] !== undefined) parts.push(`${key}=${show(log[key])}`);
   return parts.join(' ');
 }
 

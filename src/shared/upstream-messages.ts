@@ -50,11 +50,38 @@ export type UpstreamWorkerToPrimary =
    * it; the primary decides the ejection (and its length) for the instance.
    */
   | { type: 'portico:outlier'; upstream: string; endpoint: string; reason: FailureKind }
-  /** In-flight requests per `upstream` per endpoint id, for `/admin/upstreams`. */
-  | { type: 'portico:upstream-load'; id: number; inFlight: Record<string, Record<string, number>> };
+  /**
+   * In-flight requests per `upstream` per endpoint id, for `/admin/upstreams`; and (issue 14)
+   * each upstream's breaker as this worker sees it.
+   */
+  | {
+      type: 'portico:upstream-load';
+      id: number;
+      inFlight: Record<string, Record<string, number>>;
+      breakers?: Record<string, BreakerView>;
+    };
+
+/** One worker's view of an upstream's `circuit_breaker` (several pools of a name: the worst). */
+export interface BreakerView {
+  /** 0 closed, 1 half-open, 2 open, as `portico_circuit_breaker_state`. */
+  state: 0 | 1 | 2;
+  /** Open: seconds until it lets probes through; else 0. */
+  retryAfter: number;
+  /** Times it opened in this worker (since the upstream's settings last changed). */
+  trips: number;
+  /** Requests to the upstream in flight in this worker (what `max_requests` bounds). */
+  active: number;
+}
 
 type Fields = Record<string, unknown>;
 const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const isBreakerView = (v: unknown): boolean =>
+  isObject(v) &&
+  (v.state === 0 || v.state === 1 || v.state === 2) &&
+  typeof v.retryAfter === 'number' &&
+  typeof v.trips === 'number' &&
+  typeof v.active === 'number';
 const STATES: readonly unknown[] = ['healthy', 'unhealthy', 'ejected', 'unknown'];
 const FAILURES: readonly unknown[] = ['connect_failure', 'reset', 'timeout', '5xx'];
 
@@ -106,7 +133,9 @@ export function isUpstreamWorkerToPrimary(message: unknown): message is Upstream
         isObject(message.inFlight) &&
         Object.values(message.inFlight).every(
           (counts) => isObject(counts) && Object.values(counts).every((n) => typeof n === 'number'),
-        )
+        ) &&
+        (message.breakers === undefined ||
+          (isObject(message.breakers) && Object.values(message.breakers).every(isBreakerView)))
       );
     default:
       return false;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../shared/logger.js';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
+import { limitConnections } from './connection-limit.js';
 import type { GatewayHandlers } from './request-handler.js';
 import type { WorkerResources } from './resources.js';
 
@@ -11,6 +12,8 @@ interface Tree {
   plan: Plan;
   handlers: GatewayHandlers;
   used: ReadonlySet<string>;
+  /** The logger its handlers were built with (a new one when the `logging` section changed). */
+  logger: Logger;
 }
 
 export type BuildTree = (plan: Plan, logger: Logger) => Promise<GatewayHandlers>;
@@ -51,6 +54,10 @@ export class PlanSwitch {
     return this.#tree.plan;
   }
 
+  get logger(): Logger {
+    return this.#tree.logger;
+  }
+
   /** Answers the primary's reload messages; returns the listener for `process.off`. */
   listen(): (message: unknown) => void {
     const onMessage = (message: unknown) => {
@@ -76,7 +83,7 @@ export class PlanSwitch {
     resources.track();
     try {
       const handlers = await this.env.build(plan, treeLogger);
-      this.#pending = { id, plan, handlers, used: resources.used() };
+      this.#pending = { id, plan, handlers, used: resources.used(), logger: treeLogger };
       send({ type: 'portico:plan-prepared', id });
     } catch (err) {
       resources.used();
@@ -145,6 +152,7 @@ function applyServerSettings(server: Server, plan: Plan): void {
   server.headersTimeout = Math.min(60_000, plan.server.request_timeout);
   // One more than the limit: see worker.ts.
   server.maxHeadersCount = plan.server.max_headers + 1;
+  limitConnections(server, plan.server.max_connections);
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

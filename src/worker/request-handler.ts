@@ -5,6 +5,7 @@ import { trustedProxyList } from '../shared/config/settings.js';
 import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
 import type { Plan } from '../shared/plan/types.js';
 import { canonicalIp, clientIpOf, isTrusted } from './client-ip.js';
+import { overConnectionLimit } from './connection-limit.js';
 import { attachContext, type InternalContext, internalContextOf } from './context.js';
 import { compose } from './middleware/compose.js';
 import { createMetricsExposition, type MetricsExposition } from './middleware/metrics/exposition.js';
@@ -48,6 +49,9 @@ const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
 // The target of a CONNECT is a host:port, and no method is served on it (RFC 9110 §10.2.1:
 // an empty Allow means none).
 const NO_TUNNEL = new GatewayError('PORTICO_ERR_METHOD_NOT_ALLOWED', { headers: { allow: '' } });
+const TOO_MANY_CONNECTIONS = new GatewayError('PORTICO_ERR_TOO_MANY_CONNECTIONS', {
+  headers: { 'retry-after': '1' },
+});
 
 /**
  * Builds everything a worker needs to serve requests from a plan, once: the router, each
@@ -88,6 +92,7 @@ export async function createGatewayHandlers(
     ? logger.child({ route: '(unmatched)' })
     : undefined;
   const maxHeaders = plan.server.max_headers;
+  const connectionLimited = plan.server.max_connections > 0;
   const pools = upstreamPools(plan, {
     resources,
     directory,
@@ -97,6 +102,7 @@ export async function createGatewayHandlers(
       retries: metrics.instruments.upstreamRetries,
       budgetExhausted: metrics.instruments.retryBudgetExhausted,
     },
+    breaker: metrics?.instruments.breaker,
   });
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];
@@ -190,6 +196,12 @@ export async function createGatewayHandlers(
   }
 
   function dispatch(req: IncomingMessage, res: ServerResponse, upgrade: string | undefined): void {
+    if (connectionLimited && overConnectionLimit(req.socket)) {
+      // A connection beyond server.max_connections gets this one answer, then closes.
+      res.shouldKeepAlive = false;
+      refuse(req, res, TOO_MANY_CONNECTIONS, performance.now());
+      return;
+    }
     const refusal = headRefusal(req, maxHeaders);
     if (refusal !== undefined) {
       refuse(req, res, refusal, performance.now());

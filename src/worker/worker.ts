@@ -3,7 +3,8 @@ import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
 import type { Plan } from '../shared/plan/types.js';
-import { answerClientError } from './client-error.js';
+import { clientErrorListener } from './client-error.js';
+import { limitConnections } from './connection-limit.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
@@ -46,7 +47,7 @@ export async function runWorker(
   // The IPC channel closes when the primary dies: do not linger as an orphan.
   process.on('disconnect', () => requestDrain('primary gone'));
   resources.track();
-  const first = { plan, handlers: await build(plan, logger), used: resources.used() };
+  const first = { plan, handlers: await build(plan, logger), used: resources.used(), logger };
   const server = createServer(
     {
       keepAliveTimeout: plan.server.keep_alive_timeout,
@@ -75,10 +76,14 @@ export async function runWorker(
   // request as if that were all (a body whose Content-Length was cut off is lost). One more
   // than the limit lets the handler see "too many" and answer 431; Node 24 rejects past it.
   server.maxHeadersCount = plan.server.max_headers + 1;
+  limitConnections(server, plan.server.max_connections);
   server.on('upgrade', (req, socket, head) => live.current.upgrade(req, socket as Socket, head));
   // Without a listener Node closes a CONNECT's connection with no answer.
   server.on('connect', (req, socket) => live.current.connect(req, socket as Socket));
-  server.on('clientError', answerClientError);
+  server.on(
+    'clientError',
+    clientErrorListener(() => live),
+  );
 
   let draining = false;
   function drain(reason: string, replaced = false): void {

@@ -1,7 +1,10 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import { createServer, type Server, Socket } from 'node:net';
 
 /** A plain TCP listener holding `port` on 127.0.0.1, as another program would. */
@@ -108,53 +111,34 @@ export function rawRequest(port: number, text: string, timeoutMs = 5_000): Promi
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export interface Blackhole {
-  port: number;
-  close(): Promise<void>;
-}
-
 /**
- * A port on 127.0.0.1 where a TCP connect never completes: a listener with a backlog of one
- * in a stopped child process (it never accepts), its queue filled by connections held here.
- * The kernel then drops further SYNs, as a firewall or a dead host would.
+ * Opens a WebSocket-style upgrade on a fresh connection (the handshake headers only, no frames):
+ * resolves with the 101 response and the raw socket; rejects on any other answer or after
+ * `timeoutMs`.
  */
-export async function startBlackhole(): Promise<Blackhole> {
-  const child = spawn(
-    process.execPath,
-    [
-      '-e',
-      `const s = require('node:net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(s.address().port + '\\n'));`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout.once('data', (data: Buffer) => resolve(Number(String(data).trim())));
-  });
-  child.kill('SIGSTOP');
-  const held: Socket[] = [];
-  // Connects complete until the accept queue is full; the first one that does not marks it.
-  for (let i = 0; i < 16; i++) {
-    const socket = new Socket();
-    held.push(socket);
-    socket.on('error', () => {});
-    const connected = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 300);
-      socket.connect(port, '127.0.0.1', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+export function upgradeRequest(
+  url: string,
+  timeoutMs = 5_000,
+): Promise<{ res: IncomingMessage; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
     });
-    if (!connected) break;
-  }
-  return {
-    port,
-    close: async () => {
-      for (const socket of held) socket.destroy();
-      child.kill('SIGKILL');
-      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-    },
-  };
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no upgrade within ${timeoutMs} ms`)));
+    req.on('upgrade', (res, socket: Socket) => {
+      req.setTimeout(0);
+      resolve({ res, socket });
+    });
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,8 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 
 export interface SeenRequest {
   method: string;
@@ -61,5 +62,59 @@ export async function startUpstream(handler: Handler = echo): Promise<Upstream> 
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+export interface Blackhole {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback port whose connects never complete: a listener in a child process that is
+ * stopped (SIGSTOP) before it accepts anything, its one-place accept queue then filled here,
+ * so the kernel drops every further SYN and a client's connect hangs until it gives up.
+ */
+export async function startBlackhole(): Promise<Blackhole> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      "require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { process.stdout.write(this.address().port + '\\n'); });",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`blackhole listener exited (${code})`)));
+  });
+  child.kill('SIGSTOP');
+  const fillers: Socket[] = [];
+  // Connect until one connect hangs: the queue is full from then on.
+  for (let i = 0; i < 16; i++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    fillers.push(socket);
+    const connected = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true));
+      setTimeout(() => resolve(false), 300);
+    });
+    if (!connected) break;
+  }
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of fillers) socket.destroy();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
   };
 }

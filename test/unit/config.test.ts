@@ -32,6 +32,7 @@ describe('config defaults', () => {
       keep_alive_timeout: 5_000,
       request_timeout: 300_000,
       max_body_size: 0,
+      max_connections: 0,
     });
     assert.deepEqual(config.logging, { format: 'json', level: 'info' });
     assert.deepEqual(config.routes[0], {

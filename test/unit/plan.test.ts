@@ -54,6 +54,40 @@ describe('the plan', () => {
     assert.ok(!isPlan({ ...p, server: undefined }));
   });
 
+  test('the shape check refuses a plan with any one field of the wrong kind', () => {
+    const p = plan(BASE);
+    /** A copy of the plan with one value at `path` replaced. */
+    const broken = (path: (string | number)[], value: unknown): unknown => {
+      const copy = JSON.parse(JSON.stringify(p)) as Record<string, unknown>;
+      let at: Record<string | number, unknown> = copy;
+      for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
+      at[path.at(-1) as string | number] = value;
+      return copy;
+    };
+    const cases: [(string | number)[], unknown][] = [
+      [['hash'], 1],
+      [['server', 'workers'], 'many'],
+      [['server', 'trusted_proxies'], [1]],
+      [['logging', 'level'], null],
+      [['metrics'], { path: '/m' }],
+      [['tracing'], 'on'],
+      [['limiter', 'store', 'kind'], 'memcached'],
+      [['limiter', 'onStoreError'], 'ignore'],
+      [['routes'], []],
+      [['routes', 0, 'methods'], 'GET'],
+      [['routes', 0, 'upstream'], 'nowhere'],
+      [['routes', 0, 'upstreamPath', 'stripPrefix'], 'yes'],
+      [['routes', 0, 'auth', 'secret'], 5],
+      [['routes', 0, 'auth', 'audience'], [1]],
+      [['routes', 0, 'auth', 'forwardClaims'], [['sub']]],
+      [['routes', 0, 'auth', 'jwks', 'cooldownMs'], '30s'],
+      [['routes', 0, 'auth', 'cache'], null],
+      [['routes', 0, 'rateLimit', 'scope'], 'global'],
+      [['upstreams', 0, 'targets'], []],
+    ];
+    for (const [path, value] of cases) assert.ok(!isPlan(broken(path, value)), path.join('.'));
+  });
+
   test('routes carry their resolved slices', () => {
     const [a, b, c] = plan(BASE).routes as [Plan['routes'][0], Plan['routes'][0], Plan['routes'][0]];
     assert.deepEqual(a.upstreamPath, { rewrite: null, stripPrefix: true, basePath: '/base' });

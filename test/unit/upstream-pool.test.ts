@@ -6,7 +6,11 @@ import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import type { UpstreamPlan } from '../../src/shared/plan/types.js';
-import type { EndpointView, UpstreamWorkerToPrimary } from '../../src/shared/upstream-messages.js';
+import {
+  type EndpointView,
+  isUpstreamWorkerToPrimary,
+  type UpstreamWorkerToPrimary,
+} from '../../src/shared/upstream-messages.js';
 import type { PoolEndpoint } from '../../src/worker/upstream/endpoint.js';
 import { cookieValue } from '../../src/worker/upstream/hash-key.js';
 import { PROVISIONAL_EJECTION_MS, UpstreamPool } from '../../src/worker/upstream/pool.js';
@@ -48,6 +52,15 @@ function upstreamPlan(
       backoff: { baseMs: 25, maxMs: 250 },
       budget: 0.2,
       bufferBytes: 65_536,
+    },
+    breaker: {
+      maxRequests: 0,
+      maxPending: 0,
+      errorRatio: 0,
+      minRequests: 20,
+      windowMs: 10_000,
+      openForMs: 10_000,
+      halfOpenRequests: 5,
     },
     fingerprint: 'f1',
     ...overrides,
@@ -356,7 +369,7 @@ describe('hash key from a cookie', () => {
 });
 
 describe('endpoint directory over a real IPC channel', () => {
-  test('answers portico:upstream-load-collect with the in-flight counts of its pools', async () => {
+  test('answers portico:upstream-load-collect with the in-flight counts and breakers of its pools', async () => {
     const child = fork(fileURLToPath(new URL('../fixtures/upstream-pool-host.js', import.meta.url)), {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
@@ -388,6 +401,17 @@ describe('endpoint directory over a real IPC channel', () => {
         type: 'portico:upstream-load',
         id: 41,
         inFlight: { users: { '127.0.0.1:1': 2, '127.0.0.1:2': 1 } },
+        breakers: { users: { state: 0, retryAfter: 0, trips: 0, active: 3 } },
+      });
+      const failed = next('test:failed');
+      child.send({ type: 'test:fail' });
+      await failed;
+      const open = next('portico:upstream-load');
+      child.send({ type: 'portico:upstream-load-collect', id: 42 });
+      const answer = await open;
+      assert.ok(isUpstreamWorkerToPrimary(answer));
+      assert.deepEqual(answer.type === 'portico:upstream-load' && answer.breakers, {
+        users: { state: 2, retryAfter: 10, trips: 1, active: 3 },
       });
     } finally {
       child.kill();

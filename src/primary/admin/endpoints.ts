@@ -14,6 +14,7 @@ export interface ConfigView {
   last_reload: Omit<ReloadOutcome, 'hash'> | null;
 }
 
+const SHUTTING_DOWN = new GatewayError('PORTICO_ERR_SHUTTING_DOWN');
 const NOT_READY = {
   starting: new GatewayError('PORTICO_ERR_NOT_READY', { message: 'not ready: workers starting' }),
   draining: new GatewayError('PORTICO_ERR_NOT_READY', { message: 'not ready: draining' }),
@@ -43,6 +44,8 @@ export function supervisorEndpoints(state: {
       method: 'POST',
       path: '/admin/reload',
       async handle() {
+        // Draining workers would refuse the new tree anyway: the instance is going away.
+        if (workers.state() === 'draining') throw SHUTTING_DOWN;
         const { result, hash, errors } = await state.reload();
         return result === 'failure' ? { status: 422, json: { result, errors } } : { json: { result, hash } };
       },

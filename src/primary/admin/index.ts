@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { deprecatedKeyWarnings } from '../../shared/config/deprecated-keys.js';
 import type { Config } from '../../shared/config/schema.js';
+import { metricsSettings } from '../../shared/config/settings.js';
 import type { ReloadOutcome } from '../reload.js';
 import type { RunningService } from '../services.js';
 import type { WorkerTable } from '../worker-table.js';
@@ -56,12 +57,14 @@ export async function startAdmin(env: {
     last_reload: null,
   };
   const alias = config.metrics?.prometheus.port;
+  let metricsPath = metricsSettings(config)?.path;
   const server = await startAdminListener(
     {
       host,
       port,
       token,
       setting: alias === port ? 'metrics.prometheus.port' : 'admin.port',
+      metricsPath: () => metricsPath,
     },
     [
       ...supervisorEndpoints({
@@ -83,6 +86,7 @@ export async function startAdmin(env: {
     },
     applied(next, hash) {
       routes = routesInMatchOrder(next);
+      metricsPath = metricsSettings(next)?.path;
       view.hash = hash;
       view.loaded_at = new Date().toISOString();
     },

@@ -25,12 +25,20 @@ export interface AdminListenerOptions {
   token?: string | undefined;
   /** The config key a listen failure names (the deprecated alias when that set the port). */
   setting: string;
+  /**
+   * `metrics.prometheus.path` in force (read per request: a reload may change it), answered
+   * like `/metrics`: scrapers of the old metrics-only listener were pointed at it.
+   */
+  metricsPath?: () => string | undefined;
 }
 
 const NOT_FOUND = new GatewayError('PORTICO_ERR_NOT_FOUND');
 const UNAUTHORIZED = { headers: { 'www-authenticate': 'Bearer realm="portico-admin"' } };
 const MISSING_TOKEN = new GatewayError('PORTICO_ERR_MISSING_TOKEN', UNAUTHORIZED);
 const INVALID_TOKEN = new GatewayError('PORTICO_ERR_INVALID_TOKEN', UNAUTHORIZED);
+
+/** Answers that say what state the instance is in, not that something failed. */
+const EXPECTED_503 = new Set(['PORTICO_ERR_NOT_READY', 'PORTICO_ERR_SHUTTING_DOWN']);
 
 const isProtected = (path: string) => path === '/admin' || path.startsWith('/admin/');
 
@@ -88,7 +96,7 @@ export async function startAdminListener(
         return;
       }
     }
-    const entry = table.get(path);
+    const entry = table.get(path) ?? (path === options.metricsPath?.() ? table.get('/metrics') : undefined);
     if (entry === undefined) {
       writeError(res, NOT_FOUND);
       return;
@@ -104,7 +112,7 @@ export async function startAdminListener(
         (answer) => writeAnswer(req, res, answer),
         (err: unknown) => {
           const error = toGatewayError(err);
-          if (error.status >= 500 && error.code !== 'PORTICO_ERR_NOT_READY')
+          if (error.status >= 500 && !EXPECTED_503.has(error.code))
             logger.warn({ err: error.cause ?? error, path }, 'admin endpoint failed');
           writeError(res, error);
         },

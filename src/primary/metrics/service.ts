@@ -1,26 +1,30 @@
 import cluster, { type Worker } from 'node:cluster';
+import type { Registry } from 'prom-client';
 import { metricsSettings } from '../../shared/config/settings.js';
 import { GatewayError } from '../../shared/errors.js';
 import { isWorkerToPrimary, type PrimaryToWorker } from '../../shared/messages.js';
 import type { AdminEndpoint } from '../admin/server.js';
-import type { PrimaryService } from '../services.js';
+import type { PrimaryService, RunningService } from '../services.js';
+import { ReloadRecord } from './reload-record.js';
 
 /**
  * Cluster-wide Prometheus metrics: merges the workers' registries (see `ClusterMetrics`),
  * serves them on the admin listener (`GET /metrics`), answers workers that were asked for `GET /metrics` on
- * the gateway port, and counts worker restarts.
+ * the gateway port, and counts worker restarts and reloads. With metrics off, the admin
+ * listener's `/metrics` still serves the reload metrics.
  */
 export const metricsService: PrimaryService = {
   name: 'metrics',
-  async start({ config, plan, logger }) {
+  async start({ config, plan, logger, upstreams }) {
+    const reloads = new ReloadRecord(plan.hash);
     const settings = metricsSettings(config);
-    if (!settings) return undefined;
+    if (!settings) return reloadMetricsOnly(reloads);
     // Loaded only when metrics are on: prom-client costs start-up time.
     const [{ ClusterMetrics }, { createPrimaryInstruments }] = await Promise.all([
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
-    const { registry, restarts, reloaded } = createPrimaryInstruments(plan.hash);
+    const { registry, restarts } = createPrimaryInstruments(reloads, upstreams);
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {
@@ -62,17 +66,15 @@ export const metricsService: PrimaryService = {
         throw new GatewayError('PORTICO_ERR_METRICS_UNAVAILABLE', { cause: err });
       }
     };
-    // `/metrics` as the admin API names it, and the configured gateway-port path too, which
-    // scrapers of the old metrics-only listener were pointed at.
-    const paths = new Set(['/metrics', settings.path]);
     return {
       workerDied() {
         restarts.inc();
       },
-      reloaded({ result, hash, at }) {
-        reloaded(result, hash, Date.parse(at));
+      reloaded(outcome) {
+        reloads.record(outcome);
       },
-      endpoints: [...paths].map((path) => ({ method: 'GET', path, handle: scrape })),
+      // The admin listener also answers it at `metrics.prometheus.path` (see admin/index.ts).
+      endpoints: [{ method: 'GET', path: '/metrics', handle: scrape }],
       close() {
         cluster.off('message', onMessage);
         cluster.off('exit', onExit);
@@ -81,3 +83,26 @@ export const metricsService: PrimaryService = {
     };
   },
 };
+
+/** Metrics off: `/metrics` on the admin listener serves the reload metrics alone. */
+function reloadMetricsOnly(reloads: ReloadRecord): RunningService {
+  // prom-client is loaded at the first scrape, not at start.
+  let registry: Promise<Registry> | undefined;
+  return {
+    reloaded(outcome) {
+      reloads.record(outcome);
+    },
+    endpoints: [
+      {
+        method: 'GET',
+        path: '/metrics',
+        async handle() {
+          registry ??= import('./instruments.js').then((m) => m.createReloadRegistry(reloads));
+          const loaded = await registry;
+          return { text: await loaded.metrics(), contentType: loaded.contentType };
+        },
+      },
+    ],
+    close: () => Promise.resolve(),
+  };
+}

@@ -136,6 +136,15 @@ function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig)
       budget: upstream.retry.budget / 100,
       bufferBytes: upstream.retry.buffer,
     },
+    breaker: {
+      maxRequests: upstream.circuit_breaker.max_requests,
+      maxPending: upstream.circuit_breaker.max_pending,
+      errorRatio: upstream.circuit_breaker.error_ratio,
+      minRequests: upstream.circuit_breaker.min_requests,
+      windowMs: upstream.circuit_breaker.window,
+      openForMs: upstream.circuit_breaker.open_for,
+      halfOpenRequests: upstream.circuit_breaker.half_open_requests,
+    },
   };
   return { ...body, fingerprint: planHash(body) };
 }

@@ -23,32 +23,6 @@ export const JWT_ALGORITHMS = [
 ] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
-/**
- * The effective `auth` settings of one route, as a verifier factory receives them: global
- * keys overridden by the route's own, the public key parsed.
- */
-export interface AuthSettings {
-  enabled: boolean;
-  type: string;
-  secret: string | undefined;
-  publicKey: KeyObject | undefined;
-  algorithms: JwtAlgorithm[];
-  jwksUri: string | undefined;
-  issuer: string | undefined;
-  audience: string | string[] | undefined;
-  clockToleranceSec: number;
-  requiredClaims: string[];
-  /** `[claim, lower-case header name]` pairs. */
-  forwardClaims: [string, string][];
-  realm: string;
-  maxTokenLength: number;
-  jwks: { timeoutMs: number; cooldownMs: number; cacheMaxAgeMs: number };
-  cache: { size: number; ttlMs: number };
-  options: Readonly<Record<string, unknown>>;
-  /** Identifies equal settings, so routes with the same settings share one verifier. */
-  fingerprint: string;
-}
-
 const ASYMMETRIC: JwtAlgorithm[] = JWT_ALGORITHMS.filter((a) => !a.startsWith('HS'));
 
 /** Algorithms a public key can verify; the first is the default. */

@@ -90,6 +90,15 @@ const serverSchema = z
     max_body_size: byteSize(0, 2 ** 40).describe(
       'Largest request body (bytes, or e.g. `1MiB`); 0 = unlimited. A larger one gets 413 before it reaches the upstream: at once for a `Content-Length` over it, else counted while it arrives (see Resilience).',
     ),
+    max_connections: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(0)
+      .describe(
+        'Client connections open at once, per worker (0 = unlimited); a request on a connection beyond it gets a 503 and the connection closes.',
+      ),
   })
   .prefault({});
 
@@ -173,7 +182,15 @@ const routeSchema = z
         z
           .string()
           .transform((m) => m.toUpperCase())
-          .pipe(z.enum(HTTP_METHODS)),
+          .pipe(
+            z.enum(HTTP_METHODS, {
+              // Node hands CONNECT to no request handler: the gateway answers it 405, always.
+              error: (issue) =>
+                issue.input === 'CONNECT'
+                  ? 'CONNECT is never routed: the gateway answers it 405 (it tunnels nothing)'
+                  : undefined,
+            }),
+          ),
       )
       .min(1)
       .optional()
@@ -424,18 +441,28 @@ export const configSchema = z
     otel: otelSchema.describe('OpenTelemetry tracing.'),
     redis: redisSchema.describe('Shared state.'),
   })
-  .superRefine((config, ctx) => {
-    config.routes.forEach((route, index) => {
-      if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {
-        const known = Object.keys(config.upstreams);
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', index, 'upstream'],
-          message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
-        });
-      }
-    });
-  });
+  .superRefine(
+    (config, ctx) => {
+      // Runs even when other keys are wrong (see `when`): an upstream that failed validation
+      // is still defined, so only names missing from `upstreams:` are reported.
+      config.routes.forEach((route, index) => {
+        if (typeof route?.upstream === 'string' && !Object.hasOwn(config.upstreams, route.upstream)) {
+          const known = Object.keys(config.upstreams);
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, 'upstream'],
+            message: `unknown upstream "${route.upstream}" (${known.length === 0 ? 'no upstreams are defined' : `defined: ${known.join(', ')}`})`,
+          });
+        }
+      });
+    },
+    {
+      when: ({ value }) => {
+        const v = value as { routes?: unknown; upstreams?: unknown } | undefined;
+        return Array.isArray(v?.routes) && typeof v.upstreams === 'object' && v.upstreams !== null;
+      },
+    },
+  );
 
 /** The resolved `metrics` section. */
 export type MetricsSettings = z.output<typeof metricsSectionSchema>['prometheus'];

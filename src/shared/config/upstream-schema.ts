@@ -64,15 +64,49 @@ const hashOn = z
     { message: 'must be ip, header:<Name> or cookie:<name>' },
   );
 
-/** `200`, `200-399`, or a comma-separated list of both. */
-const statusRanges = z.string().refine(
-  (v) =>
-    v.split(',').every((part) => {
-      const m = /^\s*([1-5]\d\d)(?:\s*-\s*([1-5]\d\d))?\s*$/.exec(part);
-      return m !== null && (m[2] === undefined || Number(m[2]) >= Number(m[1]));
-    }),
-  { message: 'must be a status or range such as 200, 200-399 or 200,204' },
-);
+/** `must be an integer 1–100, got 0` rather than zod's "Too small: expected number to be >=1". */
+const integer = (min: number, max: number) => {
+  const error = (issue: { input?: unknown }) =>
+    `must be an integer ${min}–${max}, got ${describeInput(issue.input)}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+
+/**
+ * Cross-field checks run even when another key of the same block is wrong (zod skips them
+ * then by default), so one `portico check` shows every problem; only when the keys they
+ * compare are valid.
+ */
+const whenValid =
+  (...keys: string[]) =>
+  (payload: { value: unknown; issues: readonly { path?: readonly PropertyKey[] }[] }) =>
+    keys.every(
+      (key) =>
+        (payload.value as Record<string, unknown> | undefined)?.[key] !== undefined &&
+        !payload.issues.some((issue) => issue.path?.[0] === key),
+    );
+
+/**
+ * `200`, `200-399`, or a comma-separated list of both (YAML reads a lone `200` as a
+ * number). The default goes before the transform, so the reference shows it.
+ */
+const statusRanges = (fallback: string) =>
+  z
+    .union([z.number(), z.string()], {
+      error: (issue) => `must be a status or range such as 200 or 200-399, got ${describeInput(issue.input)}`,
+    })
+    .default(fallback)
+    .transform(String)
+    .refine(
+      (v) =>
+        v.split(',').every((part) => {
+          const m = /^\s*([1-5]\d\d)(?:\s*-\s*([1-5]\d\d))?\s*$/.exec(part);
+          return m !== null && (m[2] === undefined || Number(m[2]) >= Number(m[1]));
+        }),
+      {
+        error: (issue) =>
+          `must be a status or range such as 200, 200-399 or 200,204, got ${describeInput(issue.input)}`,
+      },
+    );
 
 /** `50%` or a number 0–100: the share of the pool below which balancing ignores health. */
 const percentage = z
@@ -107,37 +141,28 @@ const healthCheckSchema = z
       .describe('Path requested (GET) on every endpoint.'),
     interval: duration('5s', '1h').describe('Time between two checks of an endpoint.'),
     timeout: duration('1s', '1m').describe('A check that has no answer within this time failed.'),
-    healthy_threshold: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
+    healthy_threshold: integer(1, 100)
       .default(2)
       .describe('Passed checks in a row that make an unhealthy endpoint healthy again.'),
-    unhealthy_threshold: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
+    unhealthy_threshold: integer(1, 100)
       .default(3)
       .describe('Failed checks in a row that make a healthy endpoint unhealthy.'),
-    expect_status: statusRanges
-      .default('200-399')
-      .describe('Answer statuses that pass: a status, a range, or a comma-separated list.'),
+    expect_status: statusRanges('200-399').describe(
+      'Answer statuses that pass: a status, a range, or a comma-separated list.',
+    ),
   })
-  .superRefine((check, ctx) => {
-    if (check.timeout >= check.interval) {
-      ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be shorter than interval' });
-    }
-  });
+  .superRefine(
+    (check, ctx) => {
+      if (check.timeout >= check.interval) {
+        ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be shorter than interval' });
+      }
+    },
+    { when: whenValid('timeout', 'interval') },
+  );
 
 const outlierSchema = z
   .strictObject({
-    consecutive_failures: z
-      .number()
-      .int()
-      .min(0)
-      .max(1000)
+    consecutive_failures: integer(0, 1000)
       .default(5)
       .describe(
         'Connect failures, resets, timeouts and 5xx answers in a row (per worker) that eject an endpoint; 0 turns passive detection off.',
@@ -147,21 +172,24 @@ const outlierSchema = z
     ),
     max_ejection_time: duration('300s', '24h').describe('Longest ejection.'),
     max_ejection_percent: z
-      .number()
-      .min(0)
-      .max(100)
+      .number({ error: (issue) => `must be a number 0–100, got ${describeInput(issue.input)}` })
+      .min(0, 'must be a number 0–100')
+      .max(100, 'must be a number 0–100')
       .default(50)
       .describe('Never eject more than this share of the pool (at least one endpoint may always go).'),
   })
-  .superRefine((o, ctx) => {
-    if (o.max_ejection_time < o.base_ejection_time) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['max_ejection_time'],
-        message: 'must be at least base_ejection_time',
-      });
-    }
-  })
+  .superRefine(
+    (o, ctx) => {
+      if (o.max_ejection_time < o.base_ejection_time) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['max_ejection_time'],
+          message: 'must be at least base_ejection_time',
+        });
+      }
+    },
+    { when: whenValid('base_ejection_time', 'max_ejection_time') },
+  )
   .prefault({});
 
 const dnsRefresh = z
@@ -294,25 +322,68 @@ const retrySchema = z
         message: `${method} is not idempotent and retry.on lists only connect_failure, which is retried for every method anyway: list the statuses or failures ${method} should be replayed on, or drop it`,
       });
     });
-  })
-  .prefault({});
-
-/** The contradictions of `retry` that need other keys of the upstream (key paths from the upstream). */
-function checkRetry(upstream: { retry: z.output<typeof retrySchema> }, ctx: z.core.$RefinementCtx): void {
-  const { retry } = upstream;
-  const statuses = retry.on.filter((c): c is number => typeof c === 'number');
-  const risky = retry.methods.filter((m) => !IDEMPOTENT.includes(m));
-  if (retry.attempts === 0) return;
-  for (const status of statuses) {
-    if (status < 500 && status !== 408 && status !== 429 && risky.length > 0) {
+    const risky = retry.methods.filter((m) => !IDEMPOTENT.includes(m));
+    if (retry.attempts === 0 || risky.length === 0) return;
+    for (const status of retry.on) {
+      if (typeof status !== 'number' || status >= 500 || status === 408 || status === 429) continue;
       ctx.addIssue({
         code: 'custom',
-        path: ['retry', 'on'],
+        path: ['on'],
         message: `retrying ${risky.join(', ')} on ${status} replays a request the upstream answered and may have acted on: retry non-idempotent methods on 5xx, 408 or 429 only`,
       });
     }
-  }
-}
+  })
+  .prefault({});
+
+// --- circuit_breaker (issue 14) ---
+
+const count = (fallback: number, min = 0) => z.number().int().min(min).max(1_000_000).default(fallback);
+
+const circuitBreakerSchema = z
+  .strictObject({
+    max_requests: count(0).describe(
+      'Requests to this upstream in flight at once, per worker (0 = unlimited); beyond it a 503 at once.',
+    ),
+    max_pending: count(0).describe(
+      'Requests waiting for a connection to an endpoint (its TCP connect not done yet), per worker (0 = unlimited); beyond it a 503 at once.',
+    ),
+    error_ratio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        'Share (0–1) of the last `window` that failed (connect failures, resets, timeouts, 5xx answers) at which the breaker opens; 0 turns it off.',
+      ),
+    min_requests: count(20).describe(
+      'Exchanges the last `window` must have seen before `error_ratio` can open the breaker.',
+    ),
+    window: duration('10s', '10m').describe('How far back `error_ratio` and `min_requests` look.'),
+    open_for: duration('10s', '5m').describe(
+      'How long an open breaker refuses requests before letting probes through; doubles on each trip in a row, up to 5m.',
+    ),
+    half_open_requests: count(5, 1).describe(
+      'Probes let through when `open_for` ends: all succeed → closed; any fails → open again.',
+    ),
+  })
+  .superRefine((b, ctx) => {
+    if (b.error_ratio > 0 && b.min_requests === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['min_requests'],
+        message: 'must be at least 1 when error_ratio is set (else a single failure opens the breaker)',
+      });
+    }
+    if (b.max_requests > 0 && b.max_pending >= b.max_requests) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_pending'],
+        message:
+          'must be less than max_requests (a pending request is one of the max_requests in flight, so this could never apply)',
+      });
+    }
+  })
+  .prefault({});
 
 export const upstreamSchema = z
   .strictObject({
@@ -322,11 +393,7 @@ export const upstreamSchema = z
           url: targetUrl.describe(
             '`http://host:port`, `https://host:port` or `srv://_service._proto.name`; a hostname stands for every address it resolves to.',
           ),
-          weight: z
-            .number()
-            .int()
-            .min(1)
-            .max(1000)
+          weight: integer(1, 1000)
             .default(1)
             .describe("The target's share of traffic relative to the others (per resolved address)."),
         }),
@@ -356,22 +423,32 @@ export const upstreamSchema = z
     discovery: discoverySchema.describe('How target hostnames are resolved.'),
     timeouts: timeoutsSchema.describe('Bounds on each try (see Resilience).'),
     retry: retrySchema.describe('Retries of failed tries (see Resilience).'),
+    circuit_breaker: circuitBreakerSchema.describe(
+      'Per-worker limits and error-ratio breaker for this upstream (see the README, "Resilience").',
+    ),
   })
-  .superRefine((upstream, ctx) => {
-    checkRetry(upstream, ctx);
-    if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {
-      ctx.addIssue({ code: 'custom', path: ['hash_on'], message: 'only applies to balance: hash' });
-    }
-    upstream.targets.forEach((target, index) => {
-      if (target.url.startsWith('srv://') && !upstream.discovery.srv) {
+  .superRefine(
+    (upstream, ctx) => {
+      if (upstream.hash_on !== undefined && upstream.balance !== 'hash') {
         ctx.addIssue({
           code: 'custom',
-          path: ['targets', index, 'url'],
-          message: 'srv:// targets need discovery.srv: true',
+          path: ['hash_on'],
+          message: `only applies to balance: hash (balance is ${upstream.balance})`,
         });
       }
-    });
-  });
+      if (!Array.isArray(upstream.targets) || typeof upstream.discovery?.srv !== 'boolean') return;
+      upstream.targets.forEach((target, index) => {
+        if (typeof target?.url === 'string' && target.url.startsWith('srv://') && !upstream.discovery.srv) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', index, 'url'],
+            message: 'srv:// targets need discovery.srv: true',
+          });
+        }
+      });
+    },
+    { when: whenValid('balance') },
+  );
 
 export const upstreamsSchema = z
   .record(

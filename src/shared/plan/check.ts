@@ -13,77 +13,82 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
-const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
+type Check = (v: unknown) => boolean;
+const optional =
+  (check: Check): Check =>
+  (v) =>
+    v === undefined || check(v);
+const nullable =
+  (check: Check): Check =>
+  (v) =>
+    v === null || check(v);
+const oneOf =
+  (...values: readonly unknown[]): Check =>
+  (v) =>
+    values.includes(v);
+const arrayOf =
+  (check: Check): Check =>
+  (v) =>
+    Array.isArray(v) && v.every(check);
 
-function isServer(v: unknown): boolean {
-  return (
-    isObject(v) &&
-    isNumber(v.port) &&
-    isString(v.host) &&
-    (v.workers === 'auto' || isNumber(v.workers)) &&
-    isStringArray(v.trusted_proxies) &&
-    isNumber(v.drain_timeout) &&
-    isNumber(v.max_header_size) &&
-    isNumber(v.max_headers) &&
-    isNumber(v.keep_alive_timeout) &&
-    isNumber(v.request_timeout) &&
-    isNumber(v.max_body_size)
-  );
-}
+/** An object whose listed fields each pass their check (fields not listed are not looked at). */
+const shape =
+  <T = Fields>(fields: Readonly<Record<string, Check>>) =>
+  (v: unknown): v is T =>
+    isObject(v) && Object.entries(fields).every(([key, check]) => check(v[key]));
 
-function isAuth(v: unknown): v is AuthPlan {
-  return (
-    isObject(v) &&
-    isBoolean(v.enabled) &&
-    isString(v.type) &&
-    optional(v.secret, isString) &&
-    optional(v.publicKeyPem, isString) &&
-    isStringArray(v.algorithms) &&
-    optional(v.jwksUri, isString) &&
-    optional(v.issuer, isString) &&
-    optional(v.audience, (a) => isString(a) || isStringArray(a)) &&
-    isNumber(v.clockToleranceSec) &&
-    isStringArray(v.requiredClaims) &&
-    Array.isArray(v.forwardClaims) &&
-    v.forwardClaims.every((pair) => isStringArray(pair) && pair.length === 2) &&
-    isString(v.realm) &&
-    isNumber(v.maxTokenLength) &&
-    isObject(v.jwks) &&
-    isNumber(v.jwks.timeoutMs) &&
-    isNumber(v.jwks.cooldownMs) &&
-    isNumber(v.jwks.cacheMaxAgeMs) &&
-    isObject(v.cache) &&
-    isNumber(v.cache.size) &&
-    isNumber(v.cache.ttlMs) &&
-    isObject(v.options) &&
-    isString(v.fingerprint)
-  );
-}
+const isServer = shape({
+  port: isNumber,
+  host: isString,
+  workers: (w) => w === 'auto' || isNumber(w),
+  trusted_proxies: isStringArray,
+  drain_timeout: isNumber,
+  max_header_size: isNumber,
+  max_headers: isNumber,
+  keep_alive_timeout: isNumber,
+  request_timeout: isNumber,
+  max_connections: isNumber,
+  max_body_size: isNumber,
+});
 
-function isRouteRateLimit(v: unknown): v is RouteRateLimitPlan {
-  return (
-    isObject(v) &&
-    isBoolean(v.enabled) &&
-    isNumber(v.requestsPerSecond) &&
-    isNumber(v.burst) &&
-    isString(v.key) &&
-    (v.scope === 'route' || v.scope === 'default') &&
-    isNumber(v.ipv6Prefix) &&
-    isBoolean(v.legacyHeaders)
-  );
-}
+const isAuth = shape<AuthPlan>({
+  enabled: isBoolean,
+  type: isString,
+  secret: optional(isString),
+  publicKeyPem: optional(isString),
+  algorithms: isStringArray,
+  jwksUri: optional(isString),
+  issuer: optional(isString),
+  audience: optional((a) => isString(a) || isStringArray(a)),
+  clockToleranceSec: isNumber,
+  requiredClaims: isStringArray,
+  forwardClaims: arrayOf((pair) => isStringArray(pair) && pair.length === 2),
+  realm: isString,
+  maxTokenLength: isNumber,
+  jwks: shape({ timeoutMs: isNumber, cooldownMs: isNumber, cacheMaxAgeMs: isNumber }),
+  cache: shape({ size: isNumber, ttlMs: isNumber }),
+  options: isObject,
+  fingerprint: isString,
+});
 
-function isLimiter(v: unknown): v is LimiterPlan {
-  if (!isObject(v) || !isObject(v.store)) return false;
-  const store = v.store;
-  return (
-    (store.kind === 'embedded' ||
-      (store.kind === 'redis' && isString(store.url) && isString(store.keyPrefix))) &&
-    isNumber(v.maxKeys) &&
-    (v.onStoreError === 'allow' || v.onStoreError === 'deny') &&
-    isNumber(v.storeTimeoutMs)
-  );
-}
+const isRouteRateLimit = shape<RouteRateLimitPlan>({
+  enabled: isBoolean,
+  requestsPerSecond: isNumber,
+  burst: isNumber,
+  key: isString,
+  scope: oneOf('route', 'default'),
+  ipv6Prefix: isNumber,
+  legacyHeaders: isBoolean,
+});
+
+const isLimiter = shape<LimiterPlan>({
+  store: (store) =>
+    shape({ kind: oneOf('embedded') })(store) ||
+    shape({ kind: oneOf('redis'), url: isString, keyPrefix: isString })(store),
+  maxKeys: isNumber,
+  onStoreError: oneOf('allow', 'deny'),
+  storeTimeoutMs: isNumber,
+});
 
 function isTarget(v: unknown): boolean {
   return (
@@ -110,24 +115,26 @@ function isHealthCheck(v: unknown): boolean {
   );
 }
 
-function isTimeouts(v: unknown): boolean {
-  return isObject(v) && isNumber(v.connectMs) && isNumber(v.responseMs) && isNumber(v.idleMs);
-}
+const isTimeouts = shape({ connectMs: isNumber, responseMs: isNumber, idleMs: isNumber });
 
-function isRetry(v: unknown): boolean {
-  return (
-    isObject(v) &&
-    isNumber(v.attempts) &&
-    Array.isArray(v.on) &&
-    v.on.every((c) => isString(c) || isNumber(c)) &&
-    isStringArray(v.methods) &&
-    isObject(v.backoff) &&
-    isNumber(v.backoff.baseMs) &&
-    isNumber(v.backoff.maxMs) &&
-    isNumber(v.budget) &&
-    isNumber(v.bufferBytes)
-  );
-}
+const isRetry = shape({
+  attempts: isNumber,
+  on: arrayOf((c) => isString(c) || isNumber(c)),
+  methods: isStringArray,
+  backoff: shape({ baseMs: isNumber, maxMs: isNumber }),
+  budget: isNumber,
+  bufferBytes: isNumber,
+});
+
+const isBreaker = shape({
+  maxRequests: isNumber,
+  maxPending: isNumber,
+  errorRatio: isNumber,
+  minRequests: isNumber,
+  windowMs: isNumber,
+  openForMs: isNumber,
+  halfOpenRequests: isNumber,
+});
 
 function isUpstream(v: unknown): v is UpstreamPlan {
   return (
@@ -152,50 +159,39 @@ function isUpstream(v: unknown): v is UpstreamPlan {
     isStringArray(v.discovery.resolvers) &&
     isTimeouts(v.timeouts) &&
     isRetry(v.retry) &&
+    isBreaker(v.breaker) &&
     isString(v.fingerprint)
   );
 }
 
-function isRoute(v: unknown): v is RoutePlan {
-  return (
-    isObject(v) &&
-    isString(v.path) &&
-    (v.methods === null || isStringArray(v.methods)) &&
-    (v.target === null || isString(v.target)) &&
-    isString(v.upstream) &&
-    (v.timeoutMs === null || isNumber(v.timeoutMs)) &&
-    isObject(v.upstreamPath) &&
-    (v.upstreamPath.rewrite === null || isString(v.upstreamPath.rewrite)) &&
-    isBoolean(v.upstreamPath.stripPrefix) &&
-    isString(v.upstreamPath.basePath) &&
-    isStringArray(v.middleware) &&
-    (v.auth === null || isAuth(v.auth)) &&
-    (v.rateLimit === null || isRouteRateLimit(v.rateLimit))
-  );
-}
+const isRoute = shape<RoutePlan>({
+  path: isString,
+  methods: nullable(isStringArray),
+  target: nullable(isString),
+  upstream: isString,
+  timeoutMs: nullable(isNumber),
+  upstreamPath: shape({ rewrite: nullable(isString), stripPrefix: isBoolean, basePath: isString }),
+  middleware: isStringArray,
+  auth: nullable(isAuth),
+  rateLimit: nullable(isRouteRateLimit),
+});
 
 const hasUpstream = (upstreams: UpstreamPlan[], route: RoutePlan) =>
   upstreams.some((upstream) => upstream.name === route.upstream);
 
+const isPlanShape = shape<Plan>({
+  hash: isString,
+  source: isString,
+  configDir: isString,
+  server: isServer,
+  logging: shape({ format: isString, level: isString }),
+  metrics: nullable(shape({ path: isString, enabled: isBoolean })),
+  tracing: nullable(shape({ endpoint: isString, enabled: isBoolean })),
+  limiter: nullable(isLimiter),
+  upstreams: arrayOf(isUpstream),
+  routes: (routes) => Array.isArray(routes) && routes.length > 0 && routes.every(isRoute),
+});
+
 export function isPlan(v: unknown): v is Plan {
-  return (
-    isObject(v) &&
-    isString(v.hash) &&
-    isString(v.source) &&
-    isString(v.configDir) &&
-    isServer(v.server) &&
-    isObject(v.logging) &&
-    isString(v.logging.format) &&
-    isString(v.logging.level) &&
-    (v.metrics === null ||
-      (isObject(v.metrics) && isString(v.metrics.path) && isBoolean(v.metrics.enabled))) &&
-    (v.tracing === null ||
-      (isObject(v.tracing) && isString(v.tracing.endpoint) && isBoolean(v.tracing.enabled))) &&
-    (v.limiter === null || isLimiter(v.limiter)) &&
-    Array.isArray(v.upstreams) &&
-    v.upstreams.every(isUpstream) &&
-    Array.isArray(v.routes) &&
-    v.routes.length > 0 &&
-    v.routes.every((route) => isRoute(route) && hasUpstream(v.upstreams as UpstreamPlan[], route))
-  );
+  return isPlanShape(v) && v.routes.every((route) => hasUpstream(v.upstreams, route));
 }

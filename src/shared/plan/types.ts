@@ -128,6 +128,18 @@ export interface RetryPlan {
   bufferBytes: number;
 }
 
+/** `circuit_breaker` of an upstream (per worker); 0 limits are off. */
+export interface BreakerPlan {
+  maxRequests: number;
+  maxPending: number;
+  /** 0–1; 0: the error-ratio breaker is off. */
+  errorRatio: number;
+  minRequests: number;
+  windowMs: number;
+  openForMs: number;
+  halfOpenRequests: number;
+}
+
 export interface UpstreamPlan {
   /** The `upstreams:` key, or for a route's `target:` shorthand the target's origin. */
   name: string;
@@ -144,6 +156,7 @@ export interface UpstreamPlan {
   discovery: { dnsRefresh: 'ttl' | number; srv: boolean; resolvers: string[] };
   timeouts: TimeoutsPlan;
   retry: RetryPlan;
+  breaker: BreakerPlan;
   /**
    * Equal for equal settings (sha256 of the rest): a reload keeps the endpoints, their
    * health state and keep-alive pools of an upstream whose fingerprint did not change.

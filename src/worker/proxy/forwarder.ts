@@ -244,6 +244,11 @@ class RouteForwarder {
       writeError(res, BODY_TOO_LARGE);
       return;
     }
+    const refusal = this.pool.admit();
+    if (refusal !== undefined) {
+      writeError(res, refusal);
+      return;
+    }
     const endpoint = this.pool.pick(req);
     if (endpoint === undefined) {
       writeError(res, NO_HEALTHY_UPSTREAM);
@@ -294,6 +299,11 @@ class RouteForwarder {
    * before the tunnel exists (no usable endpoint). An open tunnel counts as in flight.
    */
   ws(req: IncomingMessage, res: ServerResponse, head: Buffer): void {
+    const refusal = this.pool.admit();
+    if (refusal !== undefined) {
+      writeError(res, refusal);
+      return;
+    }
     const endpoint = this.pool.pick(req);
     if (endpoint === undefined) {
       writeError(res, NO_HEALTHY_UPSTREAM);
@@ -328,6 +338,19 @@ class RouteForwarder {
   }
 }
 
+/**
+ * A try that does not start in the turn `web` admitted the request in (after a held body, or
+ * a retry) asks the `circuit_breaker` again: an open breaker or a full limit answers for it.
+ */
+function admitted(exchange: Exchange): boolean {
+  const refusal = exchange.forwarder.pool.admit();
+  if (refusal === undefined) return true;
+  exchange.done = true;
+  exchange.kept = null;
+  writeError(exchange.res, refusal);
+  return false;
+}
+
 /** Sends the request to `exchange.endpoint`: the first try, or a retry. */
 function startTry(exchange: Exchange): void {
   const { req, forwarder, endpoint } = exchange;
@@ -355,6 +378,7 @@ function startTry(exchange: Exchange): void {
     timeout: timeouts.idleMs,
   });
   pool.started(endpoint);
+  pool.connecting(proxyReq);
   exchange.proxyReq = proxyReq;
   const deadline = exchange.deadline;
   exchange.timer = setTimeout(
@@ -394,7 +418,7 @@ function onClientData(this: IncomingMessage, chunk: Buffer): void {
     (exchange.kept as Buffer[]).push(chunk);
     if (bytes >= exchange.forwarder.holdBytes) {
       exchange.holding = false;
-      startTry(exchange);
+      if (admitted(exchange)) startTry(exchange);
     }
     return;
   }
@@ -415,7 +439,7 @@ function onClientEnd(this: IncomingMessage): void {
   if (exchange.done) return;
   if (exchange.holding) {
     exchange.holding = false;
-    startTry(exchange);
+    if (admitted(exchange)) startTry(exchange);
     return;
   }
   exchange.proxyReq?.end();
@@ -510,6 +534,7 @@ function retryNow(exchange: Exchange): void {
     writeError(exchange.res, new GatewayError('PORTICO_ERR_UPSTREAM_TIMEOUT'));
     return;
   }
+  if (!admitted(exchange)) return;
   const endpoint = exchange.forwarder.pool.pickAnother(exchange.req, exchange.endpoint);
   if (endpoint === undefined) {
     writeError(exchange.res, NO_HEALTHY_UPSTREAM);

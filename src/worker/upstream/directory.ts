@@ -1,4 +1,5 @@
 import {
+  type BreakerView,
   type EndpointView,
   isUpstreamPrimaryToWorker,
   type UpstreamWorkerToPrimary,
@@ -68,6 +69,27 @@ export class EndpointDirectory {
     return load;
   }
 
+  /** Each upstream's breaker (several pools of a name, during a reload: the worst state). */
+  breakers(): Record<string, BreakerView> {
+    const views: Record<string, BreakerView> = {};
+    for (const pools of this.#pools.values()) {
+      for (const pool of pools) {
+        const view = pool.breakerView();
+        const seen = views[pool.name];
+        views[pool.name] =
+          seen === undefined
+            ? view
+            : {
+                state: seen.state >= view.state ? seen.state : view.state,
+                retryAfter: Math.max(seen.retryAfter, view.retryAfter),
+                trips: seen.trips + view.trips,
+                active: seen.active + view.active,
+              };
+      }
+    }
+    return views;
+  }
+
   #receive(message: unknown): void {
     if (!isUpstreamPrimaryToWorker(message)) return;
     if (message.type === 'portico:endpoints') {
@@ -80,6 +102,7 @@ export class EndpointDirectory {
       type: 'portico:upstream-load',
       id: message.id,
       inFlight: this.load(),
+      breakers: this.breakers(),
     };
     if (process.connected) process.send?.(answer);
   }

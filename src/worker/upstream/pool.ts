@@ -1,9 +1,16 @@
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
+import type { GatewayError } from '../../shared/errors.js';
 import type { TimeoutsPlan, UpstreamPlan } from '../../shared/plan/types.js';
-import type { EndpointView, FailureKind, UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
+import type {
+  BreakerView,
+  EndpointView,
+  FailureKind,
+  UpstreamWorkerToPrimary,
+} from '../../shared/upstream-messages.js';
 import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
+import { type BreakerInstruments, CircuitBreaker, countPending } from './breaker.js';
 import { PoolEndpoint } from './endpoint.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
@@ -32,6 +39,8 @@ export interface PoolOptions {
   logger: Logger;
   /** `portico_upstream_requests_total`, when metrics are on. */
   requests?: UpstreamRequests | undefined;
+  /** The `circuit_breaker` metrics, when metrics are on. */
+  breaker?: BreakerInstruments | undefined;
   /** Sends a message to the primary (`portico:outlier`). */
   report: (message: UpstreamWorkerToPrimary) => void;
   random?: RandomSource;
@@ -69,6 +78,7 @@ export class UpstreamPool {
   readonly #report: (message: UpstreamWorkerToPrimary) => void;
   readonly #balancer: Balancer<PoolEndpoint>;
   readonly #key: HashKey | null;
+  readonly #breaker: CircuitBreaker;
   /** The current list, by id. */
   #endpoints = new Map<string, PoolEndpoint>();
   /** Endpoints that left the list with requests still in flight. */
@@ -87,6 +97,15 @@ export class UpstreamPool {
     this.#report = options.report;
     this.#balancer = createBalancer(options.plan.balance, options.random);
     this.#key = hashKeyOf(options.plan.balance === 'hash' ? options.plan.hashOn : null);
+    this.#breaker = new CircuitBreaker(this.name, options.plan.breaker, options.logger, options.breaker);
+  }
+
+  /**
+   * Asked before `pick`: the `circuit_breaker`'s refusal (open, or a limit reached), or
+   * undefined. Only a request it let through may be `started`, in the same turn.
+   */
+  admit(): GatewayError | undefined {
+    return this.#breaker.admit();
   }
 
   /** The endpoint for one request, or undefined when none may be used (the caller answers 503). */
@@ -131,11 +150,18 @@ export class UpstreamPool {
   /** A request goes to `endpoint`. */
   started(endpoint: PoolEndpoint): void {
     endpoint.inFlight++;
+    this.#breaker.started();
+  }
+
+  /** The request of an exchange just `started` is handed to its endpoint's agent. */
+  connecting(proxyReq: ClientRequest): void {
+    if (this.#breaker.countsPending) countPending(this.#breaker, proxyReq);
   }
 
   /** `endpoint` answered `status` (its headers arrived). */
   responded(endpoint: PoolEndpoint, status: number): void {
     endpoint.count(status);
+    this.#breaker.judged(status >= 500);
     if (status >= 500) this.#failed(endpoint, '5xx');
     else endpoint.failures = 0;
   }
@@ -146,7 +172,12 @@ export class UpstreamPool {
    */
   ended(endpoint: PoolEndpoint, failure: FailureKind | undefined, answered: boolean): void {
     endpoint.inFlight--;
-    if (!answered) endpoint.count(0);
+    if (!answered) {
+      endpoint.count(0);
+      // No answer: the upstream's fault fails the exchange; a client that left gives no verdict.
+      if (failure !== undefined) this.#breaker.judged(true);
+    }
+    this.#breaker.ended();
     if (failure !== undefined) this.#failed(endpoint, failure);
     if (endpoint.gone && endpoint.inFlight === 0 && this.#leaving.delete(endpoint)) {
       endpoint.destroy(this.name, this.#requests);
@@ -187,8 +218,20 @@ export class UpstreamPool {
     return counts;
   }
 
+  /** The breaker as this worker sees it (for `/admin/upstreams`). */
+  breakerView(): BreakerView {
+    const breaker = this.#breaker;
+    return {
+      state: breaker.state,
+      retryAfter: breaker.retryAfter(),
+      trips: breaker.trips,
+      active: breaker.active,
+    };
+  }
+
   close(): void {
     this.#closed = true;
+    this.#breaker.close();
     clearTimeout(this.#lapse);
     for (const endpoint of [...this.#endpoints.values(), ...this.#leaving]) {
       endpoint.gone = true;

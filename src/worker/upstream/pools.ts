@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Plan } from '../../shared/plan/types.js';
 import type { UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { ResourceKind, type WorkerResources } from '../resources.js';
+import type { BreakerInstruments } from './breaker.js';
 import type { EndpointDirectory } from './directory.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type RetryCounters, UpstreamPool } from './pool.js';
@@ -25,6 +26,7 @@ export function upstreamPools(
     logger: Logger;
     requests: UpstreamRequests | undefined;
     retryCounters?: RetryCounters | undefined;
+    breaker: BreakerInstruments | undefined;
   },
 ): Map<string, UpstreamPool> {
   const pools = new Map<string, UpstreamPool>();
@@ -37,6 +39,7 @@ export function upstreamPools(
         logger: env.logger,
         requests: env.requests,
         retryCounters: env.retryCounters,
+        breaker: env.breaker,
         report,
       });
       const detach = env.directory.attach(created, upstream.fingerprint);

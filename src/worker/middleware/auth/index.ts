@@ -1,6 +1,5 @@
 import { createPublicKey } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AuthSettings } from '../../../shared/config/auth-settings.js';
 import { GatewayError } from '../../../shared/errors.js';
 import type { AuthPlan } from '../../../shared/plan/types.js';
 import { internalContextOf } from '../../context.js';
@@ -10,7 +9,7 @@ import { bearerToken } from './bearer.js';
 import { ClaimsCache } from './claims-cache.js';
 import { forwardedClaimValue } from './forward-claims.js';
 import type { VerifierRegistry } from './registry.js';
-import { type Claims, type TokenVerifier, VerifierUnavailableError } from './verifier.js';
+import { type AuthSettings, type Claims, type TokenVerifier, VerifierUnavailableError } from './verifier.js';
 
 /** One verifier (with its JWKS cache and verified-token cache) per worker and fingerprint. */
 const VERIFIER = new ResourceKind<Promise<{ verifier: TokenVerifier; cache: ClaimsCache }>>('auth verifier');
@@ -18,14 +17,7 @@ const VERIFIER = new ResourceKind<Promise<{ verifier: TokenVerifier; cache: Clai
 /** The settings a verifier factory gets: the plan's, with the public key parsed (once per verifier). */
 function verifierSettings(plan: AuthPlan): AuthSettings {
   const { publicKeyPem, ...rest } = plan;
-  return {
-    ...rest,
-    secret: plan.secret,
-    jwksUri: plan.jwksUri,
-    issuer: plan.issuer,
-    audience: plan.audience,
-    publicKey: publicKeyPem === undefined ? undefined : createPublicKey(publicKeyPem),
-  };
+  return { ...rest, publicKey: publicKeyPem === undefined ? undefined : createPublicKey(publicKeyPem) };
 }
 
 /**

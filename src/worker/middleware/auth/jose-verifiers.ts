@@ -1,7 +1,7 @@
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWTVerifyOptions, jwtVerify } from 'jose';
-import type { AuthSettings } from '../../../shared/config/auth-settings.js';
 import {
+  type AuthSettings,
   type Claims,
   type TokenVerifier,
   type VerifierFactory,

@@ -1,6 +1,5 @@
-import type { AuthSettings } from '../../../shared/config/auth-settings.js';
 import { jwksVerifier, jwtVerifier, oidcVerifier } from './jose-verifiers.js';
-import type { TokenVerifier, VerifierFactory } from './verifier.js';
+import type { AuthSettings, TokenVerifier, VerifierFactory } from './verifier.js';
 import type { Logger } from 'pino';
 
 /** `auth.type` → verifier factory: the built-ins plus those registered with `registerVerifier`. */

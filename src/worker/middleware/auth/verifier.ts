@@ -1,6 +1,13 @@
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AuthSettings } from '../../../shared/config/auth-settings.js';
 import { PorticoError } from '../../../shared/errors.js';
+import type { AuthPlan } from '../../../shared/plan/types.js';
+
+/**
+ * The effective `auth` settings of one route, as a verifier factory receives them: the
+ * plan's (global keys overridden by the route's own), with the public key parsed.
+ */
+export type AuthSettings = Omit<AuthPlan, 'publicKeyPem'> & { publicKey: KeyObject | undefined };
 
 /** Verified token claims (the JWT payload for the built-in verifiers). */
 export type Claims = Readonly<Record<string, unknown>>;

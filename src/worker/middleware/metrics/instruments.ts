@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../../shared/process-metrics.js';
+import { type BreakerInstruments, collectBreakerStates } from '../../upstream/breaker.js';
 import { flushUpstreamRequests } from '../../upstream/request-counts.js';
 
 /*
@@ -31,6 +32,9 @@ export const GATEWAY_METRIC_NAMES = [
   'gateway_auth_failures_total',
   'gateway_worker_restarts_total',
   'portico_upstream_requests_total',
+  'portico_upstream_overflow_total',
+  'portico_circuit_breaker_state',
+  'portico_circuit_breaker_trips_total',
 ] as const;
 
 /** The instruments of one worker, registered in its own registry (never the global one). */
@@ -109,6 +113,30 @@ export function createWorkerInstruments(workerLabel: string) {
     labelNames: ['upstream'] as const,
     registers: [registry],
   });
+  const breaker: BreakerInstruments = {
+    overflow: new Counter({
+      name: 'portico_upstream_overflow_total',
+      help: 'Requests refused with a 503 because an upstream circuit_breaker limit (max_requests, max_pending) was reached in a worker.',
+      labelNames: ['upstream', 'limit'] as const,
+      registers: [registry],
+    }),
+    trips: new Counter({
+      name: 'portico_circuit_breaker_trips_total',
+      help: "Times an upstream's error-ratio breaker opened (in any worker).",
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    state: new Gauge({
+      name: 'portico_circuit_breaker_state',
+      help: "An upstream's breaker state: 0 closed, 1 half-open, 2 open (per worker; the worst worker's).",
+      labelNames: ['upstream'] as const,
+      aggregator: 'max',
+      registers: [registry],
+      collect() {
+        collectBreakerStates(this);
+      },
+    }),
+  };
   // Per worker, so one busy or leaking worker shows.
   collectProcessMetrics(registry, workerLabel);
   return {
@@ -124,6 +152,7 @@ export function createWorkerInstruments(workerLabel: string) {
     upstreamRequests,
     upstreamRetries,
     retryBudgetExhausted,
+    breaker,
   };
 }
 
