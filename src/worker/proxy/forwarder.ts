@@ -155,8 +155,10 @@ interface Exchange extends Reported {
   readonly hasBody: boolean;
   bodyBytes: number;
   bodyEnded: boolean;
-  /** The body read so far, while it fits `keepBytes` (replay, holding); null once it did not. */
-  kept: Buffer[] | null;
+  /** All of the body read so far is in `kept` (for a replay, or held); false once it did not fit. */
+  replayable: boolean;
+  /** That body: one chunk as is (no array for the usual small body), more in an array. */
+  kept: Buffer | Buffer[] | undefined;
   keepBytes: number;
   /** The body is held back from the upstream until it ends or `BODY_HOLD_BYTES` arrived. */
   holding: boolean;
@@ -277,7 +279,8 @@ class RouteForwarder {
       hasBody,
       bodyBytes: 0,
       bodyEnded: !hasBody,
-      kept: hasBody && keepBytes > 0 ? [] : null,
+      replayable: hasBody && keepBytes > 0,
+      kept: undefined,
       keepBytes,
       holding,
       retrying: false,
@@ -346,7 +349,7 @@ function admitted(exchange: Exchange): boolean {
   const refusal = exchange.forwarder.pool.admit();
   if (refusal === undefined) return true;
   exchange.done = true;
-  exchange.kept = null;
+  drop(exchange);
   writeError(exchange.res, refusal);
   return false;
 }
@@ -397,12 +400,26 @@ function startTry(exchange: Exchange): void {
   }
   proxyReq.on('drain', onUpstreamDrain);
   const kept = exchange.kept;
-  if (kept !== null) for (let i = 0; i < kept.length; i++) proxyReq.write(kept[i]);
+  if (Array.isArray(kept)) for (let i = 0; i < kept.length; i++) proxyReq.write(kept[i]);
+  else if (kept !== undefined) proxyReq.write(kept);
   // Held bytes beyond the retry buffer are not kept for a replay.
-  if (exchange.bodyBytes > forwarder.keepBytes) exchange.kept = null;
+  if (exchange.bodyBytes > forwarder.keepBytes) drop(exchange);
   exchange.keepBytes = forwarder.keepBytes;
   if (exchange.bodyEnded) proxyReq.end();
   else req.resume();
+}
+
+function keep(exchange: Exchange, chunk: Buffer): void {
+  const kept = exchange.kept;
+  if (kept === undefined) exchange.kept = chunk;
+  else if (Array.isArray(kept)) kept.push(chunk);
+  else exchange.kept = [kept, chunk];
+}
+
+/** The body read so far can no longer be replayed (too big, or the answer is the client's). */
+function drop(exchange: Exchange): void {
+  exchange.replayable = false;
+  exchange.kept = undefined;
 }
 
 function onClientData(this: IncomingMessage, chunk: Buffer): void {
@@ -415,17 +432,16 @@ function onClientData(this: IncomingMessage, chunk: Buffer): void {
     return;
   }
   if (exchange.holding) {
-    (exchange.kept as Buffer[]).push(chunk);
+    keep(exchange, chunk);
     if (bytes >= exchange.forwarder.holdBytes) {
       exchange.holding = false;
       if (admitted(exchange)) startTry(exchange);
     }
     return;
   }
-  const kept = exchange.kept;
-  if (kept !== null) {
-    if (bytes <= exchange.keepBytes) kept.push(chunk);
-    else exchange.kept = null;
+  if (exchange.replayable) {
+    if (bytes <= exchange.keepBytes) keep(exchange, chunk);
+    else drop(exchange);
   }
   const proxyReq = exchange.proxyReq;
   // Between tries: the next one replays what was kept, and reading waits for it.
@@ -453,7 +469,7 @@ function onUpstreamDrain(this: ClientRequest): void {
 /** The gateway answers for the body (413, 408): the upstream gets no more of it. */
 function refuseBody(exchange: Exchange, error: GatewayError): void {
   exchange.done = true;
-  exchange.kept = null;
+  drop(exchange);
   clearTimeout(exchange.timer);
   const proxyReq = exchange.proxyReq;
   if (proxyReq !== undefined) {
@@ -485,7 +501,7 @@ function mayRetry(exchange: Exchange, reason: RetryReason): boolean {
     exchange.tries <= policy.attempts &&
     !exchange.done &&
     !exchange.res.headersSent &&
-    (!exchange.hasBody || exchange.kept !== null) &&
+    (!exchange.hasBody || exchange.replayable) &&
     policy.allows(reason, exchange.req.method ?? 'GET') &&
     performance.now() < exchange.deadline &&
     pool.mayRetry(exchange.retrying)
@@ -524,7 +540,7 @@ function scheduleRetry(exchange: Exchange, reason: RetryReason, retryAfter: numb
 function retryNow(exchange: Exchange): void {
   exchange.timer = undefined;
   if (exchange.done) return;
-  if (exchange.hasBody && exchange.kept === null) {
+  if (exchange.hasBody && !exchange.replayable) {
     // The body grew past the retry buffer while waiting: what was read cannot be replayed.
     writeError(exchange.res, new GatewayError('PORTICO_ERR_UPSTREAM_UNAVAILABLE'));
     return;
@@ -577,7 +593,7 @@ function onUpstreamResponse(this: ClientRequest, proxyRes: IncomingMessage): voi
     return;
   }
   // From here on the answer is the client's: nothing is retried.
-  exchange.kept = null;
+  drop(exchange);
   if (exchange.outcomes !== null) noteTry(exchange, status);
   (proxyRes as Carrier)[EXCHANGE] = exchange;
   // If the upstream dies mid-body, pipe() never ends `res`: cut the client off instead.
