@@ -478,6 +478,29 @@ describe('retries', () => {
     }
   });
 
+  test('a retry asks the circuit breaker again: one the failed try opened answers it, the upstream sees nothing more', async () => {
+    const failing = await answering('failing', 503);
+    const gw = await startGateway({
+      upstreams: {
+        tripping: {
+          targets: [{ url: failing.url }],
+          retry: { on: [503] },
+          circuit_breaker: { error_ratio: 0.5, min_requests: 1 },
+        },
+      },
+      routes: [{ path: '/tripping', upstream: 'tripping' }],
+    });
+    try {
+      const reply = await request(`${gw.url}/tripping`);
+      assert.equal(reply.status, 503);
+      assert.deepEqual(reply.json(), { error: 'upstream circuit open' });
+      assert.ok(Number(reply.headers['retry-after']) >= 1);
+      assert.equal(failing.seen.length, 1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('portico check refuses contradictory retry settings, with key paths', async () => {
     const file = await writeConfig({
       upstreams: {
