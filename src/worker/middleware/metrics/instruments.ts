@@ -67,7 +67,7 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
-    help: 'Upstream exchanges that failed, by route pattern and kind (refused, reset, timeout, other).',
+    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, reset, timeout, other).',
     labelNames: ['path', 'kind'] as const,
     registers: [registry],
   });
