@@ -65,6 +65,15 @@ function assertGatewayAnswer(reply: Reply, status: number, error: string): void 
   assert.ok(reply.headers['x-request-id'], 'x-request-id');
 }
 
+/** The upstream's breaker as `/admin/upstreams` shows it (state and trips: the wait moves). */
+async function breakerOf(adminPort: number, name: string) {
+  const listed = (await request(`http://127.0.0.1:${adminPort}/admin/upstreams`)).json<{
+    upstreams: { name: string; circuit_breaker: { state: string; trips: number } }[];
+  }>().upstreams;
+  const breaker = listed.find((u) => u.name === name)?.circuit_breaker;
+  return breaker && { state: breaker.state, trips: breaker.trips };
+}
+
 async function metricsOf(adminPort: number) {
   return parseMetrics((await request(`http://127.0.0.1:${adminPort}/metrics`)).body);
 }
@@ -239,6 +248,7 @@ describe('circuit_breaker error ratio', () => {
     assert.equal(retryAfter, 1);
     for (let i = 0; i < 20; i++) assert.equal((await request(url)).status, 503);
     assert.equal(flaky.upstream.seen.length, 10, 'nothing reached the upstream while open');
+    assert.deepEqual(await breakerOf(adminPort, 'flaky'), { state: 'open', trips: 1 });
     let samples = await metricsOf(adminPort);
     assert.equal(sum(samples, 'portico_circuit_breaker_state', { upstream: 'flaky' }), 2);
     assert.equal(sum(samples, 'portico_circuit_breaker_trips_total', { upstream: 'flaky' }), 1);
@@ -275,6 +285,7 @@ describe('circuit_breaker error ratio', () => {
     samples = await metricsOf(adminPort);
     assert.equal(sum(samples, 'portico_circuit_breaker_state', { upstream: 'flaky' }), 0);
     assert.equal(sum(samples, 'portico_circuit_breaker_trips_total', { upstream: 'flaky' }), 2);
+    assert.deepEqual(await breakerOf(adminPort, 'flaky'), { state: 'closed', trips: 2 });
   });
 
   test('half-open lets only half_open_requests probes through at once', async () => {

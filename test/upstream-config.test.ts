@@ -84,6 +84,11 @@ const CASES: [string, string, RegExp][] = [
     `${POOL}    hash_on: ip\n${ROUTE}`,
     /^:5:5: upstreams\.users\.hash_on: only applies to balance: hash \(balance is least_request\)$/,
   ],
+  [
+    'a discovery resolver given by name (nothing would resolve it)',
+    `${POOL}    discovery:\n      resolvers: [dns.internal:53]\n${ROUTE}`,
+    /^:\d+:\d+: upstreams\.users\.discovery\.resolvers\[0\]: must be ip:port, e\.g\. 10\.0\.0\.53:53 or \[::1\]:53$/,
+  ],
 ];
 
 describe('portico check: upstreams', () => {

@@ -33,8 +33,15 @@ const echo: Handler = (_req, res, seen) => {
   res.end(body);
 };
 
-/** A real HTTP upstream on 127.0.0.1 that records every request it sees. */
-export async function startUpstream(handler: Handler = echo): Promise<Upstream> {
+/**
+ * A real HTTP upstream that records every request it sees: on 127.0.0.1 and a free port
+ * unless `at` names another loopback address (127.0.0.2, …) or a port.
+ */
+export async function startUpstream(
+  handler: Handler = echo,
+  at: { host?: string; port?: number } = {},
+): Promise<Upstream> {
+  const host = at.host ?? '127.0.0.1';
   const seen: SeenRequest[] = [];
   const server = createServer((req, res) => {
     const record: SeenRequest = {
@@ -50,11 +57,14 @@ export async function startUpstream(handler: Handler = echo): Promise<Upstream> 
     });
     req.on('end', () => handler(req, res, record));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port ?? 0, host, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     seen,
     server,
     close: () =>

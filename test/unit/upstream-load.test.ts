@@ -17,7 +17,7 @@ describe('upstream load collection', () => {
     assert.equal(message.type, 'portico:upstream-load-collect');
     collector.answer(message.id, { users: { 'a:1': 2, 'b:1': 0 } });
     collector.answer(message.id, { users: { 'a:1': 1 }, other: { 'c:1': 4 } });
-    const load = await collecting;
+    const load = (await collecting).inFlight;
     assert.deepEqual(
       [...load].map(([name, counts]) => [name, Object.fromEntries(counts)]),
       [
@@ -25,6 +25,21 @@ describe('upstream load collection', () => {
         ['other', { 'c:1': 4 }],
       ],
     );
+  });
+
+  test('breakers over the workers: the worst state and longest wait, trips and active summed', async () => {
+    const asked: number[] = [];
+    const collector = new LoadCollector((m) => {
+      if (m.type === 'portico:upstream-load-collect') asked.push(m.id);
+      return 2;
+    });
+    const collecting = collector.collect();
+    const id = asked[0] as number;
+    collector.answer(id, {}, { users: { state: 0, retryAfter: 0, trips: 1, active: 3 } });
+    collector.answer(id, {}, { users: { state: 2, retryAfter: 4, trips: 2, active: 0 } });
+    assert.deepEqual(Object.fromEntries((await collecting).breakers), {
+      users: { state: 2, retryAfter: 4, trips: 3, active: 3 },
+    });
   });
 
   test('a worker that does not answer in time counts 0; a late answer is ignored', async () => {
@@ -36,7 +51,7 @@ describe('upstream load collection', () => {
     const started = Date.now();
     const collecting = collector.collect();
     collector.answer(id, { users: { 'a:1': 1 } });
-    const load = await collecting;
+    const load = (await collecting).inFlight;
     assert.ok(Date.now() - started >= 45, 'waited for the silent worker');
     assert.deepEqual(Object.fromEntries(load.get('users') ?? []), { 'a:1': 1 });
     collector.answer(id, { users: { 'a:1': 5 } });
@@ -45,6 +60,6 @@ describe('upstream load collection', () => {
 
   test('with no worker to ask, it answers at once', async () => {
     const collector = new LoadCollector(() => 0, 60_000);
-    assert.equal((await collector.collect()).size, 0);
+    assert.equal((await collector.collect()).inFlight.size, 0);
   });
 });

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
+import { dnsFailures } from '../upstreams/dns-failures.js';
 import type { UpstreamHealthSource } from '../upstreams/registry.js';
 import type { ReloadRecord } from './reload-record.js';
 
@@ -50,6 +51,16 @@ function registerUpstreamMetrics(registry: Registry, upstreams: UpstreamHealthSo
             this.inc({ upstream: plan.name, endpoint: e.id, reason }, counts?.get(reason) ?? 0);
         }
       }
+    },
+  });
+  new Counter({
+    name: 'portico_upstream_dns_failures_total',
+    help: 'Resolutions of an upstream target (hostname or SRV name) that failed or came back empty; the last good answer stays in use.',
+    labelNames: ['upstream', 'target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { upstream, target, count } of dnsFailures()) this.inc({ upstream, target }, count);
     },
   });
 }

@@ -1,4 +1,4 @@
-import type { UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js';
+import type { BreakerView, UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js';
 
 /*
  * In-flight requests per endpoint, summed over the workers, for `/admin/upstreams`. Only
@@ -9,10 +9,17 @@ import type { UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js'
 /** upstream name → endpoint id → in-flight requests. */
 export type Load = Map<string, Map<string, number>>;
 
+/** What the workers said: in-flight requests, and each upstream's breaker over all workers. */
+export interface Collected {
+  inFlight: Load;
+  /** The worst state and the longest wait of any worker; trips and active requests summed. */
+  breakers: Map<string, BreakerView>;
+}
+
 const ANSWER_TIMEOUT_MS = 1_000;
 
 export class LoadCollector {
-  readonly #waiting = new Map<number, { pending: number; load: Load; done(): void }>();
+  readonly #waiting = new Map<number, { pending: number; load: Collected; done(): void }>();
   #nextId = 0;
 
   constructor(
@@ -21,9 +28,9 @@ export class LoadCollector {
     private readonly timeoutMs = ANSWER_TIMEOUT_MS,
   ) {}
 
-  collect(): Promise<Load> {
+  collect(): Promise<Collected> {
     const id = this.#nextId++;
-    const load: Load = new Map();
+    const load: Collected = { inFlight: new Map(), breakers: new Map() };
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -38,14 +45,33 @@ export class LoadCollector {
   }
 
   /** A worker's answer (`portico:upstream-load`). */
-  answer(id: number, inFlight: Record<string, Record<string, number>>): void {
+  answer(
+    id: number,
+    inFlight: Record<string, Record<string, number>>,
+    breakers: Record<string, BreakerView> = {},
+  ): void {
     const waiting = this.#waiting.get(id);
     if (waiting === undefined) return; // late: that listing was answered already
+    const load = waiting.load;
     for (const [upstream, counts] of Object.entries(inFlight)) {
-      let byEndpoint = waiting.load.get(upstream);
-      if (byEndpoint === undefined) waiting.load.set(upstream, (byEndpoint = new Map<string, number>()));
+      let byEndpoint = load.inFlight.get(upstream);
+      if (byEndpoint === undefined) load.inFlight.set(upstream, (byEndpoint = new Map<string, number>()));
       for (const [endpoint, n] of Object.entries(counts))
         byEndpoint.set(endpoint, (byEndpoint.get(endpoint) ?? 0) + n);
+    }
+    for (const [upstream, view] of Object.entries(breakers)) {
+      const seen = load.breakers.get(upstream);
+      load.breakers.set(
+        upstream,
+        seen === undefined
+          ? { ...view }
+          : {
+              state: Math.max(seen.state, view.state) as BreakerView['state'],
+              retryAfter: Math.max(seen.retryAfter, view.retryAfter),
+              trips: seen.trips + view.trips,
+              active: seen.active + view.active,
+            },
+      );
     }
     if (--waiting.pending === 0) waiting.done();
   }

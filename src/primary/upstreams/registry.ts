@@ -156,7 +156,8 @@ export class UpstreamRegistry implements UpstreamHealthSource {
 
   /** A message from a worker about upstreams. */
   handle(message: UpstreamWorkerToPrimary): void {
-    if (message.type === 'portico:upstream-load') this.load.answer(message.id, message.inFlight);
+    if (message.type === 'portico:upstream-load')
+      this.load.answer(message.id, message.inFlight, message.breakers);
     else this.#report(message.upstream, message.endpoint, message.reason);
   }
 
@@ -204,6 +205,10 @@ export class UpstreamRegistry implements UpstreamHealthSource {
         };
         health = new EndpointHealth(view, pool.plan.healthCheck);
         fresh.push(health);
+      } else {
+        // An SRV record may change an address's weight or priority and keep its port.
+        health.view.weight = endpoint.weight;
+        health.view.priority = endpoint.priority;
       }
       next.set(id, health);
     }

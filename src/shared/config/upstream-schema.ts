@@ -127,9 +127,10 @@ const hostPort = z.string().refine(
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
     if (!m) return false;
     const port = Number(m[3]);
-    return port >= 1 && port <= 65535 && (m[1] === undefined || isIP(m[1]) === 6);
+    // An IP: the resolver is asked directly, with nothing to resolve its own name.
+    return port >= 1 && port <= 65535 && (m[1] === undefined ? isIP(m[2] ?? '') === 4 : isIP(m[1]) === 6);
   },
-  { message: 'must be host:port, e.g. 10.0.0.53:53 or [::1]:53' },
+  { message: 'must be ip:port, e.g. 10.0.0.53:53 or [::1]:53' },
 );
 
 const healthCheckSchema = z
@@ -222,7 +223,7 @@ const discoverySchema = z
       .array(hostPort)
       .default([])
       .describe(
-        "DNS servers (`host:port`) to ask; empty: the system's (`/etc/hosts` and `/etc/resolv.conf`).",
+        "DNS servers (`ip:port`) to ask; empty: the system's (`/etc/resolv.conf`, and `/etc/hosts` for names DNS does not know).",
       ),
   })
   .prefault({});
