@@ -56,6 +56,15 @@ function upstream(targets: TargetPlan[], dnsRefresh: 'ttl' | number = 'ttl'): Up
     },
     panicThreshold: 0.5,
     discovery: { dnsRefresh, srv: true, resolvers: [dns.server] },
+    timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
+    retry: {
+      attempts: 1,
+      on: ['connect_failure', 'reset_before_response'],
+      methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+      backoff: { baseMs: 25, maxMs: 250 },
+      budget: 0.2,
+      bufferBytes: 65_536,
+    },
     breaker: {
       maxRequests: 0,
       maxPending: 0,

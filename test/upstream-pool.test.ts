@@ -290,7 +290,11 @@ describe('passive detection', () => {
         await load;
         assert.ok(doomed.deadHits >= 1, 'the kill was noticed by traffic');
         assert.ok(doomed.deadHits <= 3 * workers, `${doomed.deadHits} attempts after the kill`);
-        assert.equal(statuses.filter((s) => s === 502).length, doomed.deadHits);
+        // The default retry (reset_before_response, GET) took each cut request elsewhere.
+        assert.deepEqual(
+          statuses.filter((s) => s !== 200),
+          [],
+        );
         assert.ok(statuses.filter((s) => s === 200).length > okBefore + 20, 'the others kept serving');
       } finally {
         await gw.stop();

@@ -30,6 +30,7 @@ export const ERRORS = {
   PORTICO_ERR_NOT_FOUND: { status: 404, message: 'not found' },
   PORTICO_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   PORTICO_ERR_REQUEST_TIMEOUT: { status: 408, message: 'request timeout' },
+  PORTICO_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   PORTICO_ERR_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
   PORTICO_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },

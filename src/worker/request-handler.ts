@@ -98,6 +98,10 @@ export async function createGatewayHandlers(
     directory,
     logger,
     requests: metrics?.instruments.upstreamRequests,
+    retryCounters: metrics && {
+      retries: metrics.instruments.upstreamRetries,
+      budgetExhausted: metrics.instruments.retryBudgetExhausted,
+    },
     breaker: metrics?.instruments.breaker,
   });
 
@@ -108,7 +112,11 @@ export async function createGatewayHandlers(
     if (pool === undefined) throw new Error(`route ${route.path}: no upstream named ${route.upstream}`);
     const observers: UpstreamObserver[] = [];
     const upstream = { observe: (observer: UpstreamObserver) => void observers.push(observer) };
-    const forwarder = createForwarder({ pool, timeoutMs: route.timeoutMs }, logger, observers);
+    const forwarder = createForwarder(
+      { pool, timeoutMs: route.timeoutMs, maxBodySize: plan.server.max_body_size },
+      logger,
+      observers,
+    );
     forwarders.push(forwarder);
     const upstreamPath = compileUpstreamPath(route.path, {
       rewrite: route.upstreamPath.rewrite ?? undefined,

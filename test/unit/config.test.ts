@@ -31,6 +31,7 @@ describe('config defaults', () => {
       max_headers: 100,
       keep_alive_timeout: 5_000,
       request_timeout: 300_000,
+      max_body_size: 0,
       max_connections: 0,
     });
     assert.deepEqual(config.logging, { format: 'json', level: 'info' });
@@ -39,7 +40,6 @@ describe('config defaults', () => {
       target: 'http://127.0.0.1:1',
       middleware: [],
       strip_prefix: false,
-      timeout: 30_000,
     });
   });
 });

@@ -93,7 +93,8 @@ describe('the plan', () => {
     assert.deepEqual(a.upstreamPath, { rewrite: null, stripPrefix: true, basePath: '/base' });
     assert.deepEqual(b.methods, ['GET']);
     assert.deepEqual(b.upstreamPath, { rewrite: '/items/:id', stripPrefix: false, basePath: '/' });
-    assert.equal(b.timeoutMs, 30_000);
+    // No route timeout: each try gets its upstream's timeouts.response.
+    assert.equal(b.timeoutMs, null);
     assert.deepEqual(a.rateLimit, {
       enabled: true,
       requestsPerSecond: 5,
@@ -135,6 +136,19 @@ routes:
       maxKeys: 100_000,
       onStoreError: 'allow',
       storeTimeoutMs: 250,
+    });
+  });
+
+  test("a target: route's implicit pool gets the timeouts and retry defaults", () => {
+    const [pool] = plan('routes:\n  - path: /a\n    target: http://127.0.0.1:9000\n').upstreams;
+    assert.deepEqual(pool?.timeouts, { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 });
+    assert.deepEqual(pool?.retry, {
+      attempts: 1,
+      on: ['connect_failure', 'reset_before_response'],
+      methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+      backoff: { baseMs: 25, maxMs: 250 },
+      budget: 0.2,
+      bufferBytes: 65_536,
     });
   });
 

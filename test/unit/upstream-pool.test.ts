@@ -44,6 +44,15 @@ function upstreamPlan(
     },
     panicThreshold: 0.5,
     discovery: { dnsRefresh: 'ttl', srv: false, resolvers: [] },
+    timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
+    retry: {
+      attempts: 1,
+      on: ['connect_failure', 'reset_before_response'],
+      methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+      backoff: { baseMs: 25, maxMs: 250 },
+      budget: 0.2,
+      bufferBytes: 65_536,
+    },
     breaker: {
       maxRequests: 0,
       maxPending: 0,

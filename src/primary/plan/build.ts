@@ -48,7 +48,7 @@ function routePlan(config: Config, route: RouteConfig, auth: RoutePlan['auth']):
     methods: route.methods ?? null,
     target: route.target ?? null,
     upstream: target === null ? (route.upstream as string) : target.origin,
-    timeoutMs: route.timeout,
+    timeoutMs: route.timeout ?? null,
     upstreamPath: {
       rewrite: route.rewrite ?? null,
       stripPrefix: route.strip_prefix,
@@ -122,6 +122,19 @@ function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig)
       dnsRefresh: upstream.discovery.dns_refresh,
       srv: upstream.discovery.srv,
       resolvers: upstream.discovery.resolvers,
+    },
+    timeouts: {
+      connectMs: upstream.timeouts.connect,
+      responseMs: upstream.timeouts.response,
+      idleMs: upstream.timeouts.idle,
+    },
+    retry: {
+      attempts: upstream.retry.attempts,
+      on: upstream.retry.on,
+      methods: upstream.retry.methods,
+      backoff: { baseMs: upstream.retry.backoff.base, maxMs: upstream.retry.backoff.max },
+      budget: upstream.retry.budget / 100,
+      bufferBytes: upstream.retry.buffer,
     },
     breaker: {
       maxRequests: upstream.circuit_breaker.max_requests,

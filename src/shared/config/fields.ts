@@ -41,3 +41,40 @@ export function describeInput(input: unknown): string {
   if (input !== null && typeof input === 'object') return 'a mapping';
   return 'nothing';
 }
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** A size in bytes: a number, or text such as `64KiB`, `1MB`, `2 MiB`; parsed to bytes. */
+export const byteSize = (fallback: number | string, max: number) =>
+  z
+    .union([z.number(), z.string()], {
+      error: (issue) => `expected a size such as 64KiB or 1MB, got ${describeInput(issue.input)}`,
+    })
+    .default(fallback)
+    .meta({ format: 'size' })
+    .transform((value, ctx) => {
+      const m = typeof value === 'number' ? null : /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$/i.exec(value);
+      const bytes =
+        typeof value === 'number'
+          ? value
+          : m === null
+            ? NaN
+            : Number(m[1]) * (BYTE_UNITS[(m[2] ?? '').toLowerCase()] as number);
+      if (!Number.isInteger(bytes) || bytes < 0 || bytes > max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a whole number of bytes 0–${max} (e.g. 64KiB, 1MB), got ${describeInput(value)}`,
+        });
+        return z.NEVER;
+      }
+      return bytes;
+    });

@@ -20,6 +20,7 @@ interface JsonSchema {
 
 function typeOf(s: JsonSchema): string {
   if (s.format === 'duration') return 'duration';
+  if (s.format === 'size') return 'size';
   if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');

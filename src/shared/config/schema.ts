@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
-import { describeInput, duration } from './fields.js';
+import { byteSize, describeInput, duration, optionalDuration } from './fields.js';
+import { HTTP_METHODS } from './methods.js';
 import { upstreamsSchema } from './upstream-schema.js';
 
 /*
@@ -11,8 +12,7 @@ import { upstreamsSchema } from './upstream-schema.js';
  * reference from this file and a test fails when the two drift apart.
  */
 
-/** The methods a route can allow (CONNECT is answered 405 before routing). */
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
+export { HTTP_METHODS } from './methods.js';
 
 const ipOrCidr = z.string().refine(
   (value) => {
@@ -86,6 +86,9 @@ const serverSchema = z
     ),
     request_timeout: duration('5m', '1h').describe(
       'Upper bound on receiving a whole client request (headers and body); slow clients get 408. The headers alone must arrive within 60 s, or this, if smaller.',
+    ),
+    max_body_size: byteSize(0, 2 ** 40).describe(
+      'Largest request body (bytes, or e.g. `1MiB`); 0 = unlimited. A larger one gets 413 before it reaches the upstream: at once for a `Content-Length` over it, else counted while it arrives (see Resilience).',
     ),
     max_connections: z
       .number()
@@ -215,7 +218,9 @@ const routeSchema = z
       .string()
       .optional()
       .describe("Upstream path template using the route's `:params` and `*`, e.g. `/accounts/:id`."),
-    timeout: duration('30s').describe('Time to wait for the upstream response headers before answering 504.'),
+    timeout: optionalDuration().describe(
+      "Overrides the upstream's `timeouts.response` for this route, and bounds all its tries together: the response headers must arrive within this time of the first try, else 504. Unset: each try gets `timeouts.response`.",
+    ),
     auth: authOverrideSchema.describe(
       'Per-route `auth` settings; each key given here replaces the global `auth` key of the same name.',
     ),

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { describeInput, duration } from './fields.js';
+import { byteSize, describeInput, duration } from './fields.js';
+import { HTTP_METHODS } from './methods.js';
 
 /*
  * The `upstreams:` section: named pools of targets a route can send to (`upstream: name`).
@@ -227,6 +228,114 @@ const discoverySchema = z
   })
   .prefault({});
 
+/* Issue 14, retries and timeouts: `timeouts` and `retry` of an upstream. */
+
+const timeoutsSchema = z
+  .strictObject({
+    connect: duration('5s', '5m').describe(
+      'TCP (and TLS) connect to an endpoint; when it runs out the try failed to connect (504, retried as `connect_failure`).',
+    ),
+    response: duration('30s', '1h').describe(
+      "From a try's start until the response headers (504); a route's `timeout` overrides it.",
+    ),
+    idle: duration('60s', '1h').describe(
+      'No bytes either way on an open exchange: abort it (504 before the response headers, the client cut off after; 408 while the client is still uploading).',
+    ),
+  })
+  .prefault({});
+
+/** What a retry may follow, besides status codes. */
+export const RETRY_CONDITIONS = ['connect_failure', 'reset_before_response', 'timeout'] as const;
+/** Methods a retry may repeat once the request may have reached the upstream, unless `methods` says so. */
+const IDEMPOTENT: readonly string[] = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'];
+
+const retryCondition = z.union(
+  [
+    z.enum(RETRY_CONDITIONS),
+    z.number().int().min(200).max(599),
+    z
+      .string()
+      .regex(/^[2-5]\d\d$/)
+      .transform(Number),
+  ],
+  {
+    error: (issue) =>
+      `must be connect_failure, reset_before_response, timeout or a status code 200–599, got ${describeInput(issue.input)}`,
+  },
+);
+
+const retrySchema = z
+  .strictObject({
+    attempts: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(1)
+      .describe('Extra tries after the first (0 = no retries).'),
+    on: z
+      .array(retryCondition)
+      .prefault(['connect_failure', 'reset_before_response'])
+      .describe(
+        'What is retried: `connect_failure` (the request never left), `reset_before_response` (the connection closed before the response headers), `timeout` (`timeouts.response` or `idle` before the headers), or a status code such as 502, 503, 504.',
+      ),
+    methods: z
+      .array(
+        z
+          .string()
+          .transform((m) => m.toUpperCase())
+          .pipe(z.enum(HTTP_METHODS)),
+      )
+      .prefault(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+      .describe(
+        'Methods retried on the conditions of `on` other than `connect_failure`, which is retried for every method. POST and PATCH are retried only when listed here.',
+      ),
+    backoff: z
+      .strictObject({
+        base: duration('25ms', '1m').describe(
+          'Backoff before the first retry is drawn from 0–base (full jitter); it doubles per retry.',
+        ),
+        max: duration('250ms', '5m').describe(
+          'Longest backoff, and the most a 503 `Retry-After` is waited for.',
+        ),
+      })
+      .prefault({})
+      .describe('Wait before a retry: full jitter.'),
+    budget: percentage
+      .prefault('20%')
+      .describe(
+        "Requests in retry at once (per worker) are at most this share of the upstream's requests in flight, and at least 3.",
+      ),
+    buffer: byteSize('64KiB', 64 * 1024 * 1024).describe(
+      'Request bodies up to this size are kept for replay; a bigger one is never retried once its bytes were sent.',
+    ),
+  })
+  .superRefine((retry, ctx) => {
+    if (retry.backoff.max < retry.backoff.base) {
+      ctx.addIssue({ code: 'custom', path: ['backoff', 'max'], message: 'must be at least backoff.base' });
+    }
+    const beyondConnect = retry.on.some((c) => c !== 'connect_failure');
+    retry.methods.forEach((method, index) => {
+      if (IDEMPOTENT.includes(method) || beyondConnect) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['methods', index],
+        message: `${method} is not idempotent and retry.on lists only connect_failure, which is retried for every method anyway: list the statuses or failures ${method} should be replayed on, or drop it`,
+      });
+    });
+    const risky = retry.methods.filter((m) => !IDEMPOTENT.includes(m));
+    if (retry.attempts === 0 || risky.length === 0) return;
+    for (const status of retry.on) {
+      if (typeof status !== 'number' || status >= 500 || status === 408 || status === 429) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['on'],
+        message: `retrying ${risky.join(', ')} on ${status} replays a request the upstream answered and may have acted on: retry non-idempotent methods on 5xx, 408 or 429 only`,
+      });
+    }
+  })
+  .prefault({});
+
 // --- circuit_breaker (issue 14) ---
 
 const count = (fallback: number, min = 0) => z.number().int().min(min).max(1_000_000).default(fallback);
@@ -313,6 +422,8 @@ export const upstreamSchema = z
         'When fewer than this share of the endpoints are usable, balance over all of them rather than fail (`0%` turns this off).',
       ),
     discovery: discoverySchema.describe('How target hostnames are resolved.'),
+    timeouts: timeoutsSchema.describe('Bounds on each try (see Resilience).'),
+    retry: retrySchema.describe('Retries of failed tries (see Resilience).'),
     circuit_breaker: circuitBreakerSchema.describe(
       'Per-worker limits and error-ratio breaker for this upstream (see the README, "Resilience").',
     ),

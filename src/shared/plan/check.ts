@@ -48,6 +48,7 @@ const isServer = shape({
   keep_alive_timeout: isNumber,
   request_timeout: isNumber,
   max_connections: isNumber,
+  max_body_size: isNumber,
 });
 
 const isAuth = shape<AuthPlan>({
@@ -114,6 +115,17 @@ function isHealthCheck(v: unknown): boolean {
   );
 }
 
+const isTimeouts = shape({ connectMs: isNumber, responseMs: isNumber, idleMs: isNumber });
+
+const isRetry = shape({
+  attempts: isNumber,
+  on: arrayOf((c) => isString(c) || isNumber(c)),
+  methods: isStringArray,
+  backoff: shape({ baseMs: isNumber, maxMs: isNumber }),
+  budget: isNumber,
+  bufferBytes: isNumber,
+});
+
 const isBreaker = shape({
   maxRequests: isNumber,
   maxPending: isNumber,
@@ -145,6 +157,8 @@ function isUpstream(v: unknown): v is UpstreamPlan {
     (v.discovery.dnsRefresh === 'ttl' || isNumber(v.discovery.dnsRefresh)) &&
     isBoolean(v.discovery.srv) &&
     isStringArray(v.discovery.resolvers) &&
+    isTimeouts(v.timeouts) &&
+    isRetry(v.retry) &&
     isBreaker(v.breaker) &&
     isString(v.fingerprint)
   );
@@ -155,7 +169,7 @@ const isRoute = shape<RoutePlan>({
   methods: nullable(isStringArray),
   target: nullable(isString),
   upstream: isString,
-  timeoutMs: isNumber,
+  timeoutMs: nullable(isNumber),
   upstreamPath: shape({ rewrite: nullable(isString), stripPrefix: isBoolean, basePath: isString }),
   middleware: isStringArray,
   auth: nullable(isAuth),

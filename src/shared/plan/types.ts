@@ -107,6 +107,27 @@ export interface OutlierPlan {
   maxEjectionPercent: number;
 }
 
+/** Issue 14: bounds on each try. */
+export interface TimeoutsPlan {
+  connectMs: number;
+  responseMs: number;
+  idleMs: number;
+}
+
+/** Issue 14: when and how a failed try is tried again. */
+export interface RetryPlan {
+  /** Extra tries after the first; 0: none. */
+  attempts: number;
+  /** `connect_failure`, `reset_before_response`, `timeout` and status codes. */
+  on: (string | number)[];
+  /** Retried on everything in `on`; other methods only on `connect_failure`. */
+  methods: string[];
+  backoff: { baseMs: number; maxMs: number };
+  /** 0–1: requests in retry at once, as a share of the upstream's requests in flight (at least 3). */
+  budget: number;
+  bufferBytes: number;
+}
+
 /** `circuit_breaker` of an upstream (per worker); 0 limits are off. */
 export interface BreakerPlan {
   maxRequests: number;
@@ -133,6 +154,8 @@ export interface UpstreamPlan {
   /** 0–1: below this share of usable endpoints, balance over all of them. */
   panicThreshold: number;
   discovery: { dnsRefresh: 'ttl' | number; srv: boolean; resolvers: string[] };
+  timeouts: TimeoutsPlan;
+  retry: RetryPlan;
   breaker: BreakerPlan;
   /**
    * Equal for equal settings (sha256 of the rest): a reload keeps the endpoints, their
@@ -149,7 +172,8 @@ export interface RoutePlan {
   target: string | null;
   /** Name of the route's pool in `Plan.upstreams` (for `target:` routes, the implicit one). */
   upstream: string;
-  timeoutMs: number;
+  /** The route's `timeout`: overrides the upstream's `timeouts.response` and bounds all tries; null when unset. */
+  timeoutMs: number | null;
   /** Inputs of the upstream path template (see worker/proxy/upstream-path.ts). */
   upstreamPath: { rewrite: string | null; stripPrefix: boolean; basePath: string };
   /** Middleware names in order; the first is outermost. */

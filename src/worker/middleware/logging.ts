@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { contextOf } from '../context.js';
+import { triesOf } from '../proxy/forwarder.js';
 import type { MiddlewareFactory } from './types.js';
 
 /**
@@ -14,6 +15,8 @@ export const loggingMiddleware: MiddlewareFactory = ({ logger, route }) => {
   function onResponseClose(this: ServerResponse): void {
     const req = this.req;
     const ctx = contextOf(req);
+    // Only a retried request has them: each try's endpoint and outcome.
+    const tries = triesOf(req);
     const fields = {
       request_id: ctx.requestId,
       // Set by `tracing` wherever it sits in the chain: the line is written at the end.
@@ -24,6 +27,8 @@ export const loggingMiddleware: MiddlewareFactory = ({ logger, route }) => {
       duration_ms: Math.round((performance.now() - ctx.startTime) * 1000) / 1000,
       client_ip: ctx.clientIp,
       aborted: !this.writableFinished || undefined,
+      tries: tries?.length,
+      upstream_tries: tries,
     };
     if (this.statusCode >= 500) log.warn(fields, 'request');
     else log.info(fields, 'request');

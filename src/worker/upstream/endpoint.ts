@@ -1,5 +1,7 @@
 import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
+import { PorticoError } from '../../shared/errors.js';
 import type { EndpointState, EndpointView } from '../../shared/upstream-messages.js';
 import type { Balanced } from './balancer.js';
 import {
@@ -27,6 +29,34 @@ const AGENT_OPTIONS = {
   // avoids the race where we reuse a socket the upstream is closing.
   timeout: 4_000,
 };
+
+/** A connection to an endpoint that was not up within `timeouts.connect` (answered 504). */
+export class ConnectTimeout extends PorticoError {
+  constructor(message: string) {
+    super('PORTICO_ERR_UPSTREAM_TIMEOUT', message);
+  }
+}
+
+function onConnectTimeout(socket: Socket, ms: number): void {
+  socket.destroy(new ConnectTimeout(`no connection within ${ms} ms`));
+}
+
+/**
+ * Bounds every connection the agent makes by `connectMs` (TCP, and TLS for HTTPS): Node has no
+ * connect timeout of its own. Paid per connection, never per request.
+ */
+function boundConnect(agent: HttpAgent, connectMs: number, secure: boolean): void {
+  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket;
+  const ready = secure ? 'secureConnect' : 'connect';
+  agent.createConnection = (...args: unknown[]) => {
+    const socket = create(...args);
+    const timer = setTimeout(onConnectTimeout, connectMs, socket, connectMs);
+    const clear = () => clearTimeout(timer);
+    socket.once(ready, clear);
+    socket.once('close', clear);
+    return socket;
+  };
+}
 
 /**
  * One endpoint of a pool in this worker: everything a request needs to reach it, worked out
@@ -60,7 +90,12 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
   /** Its `portico_upstream_requests_total` counts, when metrics are on. */
   readonly #counts: EndpointCounts | undefined;
 
-  constructor(view: EndpointView, upstream: string, requests: UpstreamRequests | undefined) {
+  constructor(
+    view: EndpointView,
+    upstream: string,
+    requests: UpstreamRequests | undefined,
+    connectMs = 5_000,
+  ) {
     this.id = view.id;
     this.host = view.host;
     this.port = view.port;
@@ -74,6 +109,7 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
           this.servername === undefined ? AGENT_OPTIONS : { ...AGENT_OPTIONS, servername: this.servername },
         )
       : new HttpAgent(AGENT_OPTIONS);
+    boundConnect(this.agent, connectMs, secure);
     this.request = secure ? httpsRequest : httpRequest;
     const urlHost = view.host.includes(':') ? `[${view.host}]` : view.host;
     this.wsOptions = { target: new URL(`${view.protocol}//${urlHost}:${view.port}`), agent: this.agent };

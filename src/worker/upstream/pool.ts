@@ -1,7 +1,8 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import type { GatewayError } from '../../shared/errors.js';
-import type { UpstreamPlan } from '../../shared/plan/types.js';
+import type { TimeoutsPlan, UpstreamPlan } from '../../shared/plan/types.js';
 import type {
   BreakerView,
   EndpointView,
@@ -13,6 +14,18 @@ import { type BreakerInstruments, CircuitBreaker, countPending } from './breaker
 import { PoolEndpoint } from './endpoint.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
+import { reasonLabel, type RetryReason, RetryPolicy } from './retry-policy.js';
+
+/** The retry counters, when metrics are on. */
+export interface RetryCounters {
+  /** `portico_upstream_retries_total{upstream,reason}` */
+  retries: Counter<'upstream' | 'reason'>;
+  /** `portico_upstream_retry_budget_exhausted_total{upstream}` */
+  budgetExhausted: Counter<'upstream'>;
+}
+
+/** Requests in retry at once that the budget always allows, however few are in flight. */
+export const MIN_CONCURRENT_RETRIES = 3;
 
 /**
  * How long this worker keeps an endpoint out on its own after `consecutive_failures`: long
@@ -31,6 +44,7 @@ export interface PoolOptions {
   /** Sends a message to the primary (`portico:outlier`). */
   report: (message: UpstreamWorkerToPrimary) => void;
   random?: RandomSource;
+  retryCounters?: RetryCounters | undefined;
 }
 
 /**
@@ -46,7 +60,19 @@ export interface PoolOptions {
  */
 export class UpstreamPool {
   readonly name: string;
+  readonly timeouts: TimeoutsPlan;
+  readonly retry: RetryPolicy;
+  /** Requests being forwarded to this upstream by this worker (the retry budget's base). */
+  active = 0;
+  /** Of those, the ones in retry (waiting out a backoff or on a retry try). */
+  retrying = 0;
+  /** Retries made, and retries the budget refused, since the pool was made (for an admin view). */
+  retries = 0;
+  budgetRefusals = 0;
   readonly #plan: UpstreamPlan;
+  readonly #counters: RetryCounters | undefined;
+  /** The set the balancer picks from (for a retry that must go elsewhere). */
+  #choice: readonly PoolEndpoint[] = [];
   readonly #logger: Logger;
   readonly #requests: UpstreamRequests | undefined;
   readonly #report: (message: UpstreamWorkerToPrimary) => void;
@@ -62,6 +88,9 @@ export class UpstreamPool {
 
   constructor(options: PoolOptions) {
     this.name = options.plan.name;
+    this.timeouts = options.plan.timeouts;
+    this.retry = new RetryPolicy(options.plan.retry);
+    this.#counters = options.retryCounters;
     this.#plan = options.plan;
     this.#logger = options.logger;
     this.#requests = options.requests;
@@ -82,6 +111,40 @@ export class UpstreamPool {
   /** The endpoint for one request, or undefined when none may be used (the caller answers 503). */
   pick(req: IncomingMessage): PoolEndpoint | undefined {
     return this.#balancer.pick(this.#key === null ? undefined : this.#key(req));
+  }
+
+  /**
+   * The endpoint for a retry of a try that went to `tried`: another one when the choice set
+   * has one (the balancer's pick, else the next in the set), else `tried` again.
+   */
+  pickAnother(req: IncomingMessage, tried: PoolEndpoint): PoolEndpoint | undefined {
+    const picked = this.pick(req);
+    if (picked !== tried) return picked;
+    const choice = this.#choice;
+    const at = choice.indexOf(tried);
+    for (let i = 1; i < choice.length; i++) {
+      const other = choice[(at + i) % choice.length] as PoolEndpoint;
+      if (other !== tried) return other;
+    }
+    return tried;
+  }
+
+  /**
+   * Whether a request may go into retry now (`already`: it is in retry, counted): the requests
+   * in retry stay within `budget` of those in flight, or `MIN_CONCURRENT_RETRIES`.
+   */
+  mayRetry(already: boolean): boolean {
+    const after = this.retrying + (already ? 0 : 1);
+    if (after <= Math.max(MIN_CONCURRENT_RETRIES, this.retry.budget * this.active)) return true;
+    this.budgetRefusals++;
+    this.#counters?.budgetExhausted.inc({ upstream: this.name });
+    return false;
+  }
+
+  /** A retry is made, for `reason`. */
+  retried(reason: RetryReason): void {
+    this.retries++;
+    this.#counters?.retries.inc({ upstream: this.name, reason: reasonLabel(reason) });
   }
 
   /** A request goes to `endpoint`. */
@@ -128,7 +191,7 @@ export class UpstreamPool {
     for (const view of views) {
       let endpoint = this.#endpoints.get(view.id);
       if (endpoint === undefined) {
-        endpoint = new PoolEndpoint(view, this.name, this.#requests);
+        endpoint = new PoolEndpoint(view, this.name, this.#requests, this.timeouts.connectMs);
       } else {
         endpoint.weight = view.weight;
         endpoint.priority = view.priority;
@@ -219,7 +282,8 @@ export class UpstreamPool {
     const group = all.filter((e) => e.priority === priority);
     const usable = group.filter((e) => e.usable(now));
     const panic = usable.length < this.#plan.panicThreshold * group.length;
-    this.#balancer.reset(panic ? group : usable);
+    this.#choice = panic ? group : usable;
+    this.#balancer.reset(this.#choice);
 
     clearTimeout(this.#lapse);
     this.#lapse = undefined;

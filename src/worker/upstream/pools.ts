@@ -5,7 +5,7 @@ import { ResourceKind, type WorkerResources } from '../resources.js';
 import type { BreakerInstruments } from './breaker.js';
 import type { EndpointDirectory } from './directory.js';
 import type { UpstreamRequests } from './request-counts.js';
-import { UpstreamPool } from './pool.js';
+import { type RetryCounters, UpstreamPool } from './pool.js';
 
 const POOL = new ResourceKind<UpstreamPool>('upstream pool');
 
@@ -25,6 +25,7 @@ export function upstreamPools(
     directory: EndpointDirectory;
     logger: Logger;
     requests: UpstreamRequests | undefined;
+    retryCounters?: RetryCounters | undefined;
     breaker: BreakerInstruments | undefined;
   },
 ): Map<string, UpstreamPool> {
@@ -37,6 +38,7 @@ export function upstreamPools(
         plan: upstream,
         logger: env.logger,
         requests: env.requests,
+        retryCounters: env.retryCounters,
         breaker: env.breaker,
         report,
       });

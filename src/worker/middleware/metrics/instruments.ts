@@ -67,7 +67,7 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
-    help: 'Upstream exchanges that failed, by route pattern and kind (refused, reset, timeout, other).',
+    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, reset, timeout, other).',
     labelNames: ['path', 'kind'] as const,
     registers: [registry],
   });
@@ -100,6 +100,18 @@ export function createWorkerInstruments(workerLabel: string) {
     collect() {
       flushUpstreamRequests(this);
     },
+  });
+  const upstreamRetries = new Counter({
+    name: 'portico_upstream_retries_total',
+    help: 'Retries made, by upstream and reason (connect_failure, reset_before_response, timeout, or the status retried on).',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [registry],
+  });
+  const retryBudgetExhausted = new Counter({
+    name: 'portico_upstream_retry_budget_exhausted_total',
+    help: "Retries not made because the upstream's retry budget was used up.",
+    labelNames: ['upstream'] as const,
+    registers: [registry],
   });
   const breaker: BreakerInstruments = {
     overflow: new Counter({
@@ -138,6 +150,8 @@ export function createWorkerInstruments(workerLabel: string) {
     rateLimitStoreUp,
     authFailures,
     upstreamRequests,
+    upstreamRetries,
+    retryBudgetExhausted,
     breaker,
   };
 }
