@@ -447,7 +447,18 @@ describe('retries', () => {
       // Without the budget: 3 × 50.
       assert.ok(tries <= 1.2 * requests + 3, `${tries} tries for ${requests} requests`);
       const samples = await scrape(gw.url);
-      assert.ok(sum(samples, 'portico_upstream_retry_budget_exhausted_total', { upstream: 'down' }) > 0);
+      const exhausted = sum(samples, 'portico_upstream_retry_budget_exhausted_total', { upstream: 'down' });
+      assert.ok(exhausted > 0);
+      // The admin view counts the same retries and refusals, over all workers.
+      const admin = (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+      const listed = (await request(`${admin}/admin/upstreams`)).json<{
+        upstreams: { name: string; retry: { retries: number; budget_exhausted: number; in_retry: number } }[];
+      }>().upstreams;
+      assert.deepEqual(listed.find((u) => u.name === 'down')?.retry, {
+        retries: tries - requests,
+        budget_exhausted: exhausted,
+        in_retry: 0,
+      });
     } finally {
       await gw.stop();
     }

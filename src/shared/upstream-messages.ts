@@ -59,6 +59,8 @@ export type UpstreamWorkerToPrimary =
       id: number;
       inFlight: Record<string, Record<string, number>>;
       breakers?: Record<string, BreakerView>;
+      /** Each upstream's retries as the worker counts them (optional, additive). */
+      retries?: Record<string, RetryView>;
     };
 
 /** One worker's view of an upstream's `circuit_breaker` (several pools of a name: the worst). */
@@ -73,6 +75,16 @@ export interface BreakerView {
   active: number;
 }
 
+/** One worker's retries of an upstream (since the upstream's settings last changed). */
+export interface RetryView {
+  /** Retries made. */
+  retries: number;
+  /** Retries the budget refused. */
+  budgetRefusals: number;
+  /** Requests in retry right now. */
+  retrying: number;
+}
+
 type Fields = Record<string, unknown>;
 const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -82,6 +94,11 @@ const isBreakerView = (v: unknown): boolean =>
   typeof v.retryAfter === 'number' &&
   typeof v.trips === 'number' &&
   typeof v.active === 'number';
+const isRetryView = (v: unknown): boolean =>
+  isObject(v) &&
+  typeof v.retries === 'number' &&
+  typeof v.budgetRefusals === 'number' &&
+  typeof v.retrying === 'number';
 const STATES: readonly unknown[] = ['healthy', 'unhealthy', 'ejected', 'unknown'];
 const FAILURES: readonly unknown[] = ['connect_failure', 'reset', 'timeout', '5xx'];
 
@@ -135,7 +152,9 @@ export function isUpstreamWorkerToPrimary(message: unknown): message is Upstream
           (counts) => isObject(counts) && Object.values(counts).every((n) => typeof n === 'number'),
         ) &&
         (message.breakers === undefined ||
-          (isObject(message.breakers) && Object.values(message.breakers).every(isBreakerView)))
+          (isObject(message.breakers) && Object.values(message.breakers).every(isBreakerView))) &&
+        (message.retries === undefined ||
+          (isObject(message.retries) && Object.values(message.retries).every(isRetryView)))
       );
     default:
       return false;

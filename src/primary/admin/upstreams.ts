@@ -42,6 +42,11 @@ export function upstreamsEndpoint(registry: UpstreamRegistry): AdminEndpoint {
         implicit: plan.implicit,
         balance: plan.balance,
         circuit_breaker: breakerView(load.breakers.get(plan.name)),
+        retry: {
+          retries: load.retries.get(plan.name)?.retries ?? 0,
+          budget_exhausted: load.retries.get(plan.name)?.budgetRefusals ?? 0,
+          in_retry: load.retries.get(plan.name)?.retrying ?? 0,
+        },
         endpoints: endpoints.map((e): EndpointAdminView => ({
           id: e.id,
           state: e.state,

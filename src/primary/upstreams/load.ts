@@ -1,4 +1,4 @@
-import type { BreakerView, UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js';
+import type { BreakerView, RetryView, UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js';
 
 /*
  * In-flight requests per endpoint, summed over the workers, for `/admin/upstreams`. Only
@@ -14,6 +14,8 @@ export interface Collected {
   inFlight: Load;
   /** The worst state and the longest wait of any worker; trips and active requests summed. */
   breakers: Map<string, BreakerView>;
+  /** Summed over the workers. */
+  retries: Map<string, RetryView>;
 }
 
 const ANSWER_TIMEOUT_MS = 1_000;
@@ -30,7 +32,7 @@ export class LoadCollector {
 
   collect(): Promise<Collected> {
     const id = this.#nextId++;
-    const load: Collected = { inFlight: new Map(), breakers: new Map() };
+    const load: Collected = { inFlight: new Map(), breakers: new Map(), retries: new Map() };
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -49,6 +51,7 @@ export class LoadCollector {
     id: number,
     inFlight: Record<string, Record<string, number>>,
     breakers: Record<string, BreakerView> = {},
+    retries: Record<string, RetryView> = {},
   ): void {
     const waiting = this.#waiting.get(id);
     if (waiting === undefined) return; // late: that listing was answered already
@@ -70,6 +73,19 @@ export class LoadCollector {
               retryAfter: Math.max(seen.retryAfter, view.retryAfter),
               trips: seen.trips + view.trips,
               active: seen.active + view.active,
+            },
+      );
+    }
+    for (const [upstream, view] of Object.entries(retries)) {
+      const seen = load.retries.get(upstream);
+      load.retries.set(
+        upstream,
+        seen === undefined
+          ? { ...view }
+          : {
+              retries: seen.retries + view.retries,
+              budgetRefusals: seen.budgetRefusals + view.budgetRefusals,
+              retrying: seen.retrying + view.retrying,
             },
       );
     }

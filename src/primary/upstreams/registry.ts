@@ -157,7 +157,7 @@ export class UpstreamRegistry implements UpstreamHealthSource {
   /** A message from a worker about upstreams. */
   handle(message: UpstreamWorkerToPrimary): void {
     if (message.type === 'portico:upstream-load')
-      this.load.answer(message.id, message.inFlight, message.breakers);
+      this.load.answer(message.id, message.inFlight, message.breakers, message.retries);
     else this.#report(message.upstream, message.endpoint, message.reason);
   }
 

@@ -2,6 +2,7 @@ import {
   type BreakerView,
   type EndpointView,
   isUpstreamPrimaryToWorker,
+  type RetryView,
   type UpstreamWorkerToPrimary,
 } from '../../shared/upstream-messages.js';
 import type { UpstreamPool } from './pool.js';
@@ -90,6 +91,26 @@ export class EndpointDirectory {
     return views;
   }
 
+  /** Each upstream's retries, summed over the pools of a name. */
+  retries(): Record<string, RetryView> {
+    const views: Record<string, RetryView> = {};
+    for (const pools of this.#pools.values()) {
+      for (const pool of pools) {
+        const view = pool.retryView();
+        const seen = views[pool.name];
+        views[pool.name] =
+          seen === undefined
+            ? view
+            : {
+                retries: seen.retries + view.retries,
+                budgetRefusals: seen.budgetRefusals + view.budgetRefusals,
+                retrying: seen.retrying + view.retrying,
+              };
+      }
+    }
+    return views;
+  }
+
   #receive(message: unknown): void {
     if (!isUpstreamPrimaryToWorker(message)) return;
     if (message.type === 'portico:endpoints') {
@@ -103,6 +124,7 @@ export class EndpointDirectory {
       id: message.id,
       inFlight: this.load(),
       breakers: this.breakers(),
+      retries: this.retries(),
     };
     if (process.connected) process.send?.(answer);
   }

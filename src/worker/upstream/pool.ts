@@ -7,6 +7,7 @@ import type {
   BreakerView,
   EndpointView,
   FailureKind,
+  RetryView,
   UpstreamWorkerToPrimary,
 } from '../../shared/upstream-messages.js';
 import { type Balancer, createBalancer, type RandomSource } from './balancer.js';
@@ -219,6 +220,10 @@ export class UpstreamPool {
   }
 
   /** The breaker as this worker sees it (for `/admin/upstreams`). */
+  retryView(): RetryView {
+    return { retries: this.retries, budgetRefusals: this.budgetRefusals, retrying: this.retrying };
+  }
+
   breakerView(): BreakerView {
     const breaker = this.#breaker;
     return {
