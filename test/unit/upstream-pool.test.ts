@@ -369,7 +369,7 @@ describe('hash key from a cookie', () => {
 });
 
 describe('endpoint directory over a real IPC channel', () => {
-  test('answers portico:upstream-load-collect with the in-flight counts and breakers of its pools', async () => {
+  test('answers portico:upstream-load-collect with the in-flight counts, breakers and retries of its pools', async () => {
     const child = fork(fileURLToPath(new URL('../fixtures/upstream-pool-host.js', import.meta.url)), {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
@@ -402,6 +402,7 @@ describe('endpoint directory over a real IPC channel', () => {
         id: 41,
         inFlight: { users: { '127.0.0.1:1': 2, '127.0.0.1:2': 1 } },
         breakers: { users: { state: 0, retryAfter: 0, trips: 0, active: 3 } },
+        retries: { users: { retries: 0, budgetRefusals: 0, retrying: 0 } },
       });
       const failed = next('test:failed');
       child.send({ type: 'test:fail' });
