@@ -6,6 +6,7 @@ import { createServerResolver } from '../src/primary/upstreams/resolver.js';
 import type { TargetPlan, UpstreamPlan } from '../src/shared/plan/types.js';
 import { startDns, type TestDns } from './helpers/dns.js';
 import { sleep } from './helpers/net.js';
+import { testUpstreamPlan } from './helpers/plans.js';
 
 /*
  * Discovery against a real DNS server on loopback, in real time: TTL 1 s answers, so a change
@@ -41,41 +42,10 @@ function target(url: string, weight = 1): TargetPlan {
 }
 
 function upstream(targets: TargetPlan[], dnsRefresh: 'ttl' | number = 'ttl'): UpstreamPlan {
-  return {
-    name: 'svc',
-    implicit: false,
-    targets,
-    balance: 'least_request',
-    hashOn: null,
-    healthCheck: null,
-    outlier: {
-      consecutiveFailures: 5,
-      baseEjectionMs: 30_000,
-      maxEjectionMs: 300_000,
-      maxEjectionPercent: 50,
-    },
-    panicThreshold: 0.5,
-    discovery: { dnsRefresh, srv: true, resolvers: [dns.server] },
-    timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
-    retry: {
-      attempts: 1,
-      on: ['connect_failure', 'reset_before_response'],
-      methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
-      backoff: { baseMs: 25, maxMs: 250 },
-      budget: 0.2,
-      bufferBytes: 65_536,
-    },
-    breaker: {
-      maxRequests: 0,
-      maxPending: 0,
-      errorRatio: 0,
-      minRequests: 20,
-      windowMs: 10_000,
-      openForMs: 10_000,
-      halfOpenRequests: 5,
-    },
-    fingerprint: 'test',
-  };
+  return testUpstreamPlan(
+    {},
+    { targets, discovery: { dnsRefresh, srv: true, resolvers: [dns.server] }, fingerprint: 'test' },
+  );
 }
 
 interface Logged {

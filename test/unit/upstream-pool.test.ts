@@ -16,6 +16,7 @@ import { cookieValue } from '../../src/worker/upstream/hash-key.js';
 import { PROVISIONAL_EJECTION_MS, UpstreamPool } from '../../src/worker/upstream/pool.js';
 import { EndpointDirectory } from '../../src/worker/upstream/directory.js';
 import { flushUpstreamRequests } from '../../src/worker/upstream/request-counts.js';
+import { testUpstreamPlan } from '../helpers/plans.js';
 
 /*
  * The pool's choice set (health, local ejection, SRV priority, panic) and its passive
@@ -28,43 +29,11 @@ function upstreamPlan(
   overrides: Partial<UpstreamPlan> = {},
   outlier: Partial<UpstreamPlan['outlier']> = {},
 ): UpstreamPlan {
-  return {
-    name: 'users',
-    implicit: false,
-    targets: [],
-    balance: 'round_robin',
-    hashOn: null,
-    healthCheck: null,
-    outlier: {
-      consecutiveFailures: 3,
-      baseEjectionMs: 30_000,
-      maxEjectionMs: 300_000,
-      maxEjectionPercent: 50,
-      ...outlier,
-    },
-    panicThreshold: 0.5,
-    discovery: { dnsRefresh: 'ttl', srv: false, resolvers: [] },
-    timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
-    retry: {
-      attempts: 1,
-      on: ['connect_failure', 'reset_before_response'],
-      methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
-      backoff: { baseMs: 25, maxMs: 250 },
-      budget: 0.2,
-      bufferBytes: 65_536,
-    },
-    breaker: {
-      maxRequests: 0,
-      maxPending: 0,
-      errorRatio: 0,
-      minRequests: 20,
-      windowMs: 10_000,
-      openForMs: 10_000,
-      halfOpenRequests: 5,
-    },
-    fingerprint: 'f1',
-    ...overrides,
-  };
+  const plan = testUpstreamPlan(
+    { balance: 'round_robin', outlier_detection: { consecutive_failures: 3 } },
+    { name: 'users', targets: [], fingerprint: 'f1' },
+  );
+  return { ...plan, outlier: { ...plan.outlier, ...outlier }, ...overrides };
 }
 
 function view(port: number, fields: Partial<EndpointView> = {}): EndpointView {

@@ -81,7 +81,7 @@ function upstreamPlans(config: Config): UpstreamPlan[] {
   return plans;
 }
 
-function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig): UpstreamPlan {
+export function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig): UpstreamPlan {
   const hashOn = upstream.hash_on ?? 'ip';
   const check = upstream.health_check;
   const outlier = upstream.outlier_detection;

@@ -233,6 +233,21 @@ class RouteForwarder {
     });
   }
 
+  /**
+   * The endpoint for a new request, or undefined once `res` carries the refusal: the
+   * `circuit_breaker` (open, or a limit full) or no usable endpoint.
+   */
+  #choose(req: IncomingMessage, res: ServerResponse): PoolEndpoint | undefined {
+    const refusal = this.pool.admit();
+    if (refusal !== undefined) {
+      writeError(res, refusal);
+      return undefined;
+    }
+    const endpoint = this.pool.pick(req);
+    if (endpoint === undefined) writeError(res, NO_HEALTHY_UPSTREAM);
+    return endpoint;
+  }
+
   /** Forwards `req`, its `url` already the upstream path. */
   web(req: IncomingMessage, res: ServerResponse): void {
     const headers = req.headers;
@@ -246,16 +261,8 @@ class RouteForwarder {
       writeError(res, BODY_TOO_LARGE);
       return;
     }
-    const refusal = this.pool.admit();
-    if (refusal !== undefined) {
-      writeError(res, refusal);
-      return;
-    }
-    const endpoint = this.pool.pick(req);
-    if (endpoint === undefined) {
-      writeError(res, NO_HEALTHY_UPSTREAM);
-      return;
-    }
+    const endpoint = this.#choose(req, res);
+    if (endpoint === undefined) return;
     const chunked = headers['transfer-encoding'] !== undefined;
     const hasBody = chunked || (length !== undefined && length !== '0');
     const holding = hasBody && chunked && this.holdBytes > 0;
@@ -302,16 +309,8 @@ class RouteForwarder {
    * before the tunnel exists (no usable endpoint). An open tunnel counts as in flight.
    */
   ws(req: IncomingMessage, res: ServerResponse, head: Buffer): void {
-    const refusal = this.pool.admit();
-    if (refusal !== undefined) {
-      writeError(res, refusal);
-      return;
-    }
-    const endpoint = this.pool.pick(req);
-    if (endpoint === undefined) {
-      writeError(res, NO_HEALTHY_UPSTREAM);
-      return;
-    }
+    const endpoint = this.#choose(req, res);
+    if (endpoint === undefined) return;
     const socket = res.socket as Socket;
     res.detachSocket(socket);
     // The log line of an upgraded request is written when the tunnel closes.
