@@ -13,6 +13,7 @@ import type { Middleware } from './worker/middleware/types.js';
 import type { Plan } from './shared/plan/types.js';
 import { receivePlan } from './worker/plan-handover.js';
 import { EndpointDirectory } from './worker/upstream/directory.js';
+import { StopRequests } from './worker/stop-requests.js';
 import { runWorker } from './worker/worker.js';
 
 /**
@@ -146,6 +147,7 @@ export class Gateway {
   async #startWorker(): Promise<void> {
     // Before the plan is asked for: the primary sends the endpoint lists just ahead of it.
     const directory = new EndpointDirectory().install();
+    const stops = new StopRequests().install();
     const plan = await receivePlan();
     const slot = process.env.PORTICO_WORKER_SLOT ?? '?';
     await runWorker(
@@ -153,6 +155,7 @@ export class Gateway {
       this.#registry,
       createLogger(plan.logging, { role: 'worker', worker: slot, pid: process.pid }),
       directory,
+      stops,
     );
   }
 

@@ -11,7 +11,11 @@ function exitWithin(gw: RunningGateway, ms: number): Promise<number | null> {
   return Promise.race([
     gw.exited,
     sleep(ms).then(() => {
-      throw new Error(`still running after ${ms} ms; stderr: ${gw.stderr()}`);
+      const log = gw
+        .records()
+        .map((r) => `${String(r.pid)} ${String(r.msg)}`)
+        .join('; ');
+      throw new Error(`still running after ${ms} ms; stderr: ${gw.stderr()}; log: ${log}`);
     }),
   ]);
 }

@@ -9,6 +9,7 @@ import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
+import type { StopRequests } from './stop-requests.js';
 import type { EndpointDirectory } from './upstream/directory.js';
 
 /**
@@ -22,30 +23,14 @@ export async function runWorker(
   logger: Logger,
   /** Installed before the plan was asked for (its first lists come just ahead of the plan). */
   directory: EndpointDirectory,
+  /** Installed before the plan was asked for: a stop that came with the plan is not lost. */
+  stops: StopRequests,
 ): Promise<void> {
   const resources = new WorkerResources(logger);
   // The slot (0…workers-1, reused by a respawned worker) labels per-worker process metrics.
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
   const build = (next: Plan, treeLogger: Logger) =>
     createGatewayHandlers(next, registry, treeLogger, resources, directory, slot);
-  // Stop requests are heard from the moment the plan is here: one that came while the first
-  // tree was being built would otherwise be lost, and the worker would live on unlistened-to
-  // until the primary's backstop kills it. Until the server exists, the reason is kept.
-  let stopAsked: string | undefined;
-  let requestDrain = (reason: string, _replaced?: boolean) => {
-    stopAsked ??= reason;
-  };
-  process.on('message', (message) => {
-    if (!isPrimaryToWorker(message)) return;
-    if (message.type === 'portico:shutdown') requestDrain('primary asked');
-    else if (message.type === 'portico:replaced') requestDrain('replaced by a reload', true);
-  });
-  process.on('SIGTERM', () => requestDrain('SIGTERM'));
-  process.on('SIGINT', () => requestDrain('SIGINT'));
-  // A terminal hang-up reaches the whole process group; the primary reloads, workers ignore it.
-  process.on('SIGHUP', () => {});
-  // The IPC channel closes when the primary dies: do not linger as an orphan.
-  process.on('disconnect', () => requestDrain('primary gone'));
   resources.track();
   const first = { plan, handlers: await build(plan, logger), used: resources.used(), logger };
   const server = createServer(
@@ -143,11 +128,9 @@ export async function runWorker(
     });
   }
 
-  requestDrain = drain;
-  if (stopAsked !== undefined) {
-    drain(stopAsked);
-    return;
-  }
+  // A stop asked for while the first tree was being built drains at once (before listening).
+  stops.onStop((reason, replaced) => drain(reason, replaced));
+  if (draining) return;
 
   // A port that cannot be had is the instance's problem, not this worker's: the primary stops
   // everything with one line instead of respawning a worker that would fail the same way.
