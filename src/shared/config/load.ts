@@ -7,6 +7,7 @@ import { keyFileReader, resolveAuthSettings } from './auth-settings.js';
 import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
+import { TlsFileReader } from './tls-files.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
 
 export type KeyPath = (string | number)[];
@@ -54,6 +55,11 @@ export interface LoadedConfig {
   config: Config;
   /** By route index; `null` for routes without `auth`. */
   auth: (AuthPlan | null)[];
+  /**
+   * Absolute paths of every TLS file the config names (read by `TlsFileReader` during
+   * validation): watched like the config file, a change reloads.
+   */
+  tlsFiles: string[];
 }
 
 /**
@@ -81,6 +87,8 @@ export function loadConfigText(
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
   let auth: (AuthPlan | null)[] = [];
+  // One reader per validation: each TLS file is read once, and all of them are watched.
+  const tls = new TlsFileReader(configDirOf(file), problems);
   const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
   const result = configSchema.safeParse(raw, { reportInput: true });
   // Middleware names are checked even when other keys are wrong, so one run shows everything.
@@ -112,7 +120,7 @@ export function loadConfigText(
       ),
     );
   }
-  return { config: withImpliedSections((result as { data: Config }).data), auth };
+  return { config: withImpliedSections((result as { data: Config }).data), auth, tlsFiles: tls.files() };
 }
 
 /** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */

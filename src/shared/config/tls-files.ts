@@ -59,6 +59,11 @@ export class TlsFileReader {
     this.#now = now;
   }
 
+  /** Every file read so far (absolute paths, in first-read order): what a reload watches. */
+  files(): string[] {
+    return [...this.#read.keys()];
+  }
+
   /** The file at `path` (as written in the config, under `at`), or undefined after a problem. */
   file(path: string, at: KeyPath): PemFile | undefined {
     const file = isAbsolute(path) ? path : resolve(this.#configDir, path);
