@@ -253,12 +253,9 @@ class RouteForwarder {
     const headers = req.headers;
     const length = headers['content-length'];
     const max = this.target.maxBodySize;
-    // A declared length over the limit is refused before anything is sent. The body is read
-    // and dropped (within `request_timeout`) so that a client still sending sees the answer
-    // rather than a reset, and the connection stays usable.
+    // A declared length over the limit is refused before anything is sent upstream.
     if (max > 0 && length !== undefined && Number(length) > max) {
-      req.resume();
-      writeError(res, BODY_TOO_LARGE);
+      refuseUpload(req, res, BODY_TOO_LARGE);
       return;
     }
     const endpoint = this.#choose(req, res);
@@ -476,7 +473,23 @@ function refuseBody(exchange: Exchange, error: GatewayError): void {
     exchange.forwarder.finish(exchange, 'aborted');
     proxyReq.destroy();
   }
-  writeError(exchange.res, error);
+  // A stalled upload has nothing more in flight to wait for: its 408 goes at once.
+  if (error === BODY_TOO_LARGE) refuseUpload(exchange.req, exchange.res, error);
+  else writeError(exchange.res, error);
+}
+
+/**
+ * Answers a request whose body is refused; the rest of the body is read and dropped (within
+ * `request_timeout`) so that a client still sending sees the answer rather than a reset. One
+ * that keeps its connection gets the answer at once, and can use the connection again. One
+ * that asks to close gets it once its body has been read: Node closes the socket right after
+ * the answer, and bytes that arrive after that make the kernel reset the connection, which
+ * the client then sees instead of the answer.
+ */
+function refuseUpload(req: IncomingMessage, res: ServerResponse, error: GatewayError): void {
+  req.resume();
+  if (res.shouldKeepAlive || req.complete) writeError(res, error);
+  else req.once('end', () => writeError(res, error));
 }
 
 function onDeadline(exchange: Exchange): void {
