@@ -159,6 +159,26 @@ describe('timeouts', () => {
     }
   });
 
+  test('a chunked upload held before connecting (max_body_size) that stalls: 408 after timeouts.idle too', async () => {
+    const echo = await upstream();
+    const gw = await startGateway({
+      server: { max_body_size: '1MiB' },
+      upstreams: { echo: { targets: [{ url: echo.url }], timeouts: { idle: '500ms' } } },
+      routes: [{ path: '/upload', upstream: 'echo' }],
+    });
+    try {
+      const body = new Readable({ read() {} });
+      body.push('x'.repeat(100));
+      const reply = await exchange(`${gw.url}/upload`, { method: 'POST', body });
+      assert.equal(reply.status, 408);
+      assert.deepEqual(JSON.parse(reply.body), { error: 'request timeout' });
+      assert.ok(reply.ms < 500 + 1_000, `answered after ${reply.ms} ms`);
+      assert.equal(echo.seen.length, 0, 'nothing was sent upstream');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test("the route's timeout overrides timeouts.response", async () => {
     const slow = await upstream((_req, res) => {
       setTimeout(() => res.end('late'), 800);

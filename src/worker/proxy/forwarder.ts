@@ -299,6 +299,8 @@ class RouteForwarder {
       req.on('error', onClientError);
     }
     if (!holding) startTry(exchange);
+    // No upstream socket yet whose idle timer would notice a client that stops sending.
+    else exchange.timer = setTimeout(onHoldStalled, this.pool.timeouts.idleMs, exchange);
   }
 
   /**
@@ -429,10 +431,8 @@ function onClientData(this: IncomingMessage, chunk: Buffer): void {
   }
   if (exchange.holding) {
     keep(exchange, chunk);
-    if (bytes >= exchange.forwarder.holdBytes) {
-      exchange.holding = false;
-      if (admitted(exchange)) startTry(exchange);
-    }
+    if (bytes >= exchange.forwarder.holdBytes) endHold(exchange);
+    else exchange.timer?.refresh();
     return;
   }
   if (exchange.replayable) {
@@ -450,11 +450,24 @@ function onClientEnd(this: IncomingMessage): void {
   exchange.bodyEnded = true;
   if (exchange.done) return;
   if (exchange.holding) {
-    exchange.holding = false;
-    if (admitted(exchange)) startTry(exchange);
+    endHold(exchange);
     return;
   }
   exchange.proxyReq?.end();
+}
+
+function endHold(exchange: Exchange): void {
+  exchange.holding = false;
+  clearTimeout(exchange.timer);
+  exchange.timer = undefined;
+  if (admitted(exchange)) startTry(exchange);
+}
+
+/** A held body that stopped coming for `timeouts.idle`: the client's request timed out. */
+function onHoldStalled(exchange: Exchange): void {
+  if (!exchange.holding || exchange.done) return;
+  exchange.holding = false;
+  refuseBody(exchange, UPLOAD_STALLED);
 }
 
 function onUpstreamDrain(this: ClientRequest): void {
