@@ -1,3 +1,4 @@
+import { dashboardMetrics } from '../../dashboard-feed.js';
 import { ResourceKind, type WorkerResources } from '../../resources.js';
 import { type ObservationHooks, NO_HOOKS } from '../hooks.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -15,7 +16,9 @@ export function installWorkerMetrics(
 ): Promise<WorkerMetrics> {
   return resources.shared(METRICS, workerLabel, async () => {
     const { WorkerMetrics } = await import('./worker-metrics.js');
-    return new WorkerMetrics(workerLabel);
+    const metrics = new WorkerMetrics(workerLabel);
+    dashboardMetrics(metrics.instruments.registry);
+    return metrics;
   });
 }
 
