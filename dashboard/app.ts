@@ -119,11 +119,17 @@ function sparkline(requests: number[], errors: number[]): SVGElement {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('class', 'spark');
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-  svg.setAttribute('width', '120');
+  svg.setAttribute('width', '150');
   svg.setAttribute('height', '24');
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', 'requests per 5 s over 15 minutes');
+  // The whole window's baseline, so a young series reads as "recent", not as "all there is".
+  const base = document.createElementNS(SVG, 'line');
+  const edge = { x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5 };
+  for (const [name, value] of Object.entries(edge)) base.setAttribute(name, String(value));
+  base.setAttribute('class', 'base');
+  svg.append(base);
   const peak = Math.max(1, ...requests);
   const line = (values: number[], cls: string) => {
     const poly = document.createElementNS(SVG, 'polyline');

@@ -93,10 +93,22 @@ export interface RecentError {
   request_id: string;
 }
 
+/** One route pattern and method's cumulative counts, as the `metrics` middleware keeps them. */
+export interface RouteCounts {
+  path: string;
+  method: string;
+  /** Requests answered, by status code. */
+  statuses: Record<string, number>;
+  /** Cumulative latency-histogram counts: one per bound of `DashboardSnapshot.bounds`, then +Inf. */
+  buckets: number[];
+}
+
 /** What a worker reports to the dashboard's pull. */
 export interface DashboardSnapshot {
-  /** The per-route request counters and latency histograms (empty when metrics are off). */
-  metrics: MetricSnapshot[];
+  /** The latency histogram's finite upper bounds, in seconds, ascending. */
+  bounds: number[];
+  /** Per-route counters of the `metrics` middleware (empty when metrics are off). */
+  routes: RouteCounts[];
   /** Errors since the previous pull (bounded by the worker's ring). */
   errors: RecentError[];
   /** Event-loop delay since the previous pull: p99 in ms (null: no sample yet). */
@@ -118,6 +130,20 @@ function isMetricSnapshot(value: unknown): value is MetricSnapshot {
     value.values.every(
       (v) => isObject(v) && (typeof v.value === 'number' || v.value === null) && isObject(v.labels),
     )
+  );
+}
+
+const isNumbers = (value: unknown): value is number[] =>
+  Array.isArray(value) && value.every((v) => typeof v === 'number');
+
+function isRouteCounts(value: unknown): value is RouteCounts {
+  return (
+    isObject(value) &&
+    typeof value.path === 'string' &&
+    typeof value.method === 'string' &&
+    isObject(value.statuses) &&
+    Object.values(value.statuses).every((v) => typeof v === 'number') &&
+    isNumbers(value.buckets)
   );
 }
 
@@ -191,8 +217,9 @@ export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary 
     case 'portico:dashboard-snapshot':
       return (
         typeof message.id === 'number' &&
-        Array.isArray(message.metrics) &&
-        message.metrics.every(isMetricSnapshot) &&
+        isNumbers(message.bounds) &&
+        Array.isArray(message.routes) &&
+        message.routes.every(isRouteCounts) &&
         Array.isArray(message.errors) &&
         message.errors.every(isRecentError) &&
         (message.loop_delay_ms === null || typeof message.loop_delay_ms === 'number') &&

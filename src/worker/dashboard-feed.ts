@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Registry } from 'prom-client';
+import type { MetricValue, Registry } from 'prom-client';
 import { type GatewayError, observeServerErrors } from '../shared/errors.js';
 import {
   type DashboardSnapshot,
   isPrimaryToWorker,
-  type MetricSnapshot,
   type RecentError,
+  type RouteCounts,
   type WorkerToPrimary,
 } from '../shared/messages.js';
 import { contextIfAny } from './context.js';
@@ -19,8 +19,6 @@ import { contextIfAny } from './context.js';
 
 const RING_SIZE = 100;
 const RESOLUTION_MS = 20;
-/** The per-route metrics the dashboard reads (the metrics middleware's). */
-const DASHBOARD_METRICS = ['gateway_requests_total', 'gateway_request_duration_seconds'];
 
 /**
  * Facts other worker modules publish for the dashboard's overview: one key per fact, set when
@@ -29,12 +27,15 @@ const DASHBOARD_METRICS = ['gateway_requests_total', 'gateway_request_duration_s
 export const dashboardStatus: DashboardSnapshot['status'] = {};
 
 let ring: RecentError[] = [];
-let registry: Registry | undefined;
+let source: { registry: Registry; bounds: number[] } | undefined;
 let installed = false;
 
-/** The worker's metrics registry (set when metrics are on): its per-route series feed the dashboard. */
-export function dashboardMetrics(metrics: Registry): void {
-  registry = metrics;
+/**
+ * The worker's metrics registry (set when metrics are on) and its latency buckets: the
+ * `metrics` middleware's per-route series feed the dashboard.
+ */
+export function dashboardMetrics(registry: Registry, bounds: readonly number[]): void {
+  source = { registry, bounds: [...bounds] };
 }
 
 function recordError(res: ServerResponse, error: GatewayError): void {
@@ -52,14 +53,37 @@ function recordError(res: ServerResponse, error: GatewayError): void {
   });
 }
 
-async function selected(): Promise<MetricSnapshot[]> {
-  if (registry === undefined) return [];
-  const out: MetricSnapshot[] = [];
-  for (const name of DASHBOARD_METRICS) {
-    const metric = registry.getSingleMetric(name);
-    if (metric) out.push((await metric.get()) as unknown as MetricSnapshot);
+/**
+ * The request counters and latency histograms by route and method, folded from prom-client's
+ * labelled values into one small record each (a tenth of the registry's JSON).
+ */
+export async function routeCounts(): Promise<RouteCounts[]> {
+  if (source === undefined) return [];
+  const { registry, bounds } = source;
+  const byRoute = new Map<string, RouteCounts>();
+  const entry = (labels: MetricValue<string>['labels']) => {
+    const path = String(labels.path);
+    const method = String(labels.method);
+    const key = `${method} ${path}`;
+    let counts = byRoute.get(key);
+    if (!counts) {
+      counts = { path, method, statuses: {}, buckets: new Array<number>(bounds.length + 1).fill(0) };
+      byRoute.set(key, counts);
+    }
+    return counts;
+  };
+  const requests = await registry.getSingleMetric('gateway_requests_total')?.get();
+  for (const { value, labels } of requests?.values ?? [])
+    entry(labels).statuses[String(labels.status)] = value;
+  const durations = await registry.getSingleMetric('gateway_request_duration_seconds')?.get();
+  for (const { value, labels, metricName } of (durations?.values ?? []) as (MetricValue<string> & {
+    metricName?: string;
+  })[]) {
+    if (metricName !== 'gateway_request_duration_seconds_bucket') continue;
+    const at = labels.le === '+Inf' ? bounds.length : bounds.indexOf(Number(labels.le));
+    if (at !== -1) entry(labels).buckets[at] = value;
   }
-  return out;
+  return [...byRoute.values()];
 }
 
 /** Answers the primary's `portico:dashboard-collect`; once per worker. */
@@ -77,11 +101,12 @@ export function installDashboardFeed(): void {
     // The histogram records each timer turn's full period: the lag is what exceeds the period.
     const loop = delay.count > 0 ? Math.max(0, delay.percentile(99) / 1e6 - RESOLUTION_MS) : null;
     delay.reset();
-    void selected().then((metrics) => {
+    void routeCounts().then((routes) => {
       const answer: WorkerToPrimary = {
         type: 'portico:dashboard-snapshot',
         id: message.id,
-        metrics,
+        bounds: source?.bounds ?? [],
+        routes,
         errors,
         loop_delay_ms: loop,
         status: dashboardStatus,

@@ -1,37 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { MetricSnapshot } from '../../src/shared/messages.js';
+import type { RouteCounts } from '../../src/shared/messages.js';
 import { quantileMs, SAMPLES, TrafficSeries } from '../../src/primary/dashboard/traffic.js';
 
-/** A worker's cumulative `gateway_requests_total` and latency histogram for one path. */
-function snapshot(
+const BOUNDS = [0.01, 0.1, 1];
+
+/** A worker's cumulative counts for one path: by status, and per bound of BOUNDS then +Inf. */
+function counts(
   path: string,
-  byStatus: Record<number, number>,
-  buckets: Record<string, number>,
-): MetricSnapshot[] {
-  return [
-    {
-      name: 'gateway_requests_total',
-      help: '',
-      type: 'counter',
-      aggregator: 'sum',
-      values: Object.entries(byStatus).map(([status, value]) => ({
-        value,
-        labels: { method: 'GET', path, status },
-      })),
-    },
-    {
-      name: 'gateway_request_duration_seconds',
-      help: '',
-      type: 'histogram',
-      aggregator: 'sum',
-      values: Object.entries(buckets).map(([le, value]) => ({
-        value,
-        labels: { method: 'GET', path, le },
-        metricName: 'gateway_request_duration_seconds_bucket',
-      })),
-    },
-  ];
+  statuses: Record<number, number>,
+  buckets = [0, 0, 0, 0],
+): [number[], RouteCounts[]] {
+  return [BOUNDS, [{ path, method: 'GET', statuses, buckets }]];
 }
 
 const routed = new Set(['/a']);
@@ -39,10 +19,10 @@ const routed = new Set(['/a']);
 describe('TrafficSeries', () => {
   test('turns cumulative counts into per-sample increments, per worker', () => {
     const series = new TrafficSeries();
-    series.ingest(1, snapshot('/a', { 200: 10 }, { '0.01': 10, '+Inf': 10 }));
-    series.ingest(2, snapshot('/a', { 200: 5, 502: 1 }, { '0.01': 6, '+Inf': 6 }));
+    series.ingest(1, ...counts('/a', { 200: 10 }, [10, 10, 10, 10]));
+    series.ingest(2, ...counts('/a', { 200: 5, 502: 1 }, [6, 6, 6, 6]));
     series.tick(routed);
-    series.ingest(1, snapshot('/a', { 200: 12, 404: 3 }, { '0.01': 15, '+Inf': 15 }));
+    series.ingest(1, ...counts('/a', { 200: 12, 404: 3 }, [15, 15, 15, 15]));
     series.tick(routed);
     const view = series.view('/a');
     assert.deepEqual(view.requests, [16, 5]);
@@ -55,12 +35,12 @@ describe('TrafficSeries', () => {
 
   test('a worker whose counters start again (respawn) counts from 0, never negative', () => {
     const series = new TrafficSeries();
-    series.ingest(1, snapshot('/a', { 200: 100 }, {}));
+    series.ingest(1, ...counts('/a', { 200: 100 }));
     series.tick(routed);
     series.forget(1);
-    series.ingest(1, snapshot('/a', { 200: 4 }, {}));
+    series.ingest(1, ...counts('/a', { 200: 4 }));
     series.tick(routed);
-    series.ingest(1, snapshot('/a', { 200: 2 }, {})); // lower without forget: taken as a restart
+    series.ingest(1, ...counts('/a', { 200: 2 })); // lower without forget: taken as a restart
     series.tick(routed);
     assert.deepEqual(series.view('/a').requests, [100, 4, 2]);
   });
@@ -68,7 +48,7 @@ describe('TrafficSeries', () => {
   test('keeps 15 minutes of samples and drops paths no longer routed', () => {
     const series = new TrafficSeries();
     for (let i = 1; i <= SAMPLES + 20; i++) {
-      series.ingest(1, snapshot('/a', { 200: i }, {}));
+      series.ingest(1, ...counts('/a', { 200: i }));
       series.tick(routed);
     }
     assert.equal(series.view('/a').requests.length, SAMPLES);
@@ -79,10 +59,10 @@ describe('TrafficSeries', () => {
   test('p50/p99 over the last minute come from bucket increments', () => {
     const series = new TrafficSeries();
     // An old slow minute, then a fast one: only the last minute counts.
-    series.ingest(1, snapshot('/a', { 200: 100 }, { '0.01': 0, '0.1': 0, '1': 100, '+Inf': 100 }));
+    series.ingest(1, ...counts('/a', { 200: 100 }, [0, 0, 100, 100]));
     series.tick(routed);
     for (let i = 0; i < 12; i++) series.tick(routed);
-    series.ingest(1, snapshot('/a', { 200: 200 }, { '0.01': 90, '0.1': 100, '1': 200, '+Inf': 200 }));
+    series.ingest(1, ...counts('/a', { 200: 200 }, [90, 100, 200, 200]));
     series.tick(routed);
     const view = series.view('/a');
     assert.ok(view.p50_ms !== null && Math.abs(view.p50_ms - 10 * (50 / 90)) < 1e-9);

@@ -82,7 +82,7 @@ export class DashboardCollector {
   }
 
   #snapshot(worker: Worker, snapshot: DashboardSnapshot): void {
-    this.traffic.ingest(worker.id, snapshot.metrics);
+    this.traffic.ingest(worker.id, snapshot.bounds, snapshot.routes);
     for (const error of snapshot.errors.slice(-RECENT_ERRORS)) {
       if (this.#errors.length >= RECENT_ERRORS) this.#errors.shift();
       this.#errors.push(error);

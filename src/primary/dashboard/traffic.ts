@@ -1,9 +1,10 @@
-import type { MetricSnapshot } from '../../shared/messages.js';
+import type { RouteCounts } from '../../shared/messages.js';
 
 /*
  * Per-route traffic over the last 15 minutes, in 5 s samples, built from the workers'
- * cumulative metrics (the `metrics` middleware's `gateway_requests_total` and
- * `gateway_request_duration_seconds`): each pull is turned into increments per worker, so a
+ * cumulative counts (the `metrics` middleware's `gateway_requests_total` and
+ * `gateway_request_duration_seconds`, folded by route and method in the worker): each pull
+ * is turned into increments per worker, so a
  * worker that restarts (its counters back at 0) or leaves costs nothing but its last few
  * seconds. Memory: paths × SAMPLES × (3 + buckets) numbers, and one previous value per
  * worker series; paths no longer routed are dropped.
@@ -26,7 +27,7 @@ interface PathSeries {
   samples: Sample[];
   /** What arrived since the last tick. */
   pending: Sample;
-  /** The `le` bounds the buckets hold, ascending (+Inf last). */
+  /** The histogram's upper bounds in seconds, ascending, +Inf last. */
   bounds: number[];
 }
 
@@ -55,39 +56,28 @@ export class TrafficSeries {
   readonly #previous = new Map<number, Map<string, number>>();
   #ticks = 0;
 
-  /** A worker's cumulative metrics: their increments since its previous report count now. */
-  ingest(worker: number, metrics: readonly MetricSnapshot[]): void {
-    let previous = this.#previous.get(worker);
-    if (!previous) {
-      previous = new Map();
-      this.#previous.set(worker, previous);
-    }
+  /** A worker's cumulative counts: their increments since its previous report count now. */
+  ingest(worker: number, bounds: readonly number[], routes: readonly RouteCounts[]): void {
+    const previous = this.#previous.get(worker) ?? new Map<string, number>();
     const seen = new Map<string, number>();
-    for (const metric of metrics) {
-      if (metric.name === 'gateway_requests_total') {
-        for (const { value, labels } of metric.values) {
-          const key = `r\0${labels.method}\0${labels.path}\0${labels.status}`;
-          const delta = increment(previous, seen, key, value);
-          if (delta === 0) continue;
-          const pending = this.#series(String(labels.path)).pending;
-          pending.requests += delta;
-          const status = Number(labels.status);
-          if (status >= 400 && status < 500) pending.c4xx += delta;
-          else if (status >= 500) pending.c5xx += delta;
-        }
-      } else if (metric.name === 'gateway_request_duration_seconds') {
-        for (const { value, labels, metricName } of metric.values) {
-          if (metricName !== 'gateway_request_duration_seconds_bucket') continue;
-          const key = `d\0${labels.method}\0${labels.path}\0${labels.le}`;
-          const delta = increment(previous, seen, key, value);
-          if (delta === 0) continue;
-          const series = this.#series(String(labels.path));
-          const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
-          let at = series.bounds.indexOf(le);
-          if (at === -1) at = addBound(series, le);
-          (series.pending.buckets[at] as number) += delta;
-        }
+    for (const { path, method, statuses, buckets } of routes) {
+      const series = this.#series(path, bounds);
+      const pending = series.pending;
+      for (const status in statuses) {
+        const delta = increment(previous, seen, `${method} ${path} ${status}`, statuses[status] as number);
+        pending.requests += delta;
+        const code = Number(status);
+        if (code >= 400 && code < 500) pending.c4xx += delta;
+        else if (code >= 500) pending.c5xx += delta;
       }
+      if (buckets.length !== series.bounds.length) continue; // not this series' histogram
+      for (let i = 0; i < buckets.length; i++)
+        (pending.buckets[i] as number) += increment(
+          previous,
+          seen,
+          `${method} ${path} le${i}`,
+          buckets[i] as number,
+        );
     }
     this.#previous.set(worker, seen);
   }
@@ -137,11 +127,12 @@ export class TrafficSeries {
     };
   }
 
-  #series(path: string): PathSeries {
+  #series(path: string, bounds: readonly number[]): PathSeries {
     let series = this.#paths.get(path);
     if (!series) {
       // A path's samples start with the pull that first saw it.
-      series = { samples: [], pending: empty(0), bounds: [] };
+      const all = [...bounds, Infinity];
+      series = { samples: [], pending: empty(all.length), bounds: all };
       this.#paths.set(path, series);
     }
     return series;
@@ -159,19 +150,6 @@ function increment(
   const before = previous.get(key) ?? 0;
   // Lower than before: the counter started again (not expected within one worker, but never negative).
   return now >= before ? now - before : now;
-}
-
-/** Keeps `bounds` sorted; shifts every sample's buckets to match (rare: first pulls only). */
-function addBound(series: PathSeries, le: number): number {
-  let at = series.bounds.findIndex((b) => b > le);
-  if (at === -1) at = series.bounds.length;
-  series.bounds.splice(at, 0, le);
-  for (const sample of [...series.samples, series.pending]) {
-    // Cumulative buckets: a new bound's count is at least the one below it; 0 is fine for
-    // past samples (the bound existed but was not reported: nothing to interpolate).
-    sample.buckets.splice(at, 0, 0);
-  }
-  return at;
 }
 
 /**

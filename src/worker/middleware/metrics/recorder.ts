@@ -15,9 +15,12 @@ export function installWorkerMetrics(
   workerLabel: string,
 ): Promise<WorkerMetrics> {
   return resources.shared(METRICS, workerLabel, async () => {
-    const { WorkerMetrics } = await import('./worker-metrics.js');
+    const [{ WorkerMetrics }, { LATENCY_BUCKETS }] = await Promise.all([
+      import('./worker-metrics.js'),
+      import('./instruments.js'),
+    ]);
     const metrics = new WorkerMetrics(workerLabel);
-    dashboardMetrics(metrics.instruments.registry);
+    dashboardMetrics(metrics.instruments.registry, LATENCY_BUCKETS);
     return metrics;
   });
 }
