@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
+import { startGateway } from './helpers/gateway.js';
 import { freePort, request, sleep } from './helpers/net.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import { startRedis } from './helpers/redis.js';
 import { type Instance, start } from './helpers/reload.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -228,5 +231,51 @@ describe('the dashboard API', () => {
     assert.equal(onGateway.status, 404);
     assert.doesNotMatch(onGateway.body, /Portico dashboard/);
     assert.equal((await request(`${gw.gw.url}/dashboard.js`)).status, 404);
+  });
+});
+
+describe('the dashboard overview of the rate-limit store and the trace exporter', () => {
+  test('Redis reachable and export ok, then Redis killed and the collector gone: unreachable and failing', async () => {
+    const up = await startUpstream();
+    const redis = await startRedis();
+    const receiver = await startOtlpReceiver({ retainSpans: false });
+    const gw = await startGateway(
+      {
+        routes: [{ path: '/*', target: up.url, middleware: ['tracing', 'ratelimit'] }],
+        redis: { url: redis.url },
+        rate_limit: { requests_per_second: 1000, burst: 1000, store_timeout: '250ms' },
+        otel: { endpoint: receiver.endpoint, export_interval: '100ms', export_timeout: '1s' },
+      },
+      { workers: 1 },
+    );
+    try {
+      const admin = (await gw.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+      const overview = () => request(`${admin}/admin/overview`).then((r) => r.json<Overview>());
+      for (let i = 0; i < 5; i++) assert.equal((await request(`${gw.url}/a/${i}`)).status, 200);
+      const good = await until(
+        'the store reachable and an export done',
+        overview,
+        (o) => o.rate_limit.reachable === true && o.tracing.export === 'ok',
+      );
+      assert.equal(good.rate_limit.store, 'redis');
+      assert.deepEqual(good.tracing, { enabled: true, endpoint: receiver.endpoint, export: 'ok' });
+
+      redis.kill('SIGKILL');
+      await receiver.close();
+      const bad = await until(
+        'the store unreachable and the export failing',
+        async () => {
+          await request(`${gw.url}/b`); // the limiter learns of the store on a call
+          return overview();
+        },
+        (o) => o.rate_limit.reachable === false && o.tracing.export === 'failing',
+        20_000,
+      );
+      assert.equal(bad.rate_limit.store, 'redis');
+    } finally {
+      await gw.stop();
+      await redis.stop();
+      await up.close();
+    }
   });
 });
