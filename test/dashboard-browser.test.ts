@@ -167,6 +167,7 @@ describe('the dashboard page in a real browser', { skip: missing }, () => {
     await page.locator('#last-reload[data-result="success"]').waitFor({ timeout: SEEN_WITHIN });
     await page.locator('tr[data-route="/new"]').waitFor({ timeout: SEEN_WITHIN });
     await shot('6-reloaded');
+    assert.equal(await page.locator('#token-form').isVisible(), false, 'the token was asked for again');
     assert.deepEqual(problems, [], 'the page logged errors (CSP violations, script errors)');
     console.log(`# dashboard screenshots in ${shots}`);
   });
