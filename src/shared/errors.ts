@@ -165,12 +165,23 @@ function bodyFor(message: string): string {
   return body;
 }
 
+let serverErrorObserver: ((res: ServerResponse, error: GatewayError) => void) | undefined;
+
+/**
+ * Tells `observer` of every 5xx `writeError` writes (or cuts a started response with): the
+ * dashboard's recent errors. One per process; only the error path pays for it.
+ */
+export function observeServerErrors(observer: (res: ServerResponse, error: GatewayError) => void): void {
+  serverErrorObserver = observer;
+}
+
 /**
  * Writes `{"error": "..."}` with the error's status. If the response has already started
  * there is no honest way to report the error, so the connection is cut instead: the client
  * sees a truncated response rather than a corrupted one.
  */
 export function writeError(res: ServerResponse, error: GatewayError): void {
+  if (error.status >= 500) serverErrorObserver?.(res, error);
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
