@@ -37,14 +37,19 @@ const VERIFY_CODES: Readonly<Record<string, UpstreamTlsReason>> = {
 };
 
 /**
- * The TLS failure `err` is, or undefined for any other error. `ERR_SSL_*` codes are alerts
- * and handshake errors from OpenSSL: the upstream refused the handshake (no or an untrusted
- * client certificate, no common protocol or cipher).
+ * The TLS failure `err` is, or undefined for any other error. `ERR_SSL_*` codes (TLS 1.3) and
+ * `EPROTO` with OpenSSL's text (TLS 1.2) are alerts and handshake errors: the upstream refused
+ * the handshake (no or an untrusted client certificate, no common protocol or cipher).
  */
-export function upstreamTlsReason(err: { code?: unknown }): UpstreamTlsReason | undefined {
+export function upstreamTlsReason(err: { code?: unknown; message?: unknown }): UpstreamTlsReason | undefined {
   const code = err.code;
   if (typeof code !== 'string') return undefined;
-  return VERIFY_CODES[code] ?? (code.startsWith('ERR_SSL_') ? 'handshake_refused' : undefined);
+  const known = VERIFY_CODES[code];
+  if (known !== undefined) return known;
+  if (code.startsWith('ERR_SSL_')) return 'handshake_refused';
+  if (code === 'EPROTO' && typeof err.message === 'string' && err.message.includes('SSL routines'))
+    return 'handshake_refused';
+  return undefined;
 }
 
 /** The failure in words, for logs and health-check reasons. */
