@@ -232,7 +232,12 @@ describe('upstream TLS: verification', () => {
     let file = '';
     const gw = await startGateway(
       { upstreams: upstreams(false), routes, reload: { watch: false } },
-      { beforeStart: async (f) => void (file = f) },
+      {
+        beforeStart: (f) => {
+          file = f;
+          return Promise.resolve();
+        },
+      },
     );
     const warnings = (name: string) =>
       gw

@@ -55,7 +55,7 @@ export function upstreamTlsReason(err: { code?: unknown; message?: unknown }): U
 /** The failure in words, for logs and health-check reasons. */
 export function describeUpstreamTlsFailure(reason: UpstreamTlsReason, err: { message: string }): string {
   const what: Record<UpstreamTlsReason, string> = {
-    unknown_ca: "TLS certificate not trusted (not signed by a CA in tls.ca or the system's)",
+    unknown_ca: 'TLS certificate not trusted (not signed by a CA of tls.ca, or by a default CA without it)',
     name_mismatch: 'TLS certificate does not name the host (see tls.servername)',
     expired: 'TLS certificate expired or not yet valid',
     bad_certificate: 'TLS certificate invalid',

@@ -403,7 +403,7 @@ const pemPath = (what: string) => z.string().min(1, 'must be a file path').optio
 const upstreamTlsSchema = z
   .strictObject({
     ca: pemPath(
-      "PEM file of the CA certificate(s) that the upstream's certificate must chain to, relative to the config file. Absent: the system CAs.",
+      "PEM file of the CA certificate(s) that the upstream's certificate must chain to (only these), relative to the config file. Absent: the default CAs (Node's bundled roots, plus `NODE_EXTRA_CA_CERTS`).",
     ),
     cert: pemPath(
       'PEM file of the client certificate (chain) the gateway presents to the upstream (mTLS); needs `key`.',
@@ -484,7 +484,7 @@ export const upstreamSchema = z
     tls: upstreamTlsSchema
       .optional()
       .describe(
-        'How `https://` targets are verified and which client certificate is presented (see the README, "TLS to upstreams"). Absent: verified against the system CAs and the target\'s host.',
+        'How `https://` targets are verified and which client certificate is presented (see the README, "TLS to upstreams"). Absent: verified against the default CAs and the target\'s host.',
       ),
   })
   .superRefine(

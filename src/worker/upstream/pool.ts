@@ -195,7 +195,7 @@ export class UpstreamPool {
    * level once per endpoint and reason (a broken CA would otherwise log every request).
    */
   tlsFailed(endpoint: PoolEndpoint, err: Error): void {
-    const reason = upstreamTlsReason(err as NodeJS.ErrnoException);
+    const reason = upstreamTlsReason(err);
     if (reason === undefined) return;
     this.#tlsErrors?.inc({ upstream: this.name, reason });
     if (endpoint.tlsLogged?.has(reason)) return;
