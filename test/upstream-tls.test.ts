@@ -219,6 +219,24 @@ describe('upstream TLS: verification', () => {
     }
   });
 
+  test("the client's Host header never decides the name verified: an IP target's certificate must name the IP", async () => {
+    // Names localhost only: a client sending `Host: localhost` must not make it pass.
+    const named = makeCert(ca, { cn: 'localhost', name: 'localhost-only' });
+    const up = await startUpstream(undefined, { tls: { cert: named.cert, key: named.key } });
+    const gw = await startGateway(
+      { routes: [{ path: '/*', target: up.url }] },
+      { env: { NODE_EXTRA_CA_CERTS: ca.cert } },
+    );
+    try {
+      assertTlsRefusal(await request(`${gw.url}/x`, { headers: { host: 'localhost' } }));
+      assert.equal(up.seen.length, 0);
+      assert.equal(tlsErrorLines(gw, new URL(up.url).origin)[0]?.reason, 'name_mismatch');
+    } finally {
+      assert.equal(await gw.stop(), 0);
+      await up.close();
+    }
+  });
+
   test('insecure_skip_verify accepts an untrusted upstream and is logged as a warning naming it, at start and on the reload that turns it on', async () => {
     const up = await tlsUpstream();
     const upstreams = (insecureB: boolean) => ({
