@@ -118,6 +118,10 @@ const tlsErrorLines = (gw: RunningGateway, upstream: string) =>
     .records()
     .filter((r) => r.level === 50 && r.upstream === upstream && String(r.msg).startsWith('TLS to upstream'));
 
+/** The error line of a failed handshake with `upstream` (it may reach stdout after the 502 did). */
+const tlsErrorLine = (gw: RunningGateway, upstream: string) =>
+  gw.waitFor((r) => r.level === 50 && r.upstream === upstream && String(r.msg).startsWith('TLS to upstream'));
+
 /** A 502 for a failed upstream handshake, as every client sees it. */
 function assertTlsRefusal(reply: { status: number; body: string; headers: Record<string, unknown> }): void {
   assert.equal(reply.status, 502, reply.body);
@@ -158,6 +162,7 @@ describe('upstream TLS: verification', () => {
       );
       assert.equal(sum(metrics, 'gateway_upstream_errors_total', { kind: 'tls' }), 6);
       // …and logged once, in words, with the reason.
+      await tlsErrorLine(gw, 'untrusted');
       const lines = tlsErrorLines(gw, 'untrusted');
       assert.equal(lines.length, 1, JSON.stringify(lines));
       assert.equal(lines[0]?.reason, 'unknown_ca');
@@ -188,9 +193,9 @@ describe('upstream TLS: verification', () => {
       // The client's Host is not the upstream's name: TLS is told the configured one.
       assert.equal(ok.json<{ headers: { host: string } }>().headers.host, `127.0.0.1:${gw.port}`);
       assertTlsRefusal(await request(`${gw.url}/w/x`));
-      const line = tlsErrorLines(gw, 'wrong')[0];
-      assert.equal(line?.reason, 'name_mismatch');
-      assert.match(String(line?.msg), /does not name the host/);
+      const line = await tlsErrorLine(gw, 'wrong');
+      assert.equal(line.reason, 'name_mismatch');
+      assert.match(String(line.msg), /does not name the host/);
     } finally {
       assert.equal(await gw.stop(), 0);
       await up.close();
@@ -230,7 +235,7 @@ describe('upstream TLS: verification', () => {
     try {
       assertTlsRefusal(await request(`${gw.url}/x`, { headers: { host: 'localhost' } }));
       assert.equal(up.seen.length, 0);
-      assert.equal(tlsErrorLines(gw, new URL(up.url).origin)[0]?.reason, 'name_mismatch');
+      assert.equal((await tlsErrorLine(gw, new URL(up.url).origin)).reason, 'name_mismatch');
     } finally {
       assert.equal(await gw.stop(), 0);
       await up.close();
@@ -272,6 +277,9 @@ describe('upstream TLS: verification', () => {
       const reply = await request(`${admin}/admin/reload`, { method: 'POST', timeoutMs: 30_000 });
       assert.equal(reply.json().result, 'success', reply.body);
       assert.equal((await request(`${gw.url}/b/x`)).status, 200);
+      await gw.waitFor(
+        (r) => r.level === 40 && r.upstream === 'b' && /insecure_skip_verify/.test(String(r.msg)),
+      );
       assert.equal(warnings('b').length, 1, 'the reload that turned it on');
       assert.equal(warnings('a').length, 1, 'not again for an upstream that already had it');
     } finally {
@@ -302,7 +310,7 @@ describe('upstream TLS: client certificates (mTLS)', () => {
       const seen = up.seen.length;
       assertTlsRefusal(await request(`${gw.url}/n/x`));
       assert.equal(up.seen.length, seen, 'the refused request never reached the upstream');
-      assert.equal(tlsErrorLines(gw, 'without')[0]?.reason, 'handshake_refused');
+      assert.equal((await tlsErrorLine(gw, 'without')).reason, 'handshake_refused');
       const metrics = parseMetrics((await request(`${await adminOf(gw)}/metrics`)).body);
       const expiry = metrics.filter((s) => s.name === 'portico_tls_certificate_expiry_timestamp_seconds');
       assert.deepEqual(
@@ -333,9 +341,9 @@ describe('upstream TLS: client certificates (mTLS)', () => {
     try {
       assert.equal((await request(`${gw.url}/t/`)).status, 200);
       assertTlsRefusal(await request(`${gw.url}/s/`));
-      const line = tlsErrorLines(gw, 'stranger')[0];
-      assert.equal(line?.reason, 'handshake_refused');
-      assert.match(String(line?.msg), /unknown ca/);
+      const line = await tlsErrorLine(gw, 'stranger');
+      assert.equal(line.reason, 'handshake_refused');
+      assert.match(String(line.msg), /unknown ca/);
     } finally {
       assert.equal(await gw.stop(), 0);
       await up.close();
@@ -464,8 +472,9 @@ describe('upstream TLS: health checks and WebSocket', () => {
 });
 
 describe('upstream TLS: config', () => {
-  test('portico check reports a missing file, a cert without key, a mismatched pair, tls without https targets: one line each with its key path', async () => {
+  test('portico check reports a missing file, a cert without key, a mismatched pair, an expired certificate, tls without https targets: one line each with its key path', async () => {
     const other = makeCert(clientCa, { cn: 'other', usage: 'client' });
+    const expired = makeCert(clientCa, { cn: 'expired', usage: 'client', days: -1 });
     const file = await writeConfig(
       stringify({
         upstreams: {
@@ -500,6 +509,7 @@ describe('upstream TLS: config', () => {
             targets: [{ url: 'https://127.0.0.1:1' }],
             tls: { cert: client.cert, key: other.key },
           },
+          old: { targets: [{ url: 'https://127.0.0.1:1' }], tls: { cert: expired.cert, key: expired.key } },
         },
         routes: [{ path: '/*', upstream: 'missing' }],
       }),
@@ -507,7 +517,8 @@ describe('upstream TLS: config', () => {
     const second = await runCli(['check', '--config', fixed]);
     assert.equal(second.code, 1, second.stderr);
     const again = second.stderr.trim().split('\n');
-    assert.equal(again.length, 2, second.stderr);
+    assert.equal(again.length, 3, second.stderr);
+    assert.match(second.stderr, /upstreams\.old\.tls\.cert: the certificate in .* expired on 2020-01-02/);
     assert.match(
       second.stderr,
       /upstreams\.missing\.tls\.ca: cannot read \/nonexistent\/ca\.pem: no such file/,
