@@ -2,9 +2,10 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
-import { GatewayError, PorticoError, writeError } from '../../shared/errors.js';
+import { GatewayError, PorticoError, rawErrorResponse, writeError } from '../../shared/errors.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
 import { upstreamTlsReason } from '../../shared/upstream-tls.js';
+import { internalContextOf } from '../context.js';
 import { ConnectTimeout, type PoolEndpoint, type UpstreamEndpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { reasonLabel, type RetryReason, retryAfterMs } from '../upstream/retry-policy.js';
@@ -53,6 +54,7 @@ const NO_HEALTHY_UPSTREAM = new GatewayError('PORTICO_ERR_NO_HEALTHY_UPSTREAM', 
   headers: { 'retry-after': '1' },
 });
 const BODY_TOO_LARGE = new GatewayError('PORTICO_ERR_BODY_TOO_LARGE');
+const TLS_FAILED = new GatewayError('PORTICO_ERR_UPSTREAM_TLS');
 const UPLOAD_STALLED = new GatewayError('PORTICO_ERR_REQUEST_TIMEOUT');
 
 /**
@@ -230,11 +232,20 @@ class RouteForwarder {
       const kind = errorKind(err);
       const upgrade = (req as UpgradeCarrier)[UPGRADE];
       if (upgrade !== undefined) this.finish(upgrade, kind);
-      if (kind === 'tls' && upgrade !== undefined) this.pool.tlsFailed(upgrade.endpoint, err);
       this.logger.warn(
         { err: err.message, kind, endpoint: upgrade?.endpoint.id },
         'websocket upstream error',
       );
+      if (kind === 'tls' && upgrade !== undefined) {
+        this.pool.tlsFailed(upgrade.endpoint, err);
+        // The handshake failed before the upstream could answer: nothing went to the client
+        // yet, so it gets the same 502 as a plain request instead of a bare reset.
+        const client = socket as Socket;
+        if (client.writable && client.bytesWritten === 0) {
+          client.end(rawErrorResponse(TLS_FAILED, internalContextOf(req).requestId));
+          return;
+        }
+      }
       socket.destroy();
     });
   }
