@@ -35,6 +35,7 @@ export const ERRORS = {
   PORTICO_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
+  PORTICO_ERR_UPSTREAM_TLS: { status: 502, message: 'upstream TLS handshake failed' },
   PORTICO_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'token verification unavailable' },
   PORTICO_ERR_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
   PORTICO_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'rate limiter unavailable' },

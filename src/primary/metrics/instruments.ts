@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client';
+import { upstreamCertificateExpiries } from '../../shared/plan/upstream-certificates.js';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
 import { dnsFailures } from '../upstreams/dns-failures.js';
@@ -17,6 +18,7 @@ export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: Upstr
   });
   registerReloadMetrics(registry, reloads);
   registerUpstreamMetrics(registry, upstreams);
+  registerUpstreamCertificateExpiry(registry, upstreams);
   collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
 }
@@ -61,6 +63,26 @@ function registerUpstreamMetrics(registry: Registry, upstreams: UpstreamHealthSo
     collect() {
       this.reset();
       for (const { upstream, target, count } of dnsFailures()) this.inc({ upstream, target }, count);
+    },
+  });
+}
+
+// --- Issue 15, upstream side: until the edge's gauge of the same name is merged, this one
+// carries the upstream client certificates alone; merged, its collect() takes these entries too.
+
+/** `portico_tls_certificate_expiry_timestamp_seconds` for the upstreams' client certificates. */
+function registerUpstreamCertificateExpiry(registry: Registry, upstreams: UpstreamHealthSource): void {
+  new Gauge({
+    name: 'portico_tls_certificate_expiry_timestamp_seconds',
+    help: 'When a certificate the gateway presents expires (notAfter, Unix seconds), by name (first DNS SAN, else CN) and source (the config key naming it).',
+    labelNames: ['name', 'source'] as const,
+    registers: [registry],
+    collect() {
+      // Rebuilt each scrape: a rotated or removed certificate's series goes with it.
+      this.reset();
+      const plans = upstreams.inForce().map((view) => view.plan);
+      for (const entry of upstreamCertificateExpiries(plans))
+        this.set({ name: entry.name, source: entry.source }, entry.notAfter / 1000);
     },
   });
 }

@@ -8,6 +8,7 @@ import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
 import { TlsFileReader } from './tls-files.js';
+import { checkUpstreamTls, type UpstreamTlsFiles } from './upstream-tls.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
 
 export type KeyPath = (string | number)[];
@@ -60,6 +61,8 @@ export interface LoadedConfig {
    * validation): watched like the config file, a change reloads.
    */
   tlsFiles: string[];
+  /** Issue 15: the files each configured upstream's `tls:` names, read and checked. */
+  upstreamTls: Record<string, UpstreamTlsFiles>;
 }
 
 /**
@@ -87,6 +90,7 @@ export function loadConfigText(
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
   let auth: (AuthPlan | null)[] = [];
+  let upstreamTls: Record<string, UpstreamTlsFiles> = {};
   // One reader per validation: each TLS file is read once, and all of them are watched.
   const tls = new TlsFileReader(configDirOf(file), problems);
   const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
@@ -96,6 +100,7 @@ export function loadConfigText(
   if (result.success) {
     checkDuplicateRoutes(result.data, problems);
     auth = checkAuth(result.data, catalog, file, problems);
+    upstreamTls = checkUpstreamTls(result.data, tls);
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
@@ -120,7 +125,12 @@ export function loadConfigText(
       ),
     );
   }
-  return { config: withImpliedSections((result as { data: Config }).data), auth, tlsFiles: tls.files() };
+  return {
+    config: withImpliedSections((result as { data: Config }).data),
+    auth,
+    tlsFiles: tls.files(),
+    upstreamTls,
+  };
 }
 
 /** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */

@@ -35,6 +35,7 @@ export const GATEWAY_METRIC_NAMES = [
   'portico_upstream_overflow_total',
   'portico_circuit_breaker_state',
   'portico_circuit_breaker_trips_total',
+  'portico_upstream_tls_errors_total',
 ] as const;
 
 /** The instruments of one worker, registered in its own registry (never the global one). */
@@ -67,7 +68,7 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
-    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, reset, timeout, other).',
+    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, tls, reset, timeout, other).',
     labelNames: ['path', 'kind'] as const,
     registers: [registry],
   });
@@ -113,6 +114,13 @@ export function createWorkerInstruments(workerLabel: string) {
     labelNames: ['upstream'] as const,
     registers: [registry],
   });
+  // Issue 15: TLS to upstreams.
+  const upstreamTlsErrors = new Counter({
+    name: 'portico_upstream_tls_errors_total',
+    help: 'TLS handshakes with an upstream endpoint that failed, by upstream and reason (unknown_ca, name_mismatch, expired, bad_certificate, handshake_refused).',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [registry],
+  });
   const breaker: BreakerInstruments = {
     overflow: new Counter({
       name: 'portico_upstream_overflow_total',
@@ -153,6 +161,7 @@ export function createWorkerInstruments(workerLabel: string) {
     upstreamRetries,
     retryBudgetExhausted,
     breaker,
+    upstreamTlsErrors,
   };
 }
 
