@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
 
 /*
  * The Redis side of gcra.ts, as one atomic script over a batch of takes: for each key, read
@@ -54,8 +54,8 @@ export interface TakeCommand {
 }
 
 /** Registers the script once per client; ioredis then sends EVALSHA and falls back to EVAL. */
-export function defineTakeCommand(client: Redis): Redis & TakeCommand {
+export function defineTakeCommand<C extends RedisConnection>(client: C): C & TakeCommand {
   // No fixed numberOfKeys: each call passes its batch size first.
   client.defineCommand('porticoTake', { lua: TAKE_SCRIPT });
-  return client as Redis & TakeCommand;
+  return client as C & TakeCommand;
 }
