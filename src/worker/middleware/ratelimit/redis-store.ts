@@ -108,7 +108,7 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
 
   #sendBySlot(queue: PendingTake[]): void {
     if (queue.length === 1) {
-      this.#send(queue);
+      this.#sendKey(queue);
       return;
     }
     const byKey = new Map<string, PendingTake[]>();
@@ -119,8 +119,23 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
     }
     for (const group of byKey.values()) {
       for (let start = 0; start < group.length; start += MAX_BATCH)
-        this.#send(group.slice(start, start + MAX_BATCH));
+        this.#sendKey(group.slice(start, start + MAX_BATCH));
     }
+  }
+
+  /** Takes of one key (one slot): the key first, so the Cluster routes the call by it. */
+  #sendKey(batch: PendingTake[]): void {
+    const n = batch.length;
+    const args = new Array<number>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const take = batch[i] as PendingTake;
+      args[2 * i] = take.policy.intervalUs;
+      args[2 * i + 1] = take.policy.burst;
+    }
+    this.#settle(
+      batch,
+      this.client.porticoTakeKey(redisKey(this.prefix, (batch[0] as PendingTake).key), ...args),
+    );
   }
 
   #send(batch: PendingTake[]): void {
@@ -132,7 +147,12 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
       args[n + 2 * i] = take.policy.intervalUs;
       args[n + 2 * i + 1] = take.policy.burst;
     }
-    this.client.porticoTake(n, ...args).then(
+    this.#settle(batch, this.client.porticoTake(n, ...args));
+  }
+
+  #settle(batch: PendingTake[], reply: Promise<number[]>): void {
+    const n = batch.length;
+    reply.then(
       (reply) => {
         this.#answer(true);
         for (let i = 0; i < n; i++) {
