@@ -60,7 +60,7 @@ export async function startRedis(options: RedisStartOptions = {}): Promise<Runni
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'portico-redis-'));
   const auth =
     username !== undefined
-      ? ['--user', `${username} on >${password ?? ''} ~* &* +@all`, '--user', 'default off']
+      ? ['--user', username, 'on', `>${password ?? ''}`, '~*', '&*', '+@all', '--user', 'default', 'off']
       : password === undefined
         ? []
         : ['--requirepass', password];
@@ -402,7 +402,7 @@ function send(port: number, args: string[], access: Access = {}): Promise<string
         ? ''
         : encode(username === undefined ? ['AUTH', password] : ['AUTH', username, password]);
     const write = () => socket.write(auth + encode(args));
-    if (ca === undefined) (socket).connect(port, '127.0.0.1', write);
+    if (ca === undefined) socket.connect(port, '127.0.0.1', write);
     else socket.once('secureConnect', write);
   });
 }
