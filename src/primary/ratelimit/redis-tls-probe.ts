@@ -59,10 +59,9 @@ function handshake(node: RedisNodePlan, tls: { ca?: string; cert?: string; key?:
       socket.destroy();
       resolve(outcome);
     };
-    socket.setTimeout(PROBE_TIMEOUT_MS, () =>
-      // Connected but no handshake answer: a plain-text port waits for a command.
-      done(socket.connecting ? 'unreachable' : 'no TLS handshake (timed out)'),
-    );
+    // No answer in time: a stalled Redis, or a plain-text port waiting for a command. Neither
+    // is certain to stay so; the workers' connection says which, in words (redis-health.ts).
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => done('unreachable'));
     socket.once('secureConnect', () => done('ok'));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? '';

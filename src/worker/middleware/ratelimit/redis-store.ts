@@ -75,6 +75,7 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
 
   refuse(err: Error): void {
     this.#refusal = err;
+    this.#answer(false);
   }
 
   accept(): void {
