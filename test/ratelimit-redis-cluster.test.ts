@@ -188,6 +188,11 @@ describe('ratelimit on Redis Cluster (3 masters + 3 replicas), two instances x t
     }
     loading = false;
     await load;
+    // Every worker's next request after its probe interval finds the store again.
+    await sleep(1_100);
+    await Promise.all(
+      [a, b].flatMap((gw) => Array.from({ length: 8 }, (_, i) => get(`${gw.url}/ip`, from(`10.11.${i}.1`)))),
+    );
     assert.ok(shared, 'shared limiting resumed after the failover');
     const statuses = statusCounts(answers);
     assert.ok(answers.length > 20, `steady load sent ${answers.length}`);

@@ -79,6 +79,11 @@ describe('ratelimit on Redis behind Sentinel (1 master, 1 replica, 3 sentinels)'
     }
     loading = false;
     await load;
+    // Every worker's next request after its probe interval finds the store again.
+    await sleep(1_100);
+    await Promise.all(
+      [a, b].flatMap((gw) => Array.from({ length: 8 }, (_, i) => get(`${gw.url}/ip`, from(`10.12.${i}.1`)))),
+    );
     assert.ok(shared, 'shared limiting resumed on the promoted replica');
     assert.ok(answers.length > 20, `steady load sent ${answers.length}`);
     const statuses = statusCounts(answers);
