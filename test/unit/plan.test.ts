@@ -156,8 +156,8 @@ routes:
     const p = plan(BASE, { REDIS_URL: 'redis://127.0.0.1:6390' });
     assert.deepEqual(p.limiter?.store, {
       kind: 'redis',
-      url: 'redis://127.0.0.1:6390',
       keyPrefix: 'portico:rl:',
+      redis: { mode: 'standalone', url: 'redis://127.0.0.1:6390', sentinelName: '', nodes: [] },
     });
   });
 

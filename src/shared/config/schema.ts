@@ -407,6 +407,15 @@ const otelSectionSchema = z.strictObject({
 
 const otelSchema = otelSectionSchema.optional();
 
+/** `host:port` of a Redis node or sentinel (IPv6 as `[::1]:6379`). */
+const redisNodeSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port')
+  .refine((node) => {
+    const port = Number(node.slice(node.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'port must be 1-65535');
+
 const redisSchema = z
   .strictObject({
     url: z
@@ -414,14 +423,69 @@ const redisSchema = z
       .regex(/^(redis|rediss):\/\/.+/, 'must be a redis:// or rediss:// URL')
       .optional()
       .describe(
-        'Standalone Redis for shared state (rate-limit buckets). Unset: env `REDIS_URL`, else state stays in the instance.',
+        'Standalone Redis for shared state (rate-limit buckets); `rediss://` for TLS. Unset (and no `sentinel`/`cluster`): env `REDIS_URL`, else state stays in the instance.',
       ),
+    sentinel: z
+      .strictObject({
+        name: z.string().min(1).describe('Master name the sentinels monitor.'),
+        nodes: z
+          .array(redisNodeSchema)
+          .min(1)
+          .describe('Sentinels as `host:port`; any one that answers is enough.'),
+        password: z
+          .string()
+          .optional()
+          .describe("The sentinels' own password (`requirepass` of the sentinels), if any."),
+      })
+      .optional()
+      .describe('Redis behind Sentinel: the master is asked of the sentinels and followed across failovers.'),
+    cluster: z
+      .strictObject({
+        nodes: z
+          .array(redisNodeSchema)
+          .min(1)
+          .describe('Seed nodes as `host:port`; the rest of the cluster is discovered from them.'),
+      })
+      .optional()
+      .describe('Redis Cluster: keys are hash-tagged, MOVED/ASK and failovers are followed.'),
+    tls: z
+      .strictObject({
+        ca: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("PEM bundle to verify the Redis servers' certificates; default: the system's CAs."),
+        cert: z.string().min(1).optional().describe('Client certificate (PEM), when Redis asks for one.'),
+        key: z.string().min(1).optional().describe('Private key of `cert` (PEM).'),
+      })
+      .optional()
+      .describe(
+        'TLS to Redis (servers, and sentinels when `sentinel` is used). Implied by a `rediss://` URL; certificates are always verified.',
+      ),
+    username: z.string().min(1).optional().describe('ACL user (Redis 6+); default: `default`.'),
+    password: z.string().optional().describe('Password of `username` (use `${REDIS_PASSWORD}`).'),
     key_prefix: z
       .string()
       .min(1)
       .max(64)
+      .regex(/^[^{}]*$/, 'must not contain { or } (each key carries its own hash tag)')
       .default('portico:rl:')
       .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
+  })
+  .superRefine((redis, ctx) => {
+    const set = (['url', 'sentinel', 'cluster'] as const).filter((k) => redis[k] !== undefined);
+    if (set.length > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: [set[1] as string],
+        message: `set exactly one of redis.url, redis.sentinel, redis.cluster (found ${set.join(' and ')})`,
+      });
+    if (redis.tls !== undefined && (redis.tls.cert === undefined) !== (redis.tls.key === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', redis.tls.cert === undefined ? 'cert' : 'key'],
+        message: 'tls.cert and tls.key go together',
+      });
   })
   .prefault({});
 

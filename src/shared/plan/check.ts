@@ -81,10 +81,21 @@ const isRouteRateLimit = shape<RouteRateLimitPlan>({
   legacyHeaders: isBoolean,
 });
 
+const isRedisConnection = shape({
+  mode: oneOf('standalone', 'sentinel', 'cluster'),
+  url: isString,
+  sentinelName: isString,
+  nodes: arrayOf(shape({ host: isString, port: isNumber })),
+  sentinelPassword: optional(isString),
+  username: optional(isString),
+  password: optional(isString),
+  tls: optional(shape({ ca: optional(isString), cert: optional(isString), key: optional(isString) })),
+});
+
 const isLimiter = shape<LimiterPlan>({
   store: (store) =>
     shape({ kind: oneOf('embedded') })(store) ||
-    shape({ kind: oneOf('redis'), url: isString, keyPrefix: isString })(store),
+    shape({ kind: oneOf('redis'), keyPrefix: isString, redis: isRedisConnection })(store),
   maxKeys: isNumber,
   onStoreError: oneOf('allow', 'deny'),
   storeTimeoutMs: isNumber,

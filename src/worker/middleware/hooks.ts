@@ -18,6 +18,10 @@ export interface ObservationHooks {
   rateLimitDecision(decision: RateLimitDecision): void;
   /** Store state (e.g. `redis`): called on transitions, not per request. */
   rateLimitStoreUp(store: string, up: boolean): void;
+  /** `portico_redis_up{role}`: on transitions only. */
+  redisUp(role: 'master' | 'sentinel', up: boolean): void;
+  /** `portico_redis_failovers_total`. */
+  redisFailover(): void;
   /** `reason` comes from a fixed vocabulary (e.g. `missing_token`, `expired`, `bad_signature`). */
   authFailure(reason: string): void;
 }
@@ -26,5 +30,7 @@ export const NO_HOOKS: ObservationHooks = {
   route: () => undefined,
   rateLimitDecision() {},
   rateLimitStoreUp() {},
+  redisUp() {},
+  redisFailover() {},
   authFailure() {},
 };

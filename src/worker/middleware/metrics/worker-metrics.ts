@@ -114,4 +114,12 @@ export class WorkerMetrics implements ObservationHooks {
   rateLimitStoreUp(store: string, up: boolean): void {
     this.instruments.rateLimitStoreUp.labels(store).set(up ? 1 : 0);
   }
+
+  redisUp(role: 'master' | 'sentinel', up: boolean): void {
+    this.instruments.redisUp.labels(role).set(up ? 1 : 0);
+  }
+
+  redisFailover(): void {
+    this.instruments.redisFailovers.inc();
+  }
 }

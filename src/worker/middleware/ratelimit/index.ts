@@ -98,22 +98,29 @@ async function createWorkerLimiter(
     store = new ClusterStore(process, settings.storeTimeoutMs);
     limiter = new WorkerLimiter({ ...options, store, storeName: 'embedded' });
   } else {
-    const { url, keyPrefix } = settings.store;
+    const { redis, keyPrefix } = settings.store;
     // Loaded only when used: ioredis costs ~0.1-0.2 s of start-up per worker, which every
     // gateway without Redis (and every respawn) would otherwise pay.
-    const { createRedisClient, RedisStore } = await import('./redis-store.js');
-    const { maskRedisUrl, watchRedisHealth } = await import('./redis-health.js');
-    const client = createRedisClient({ url, commandTimeoutMs: settings.storeTimeoutMs });
-    const redisStore = new RedisStore(client, keyPrefix);
+    const { RedisStore } = await import('./redis-store.js');
+    const { createRedisConnection, describeRedis } = await import('./redis-connection.js');
+    const { defineTakeCommand } = await import('./lua.js');
+    const { watchRedisHealth } = await import('./redis-health.js');
+    const client = defineTakeCommand(
+      createRedisConnection(redis, { commandTimeoutMs: settings.storeTimeoutMs }),
+    );
+    const where = describeRedis(redis);
+    const redisStore = new RedisStore(client, keyPrefix, (up) => hooks.redisUp('master', up));
     store = redisStore;
     limiter = new WorkerLimiter({ ...options, store, storeName: 'redis' });
     // ioredis reports every failed reconnect; the limiter logs the transitions that matter,
     // and a misconfiguration (password, database, TLS) is said in words, once.
     watchRedisHealth(
       client,
-      url,
+      redis,
+      where,
       logger,
       redisStore,
+      hooks,
       (err) => limiter.storeFailed(err),
       () => limiter.probeSoon(),
     );
@@ -129,7 +136,8 @@ async function createWorkerLimiter(
     logger.info(
       {
         store: 'redis',
-        redis: maskRedisUrl(url),
+        redis: where,
+        mode: redis.mode,
         connected: client.status === 'ready' && !limiter.storeDown,
       },
       'rate-limit store: redis',

@@ -104,7 +104,8 @@ export class WorkerLimiter {
     this.#down = down;
     const { logger, storeName, onStoreError } = this.options;
     if (down) {
-      logger.warn(
+      // Error, not warning: configured shared limiting has stopped working (per worker now).
+      logger.error(
         { store: storeName, err: (err as Error | undefined)?.message, on_store_error: onStoreError },
         onStoreError === 'allow'
           ? 'rate-limit store unavailable: limiting per worker until it returns'
