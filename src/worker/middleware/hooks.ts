@@ -9,13 +9,14 @@ export type RateLimitDecision = 'allowed' | 'limited' | 'store_error';
  * call is a no-op, so callers never check.
  *
  * @example
- * hooks.rateLimitDecision('limited');     // per request, in `ratelimit`
+ * hooks.rateLimitDecision('limited', 'burst'); // per request, in `ratelimit`
  * hooks.rateLimitStoreUp('redis', false);  // on a store transition
  */
 export interface ObservationHooks {
   /** The request instruments of a route pattern; `undefined` when metrics are off. */
   route(path: string): RouteMetrics | undefined;
-  rateLimitDecision(decision: RateLimitDecision): void;
+  /** `policy`: the policy that refused (`burst`, a quota's period, `ban`), else `all`. */
+  rateLimitDecision(decision: RateLimitDecision, policy: string): void;
   /** Store state (e.g. `redis`): called on transitions, not per request. */
   rateLimitStoreUp(store: string, up: boolean): void;
   /** `reason` comes from a fixed vocabulary (e.g. `missing_token`, `expired`, `bad_signature`). */

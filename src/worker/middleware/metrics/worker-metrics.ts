@@ -69,17 +69,13 @@ export class RouteMetrics {
 export class WorkerMetrics implements ObservationHooks {
   readonly instruments: WorkerInstruments;
   readonly #routes = new Map<string, RouteMetrics>();
-  readonly #decisions: Record<RateLimitDecision, Counter.Internal>;
+  // Per decision, per policy: a handful of children (all, burst, ban and five quota periods).
+  readonly #decisions: Record<RateLimitDecision, Map<string, Counter.Internal>>;
   readonly #authReasons = new Map<string, Counter.Internal>();
 
   constructor(workerLabel: string) {
     this.instruments = createWorkerInstruments(workerLabel);
-    const decisions = this.instruments.rateLimitDecisions;
-    this.#decisions = {
-      allowed: decisions.labels('allowed'),
-      limited: decisions.labels('limited'),
-      store_error: decisions.labels('store_error'),
-    };
+    this.#decisions = { allowed: new Map(), limited: new Map(), store_error: new Map() };
   }
 
   /** The instruments of a route pattern (shared by every chain on the same pattern). */
@@ -97,8 +93,14 @@ export class WorkerMetrics implements ObservationHooks {
     return this.route(UNMATCHED_PATH);
   }
 
-  rateLimitDecision(decision: RateLimitDecision): void {
-    this.#decisions[decision].inc();
+  rateLimitDecision(decision: RateLimitDecision, policy: string): void {
+    const children = this.#decisions[decision];
+    let child = children.get(policy);
+    if (child === undefined) {
+      child = this.instruments.rateLimitDecisions.labels(decision, policy);
+      children.set(policy, child);
+    }
+    child.inc();
   }
 
   authFailure(reason: string): void {
