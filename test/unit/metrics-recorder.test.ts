@@ -46,7 +46,10 @@ test('rate-limit decisions, auth failures and store state land in the worker reg
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'allowed' }), 3);
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited' }), 2);
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited', policy: 'day' }), 1);
-  assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited', policy: 'burst' }), 1);
+  assert.equal(
+    sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited', policy: 'burst' }),
+    1,
+  );
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'store_error' }), 1);
   assert.equal(sum(samples, 'gateway_auth_failures_total', { reason: 'missing_token' }), 2);
   assert.equal(sum(samples, 'gateway_auth_failures_total'), 102);

@@ -196,7 +196,9 @@ function limiterPlan(config: Config, env: NodeJS.ProcessEnv, routes: RoutePlan[]
     maxKeys: config.rate_limit.max_keys,
     onStoreError: config.rate_limit.on_store_error,
     storeTimeoutMs: config.rate_limit.store_timeout,
-    counters: routes.some(({ rateLimit: r }) => r !== null && r.enabled && (r.quotas.length > 0 || r.ban !== null)),
+    counters: routes.some(
+      ({ rateLimit: r }) => r !== null && r.enabled && (r.quotas.length > 0 || r.ban !== null),
+    ),
   };
 }
 

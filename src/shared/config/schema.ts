@@ -120,7 +120,9 @@ const quotas = z
       limit: z.number().int().min(1).max(1e12).describe('Requests admitted per window.'),
       per: z
         .enum(QUOTA_PERIODS)
-        .describe('The window: `second`, `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.'),
+        .describe(
+          'The window: `second`, `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.',
+        ),
     }),
   )
   .max(QUOTA_PERIODS.length)
@@ -133,7 +135,12 @@ const quotas = z
     });
   });
 const banSchema = z.strictObject({
-  after: z.number().int().min(1).max(1e6).describe('Refusals (429s) of one key within `within` that start a ban.'),
+  after: z
+    .number()
+    .int()
+    .min(1)
+    .max(1e6)
+    .describe('Refusals (429s) of one key within `within` that start a ban.'),
   within: z
     .string()
     .meta({ format: 'duration' })

@@ -103,8 +103,7 @@ export class ClusterStore implements LimiterStore, CounterStore {
       return;
     }
     setTimeout(
-      () =>
-        this.#fail(takes, counts, new Error(`embedded store did not answer within ${this.timeoutMs} ms`)),
+      () => this.#fail(takes, counts, new Error(`embedded store did not answer within ${this.timeoutMs} ms`)),
       this.timeoutMs,
     ).unref();
   }

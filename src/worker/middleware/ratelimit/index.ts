@@ -110,7 +110,12 @@ async function createWorkerLimiter(
   if (settings.store.kind === 'embedded') {
     const clusterStore = new ClusterStore(process, settings.storeTimeoutMs);
     store = clusterStore;
-    limiter = new WorkerLimiter({ ...options, store, storeName: 'embedded', counters: counters(clusterStore) });
+    limiter = new WorkerLimiter({
+      ...options,
+      store,
+      storeName: 'embedded',
+      counters: counters(clusterStore),
+    });
   } else {
     const { url, keyPrefix } = settings.store;
     // Loaded only when used: ioredis costs ~0.1-0.2 s of start-up per worker, which every

@@ -9,7 +9,13 @@ export interface QuotaWindow {
 }
 
 // How much of the ISO timestamp names the window: `2026-12` for a month … `…T06:45:12` for a second.
-const LABEL_LENGTH: Record<QuotaPlan['per'], number> = { month: 7, day: 10, hour: 13, minute: 16, second: 19 };
+const LABEL_LENGTH: Record<QuotaPlan['per'], number> = {
+  month: 7,
+  day: 10,
+  hour: 13,
+  minute: 16,
+  second: 19,
+};
 const FIXED_MS: Record<Exclude<QuotaPlan['per'], 'month'>, number> = {
   second: 1_000,
   minute: 60_000,

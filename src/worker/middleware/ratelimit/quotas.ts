@@ -59,7 +59,14 @@ interface Counted {
  * too. So a quota errs towards refusing, by at most the requests in flight, never towards
  * admitting; once refunds land, counts equal the admitted requests exactly.
  */
-export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks }: QuotaMiddlewareOptions): Middleware {
+export function quotaMiddleware({
+  settings,
+  policy,
+  plan,
+  keyOf,
+  limiter,
+  hooks,
+}: QuotaMiddlewareOptions): Middleware {
   const quotas: Quota[] = settings.quotas.map(({ per, limit }) => ({
     name: per,
     limit,
@@ -103,9 +110,16 @@ export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks 
     });
   };
 
-  /** Counts a refusal towards the ban; the refusal's answer does not wait for it. */
-  const refused = (store: CounterStore, key: string): void => {
+  /**
+   * Counts a refusal towards the ban, in the store so that every worker and instance counts
+   * together (also a refusal the block cache answered: with a ban configured, each refusal
+   * costs one counter command, sent after the answer). The answer does not wait for it.
+   */
+  const refused = (key: string): void => {
     if (ban === null) return;
+    const choice = limiter.counters();
+    if (choice === STORE_UNAVAILABLE) return;
+    const store = choice.store;
     store.add(`${key}|refusals`, 1, ban.withinSec).then(
       ([refusals]) => {
         if (refusals < ban.after) return;
@@ -128,7 +142,13 @@ export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks 
     return items;
   };
 
-  function refuse(res: ServerResponse, error: GatewayError, retryAfterSec: number, degraded: boolean, policyName: string) {
+  function refuse(
+    res: ServerResponse,
+    error: GatewayError,
+    retryAfterSec: number,
+    degraded: boolean,
+    policyName: string,
+  ) {
     hooks.rateLimitDecision(degraded ? 'store_error' : 'limited', degraded ? 'all' : policyName);
     res.setHeader('retry-after', String(Math.max(1, retryAfterSec)));
     writeError(res, error);
@@ -158,6 +178,7 @@ export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks 
       }
       if (blocked.blockedForUs(key) > 0) {
         // The bucket refused this key until its next token: exact, and answered locally.
+        refused(key);
         return bucketRefused(res, limiter.take(key, policy) as Verdict, '');
       }
       let choice = limiter.counters();
@@ -186,7 +207,7 @@ export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks 
       });
       if (refusing !== -1) {
         refund(store, counted);
-        refused(store, key);
+        refused(key);
         res.setHeader('ratelimit', quotaItems(counted, nowMs, true).slice(2));
         const quota = quotas[refusing] as Quota;
         const end = (counted.windows[refusing] as QuotaWindow).endMs;
@@ -200,7 +221,7 @@ export function quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks 
       }
       if (!verdict.allowed) {
         refund(store, counted);
-        refused(store, key);
+        refused(key);
         return bucketRefused(res, verdict, quotaItems(counted, nowMs, true));
       }
       res.setHeader('ratelimit', bucketItem(plan, verdict) + quotaItems(counted, nowMs, false));
