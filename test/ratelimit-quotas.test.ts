@@ -226,3 +226,36 @@ describe('quotas on the embedded store (no Redis)', () => {
     assert.deepEqual(bodyOf(refused), { error: 'quota exceeded: minute' });
   });
 });
+
+describe('quotas when Redis fails: on_store_error applies', () => {
+  let redis: RunningRedis;
+  let allow: RunningGateway;
+  let deny: RunningGateway;
+  before(async () => {
+    redis = await startRedis();
+    const quotas = [{ limit: 3, per: 'minute' }];
+    [allow, deny] = await Promise.all([
+      startGateway(config({ quotas }, redis.url)),
+      startGateway(config({ quotas, on_store_error: 'deny' }, redis.url)),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([allow?.stop(), deny?.stop()]);
+    await redis?.stop();
+  });
+
+  test('allow: the worker counts the quota in memory; deny: 503', async () => {
+    await roomInMinute();
+    assert.equal((await get(`${allow.url}/q`, asClient('10.4.0.1'))).status, 200, 'Redis up');
+    redis.kill('SIGKILL');
+    const seen: Answer[] = [];
+    for (let i = 0; i < 5; i++) seen.push(await get(`${allow.url}/q`, asClient('10.4.0.2')));
+    assert.deepEqual(
+      seen.map((r) => r.status),
+      [200, 200, 200, 429, 429],
+    );
+    assert.deepEqual(bodyOf(seen[3] as Answer), { error: 'quota exceeded: minute' });
+    const denied = await get(`${deny.url}/q`, asClient('10.4.0.3'));
+    assert.deepEqual([denied.status, bodyOf(denied).error], [503, 'rate limiter unavailable']);
+  });
+});

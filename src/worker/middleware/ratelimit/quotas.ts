@@ -97,9 +97,10 @@ export function quotaMiddleware({
     const keys = quotas.map((quota, i) => `${key}|${quota.name}:${(windows[i] as QuotaWindow).label}`);
     // The key names its window; the TTL only lets Redis forget it (at least 1 s: 0 would never expire).
     const ttls = windows.map((window) => Math.ceil((window.endMs - nowMs) / 1000) + 1);
-    const banned = ban === null ? undefined : store.get(`${key}|ban`);
-    const counts = await Promise.all(keys.map((k, i) => store.add(k, 1, ttls[i] as number)));
-    const state = await banned;
+    const [counts, state] = await Promise.all([
+      Promise.all(keys.map((k, i) => store.add(k, 1, ttls[i] as number))),
+      ban === null ? undefined : store.get(`${key}|ban`),
+    ]);
     return { windows, keys, ttls, counts, bannedMs: state === undefined ? 0 : state[1] };
   };
 
