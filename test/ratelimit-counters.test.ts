@@ -46,7 +46,7 @@ const implementations: [string, () => Promise<Harness>][] = [
       const client = createRedisClient({ url: redis.url, commandTimeoutMs: 2_000 });
       await new Promise((resolve) => client.once('ready', resolve));
       const store = new RedisCounters(client, `test:${randomUUID()}:quota`);
-      return { store, close: async () => client.disconnect() };
+      return { store, close: () => Promise.resolve(client.disconnect()) };
     },
   ],
   [
