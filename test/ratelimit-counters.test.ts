@@ -36,7 +36,7 @@ const implementations: [string, () => Promise<Harness>][] = [
       const counters = new WindowCounters(10_000);
       return Promise.resolve({
         store: new MemoryCounterStore(counters),
-        close: async () => counters.close(),
+        close: () => Promise.resolve(counters.close()),
       });
     },
   ],
