@@ -17,8 +17,11 @@ function toMs(max: string) {
   };
 }
 
-/** A duration in whole seconds (`1m` → 60), at least 1s and at most `max`. */
-export function wholeSeconds(max: string) {
+/** A duration field in whole seconds (`1m` → 60), at least 1s and at most `max`, with a default. */
+export const secondsDuration = (fallback: string, max: string) =>
+  durationText().default(fallback).transform(wholeSeconds(max));
+
+function wholeSeconds(max: string) {
   const parse = toMs(max);
   return (text: string, ctx: z.core.$RefinementCtx<string>) => {
     const ms = parse(text, ctx);

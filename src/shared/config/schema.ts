@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
-import { byteSize, describeInput, duration, optionalDuration, wholeSeconds } from './fields.js';
+import { byteSize, describeInput, duration, optionalDuration, secondsDuration } from './fields.js';
 import { HTTP_METHODS } from './methods.js';
 import { upstreamsSchema } from './upstream-schema.js';
 
@@ -140,17 +140,14 @@ const banSchema = z.strictObject({
     .int()
     .min(1)
     .max(1e6)
+    .default(20)
     .describe('Refusals (429s) of one key within `within` that start a ban.'),
-  within: z
-    .string()
-    .meta({ format: 'duration' })
-    .transform(wholeSeconds('24h'))
-    .describe('The window the refusals are counted in, from the first one (whole seconds, at most 24h).'),
-  for: z
-    .string()
-    .meta({ format: 'duration' })
-    .transform(wholeSeconds('720h'))
-    .describe('How long a banned key is refused outright (whole seconds, at most 720h).'),
+  within: secondsDuration('1m', '24h').describe(
+    'The window the refusals are counted in, from the first one (whole seconds, at most 24h).',
+  ),
+  for: secondsDuration('10m', '720h').describe(
+    'How long a banned key is refused outright (whole seconds, at most 720h).',
+  ),
 });
 
 const rateLimitSchema = z
