@@ -34,7 +34,20 @@ const bodyOf = (answer: Answer) => JSON.parse(answer.body) as { error: string };
 
 const config = (extra: Record<string, unknown>, redisUrl?: string, workers = 1) => ({
   server: { workers, trusted_proxies: ['127.0.0.1'] },
-  routes: [{ path: '/q', target: upstream.url, middleware: ['ratelimit'] }],
+  routes: [
+    { path: '/q', target: upstream.url, middleware: ['ratelimit'] },
+    {
+      path: '/dm',
+      target: upstream.url,
+      middleware: ['ratelimit'],
+      rate_limit: {
+        quotas: [
+          { limit: 1000, per: 'day' },
+          { limit: 5000, per: 'month' },
+        ],
+      },
+    },
+  ],
   rate_limit: { requests_per_second: 100, burst: 100, ...extra },
   metrics: { prometheus: {} },
   ...(redisUrl === undefined ? {} : { redis: { url: redisUrl } }),
@@ -89,6 +102,32 @@ describe('quotas on Redis, shared by two instances', () => {
       policy: 'minute',
     });
     assert.ok(limited >= 1, `limited{policy=minute} on instance a: ${limited}`);
+  });
+
+  test("a route's own quotas: day and month windows end at the next UTC midnight and 1st", async () => {
+    const r = await get(`${b.url}/dm`, asClient('10.0.0.3'));
+    assert.equal(r.status, 200);
+    const now = new Date();
+    const [y, m, d] = [now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()];
+    const monthSeconds = (Date.UTC(y, m + 1, 1) - Date.UTC(y, m, 1)) / 1000;
+    assert.equal(
+      r.headers['ratelimit-policy'],
+      `"burst";q=100;w=1, "day";q=1000;w=86400, "month";q=5000;w=${monthSeconds}`,
+    );
+    const items = String(r.headers.ratelimit).split(', ');
+    const t = (item: string | undefined) => Number(/;t=(\d+)$/.exec(item ?? '')?.[1]);
+    const toMidnight = (Date.UTC(y, m, d + 1) - Date.now()) / 1000;
+    const toFirst = (Date.UTC(y, m + 1, 1) - Date.now()) / 1000;
+    assert.match(items[1] as string, /^"day";r=999;t=\d+$/);
+    assert.match(items[2] as string, /^"month";r=4999;t=\d+$/);
+    assert.ok(Math.abs(t(items[1]) - toMidnight) <= 2, `day t=${t(items[1])}, midnight in ${toMidnight} s`);
+    assert.ok(Math.abs(t(items[2]) - toFirst) <= 2, `month t=${t(items[2])}, the 1st in ${toFirst} s`);
+    // The route's own counters, in its own keys: the day's window is in the key.
+    const keys = await redis.command(
+      'KEYS',
+      `portico:rl:quota:r:/dm|ip:10.0.0.3|day:${now.toISOString().slice(0, 10)}`,
+    );
+    assert.match(keys, /^\*1\r\n/, keys);
   });
 
   test('a concurrent burst over 2 instances x 2 workers admits exactly the quota', async () => {
