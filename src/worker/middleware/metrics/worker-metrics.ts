@@ -69,13 +69,12 @@ export class RouteMetrics {
 export class WorkerMetrics implements ObservationHooks {
   readonly instruments: WorkerInstruments;
   readonly #routes = new Map<string, RouteMetrics>();
-  // Per decision, per policy: a handful of children (all, burst, ban and five quota periods).
-  readonly #decisions: Record<RateLimitDecision, Map<string, Counter.Internal>>;
+  // Per decision and policy: a handful of children (all, burst, ban and five quota periods).
+  readonly #decisions = new Map<string, () => void>();
   readonly #authReasons = new Map<string, Counter.Internal>();
 
   constructor(workerLabel: string) {
     this.instruments = createWorkerInstruments(workerLabel);
-    this.#decisions = { allowed: new Map(), limited: new Map(), store_error: new Map() };
   }
 
   /** The instruments of a route pattern (shared by every chain on the same pattern). */
@@ -93,14 +92,15 @@ export class WorkerMetrics implements ObservationHooks {
     return this.route(UNMATCHED_PATH);
   }
 
-  rateLimitDecision(decision: RateLimitDecision, policy: string): void {
-    const children = this.#decisions[decision];
-    let child = children.get(policy);
-    if (child === undefined) {
-      child = this.instruments.rateLimitDecisions.labels(decision, policy);
-      children.set(policy, child);
+  rateLimitCounter(decision: RateLimitDecision, policy: string): () => void {
+    const id = `${decision}|${policy}`;
+    let count = this.#decisions.get(id);
+    if (count === undefined) {
+      const child = this.instruments.rateLimitDecisions.labels(decision, policy);
+      count = () => child.inc();
+      this.#decisions.set(id, count);
     }
-    child.inc();
+    return count;
   }
 
   authFailure(reason: string): void {

@@ -60,19 +60,21 @@ export async function rateLimitMiddleware(
     return quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks });
   }
 
+  // Resolved once: the request path only calls them.
+  const allowed = hooks.rateLimitCounter('allowed', 'all');
+  const limited = hooks.rateLimitCounter('limited', 'burst');
+  const storeError = hooks.rateLimitCounter('store_error', 'all');
+
   return (next) => {
     function decide(verdict: Verdict | typeof STORE_UNAVAILABLE, req: IncomingMessage, res: ServerResponse) {
       if (verdict === STORE_UNAVAILABLE) {
-        hooks.rateLimitDecision('store_error', 'all');
+        storeError();
         res.setHeader('retry-after', '1');
         writeError(res, UNAVAILABLE);
         return;
       }
       const retryAfter = writeRateLimitHeaders(res, plan, verdict);
-      hooks.rateLimitDecision(
-        verdict.degraded ? 'store_error' : verdict.allowed ? 'allowed' : 'limited',
-        verdict.allowed || verdict.degraded ? 'all' : 'burst',
-      );
+      (verdict.degraded ? storeError : verdict.allowed ? allowed : limited)();
       if (verdict.allowed) return next(req, res);
       res.setHeader('retry-after', String(retryAfter));
       writeError(res, RATE_LIMITED);

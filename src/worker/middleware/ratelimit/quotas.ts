@@ -22,6 +22,7 @@ interface Quota {
   readonly limit: number;
   readonly clock: WindowClock;
   readonly refused: GatewayError;
+  readonly limited: () => void;
 }
 
 export interface QuotaMiddlewareOptions {
@@ -72,7 +73,12 @@ export function quotaMiddleware({
     limit,
     clock: new WindowClock(per),
     refused: new GatewayError('PORTICO_ERR_QUOTA_EXCEEDED', { message: `quota exceeded: ${per}` }),
+    limited: hooks.rateLimitCounter('limited', per),
   }));
+  const allowed = hooks.rateLimitCounter('allowed', 'all');
+  const storeError = hooks.rateLimitCounter('store_error', 'all');
+  const burstLimited = hooks.rateLimitCounter('limited', 'burst');
+  const banLimited = hooks.rateLimitCounter('limited', 'ban');
   const ban = settings.ban;
   const blocked = limiter.blocked;
 
@@ -148,15 +154,15 @@ export function quotaMiddleware({
     error: GatewayError,
     retryAfterSec: number,
     degraded: boolean,
-    policyName: string,
+    limited: () => void,
   ) {
-    hooks.rateLimitDecision(degraded ? 'store_error' : 'limited', degraded ? 'all' : policyName);
+    (degraded ? storeError : limited)();
     res.setHeader('retry-after', String(Math.max(1, retryAfterSec)));
     writeError(res, error);
   }
 
   function unavailable(res: ServerResponse) {
-    hooks.rateLimitDecision('store_error', 'all');
+    storeError();
     res.setHeader('retry-after', '1');
     writeError(res, UNAVAILABLE);
   }
@@ -165,7 +171,7 @@ export function quotaMiddleware({
     res.setHeader('ratelimit', bucketItem(plan, decision) + items);
     if (plan.legacy) writeLegacyHeaders(res, plan, decision);
     const next = ceilSeconds(nextTokenInUs(decision, policy));
-    refuse(res, BURST_REFUSED, next, decision.degraded, 'burst');
+    refuse(res, BURST_REFUSED, next, decision.degraded, burstLimited);
   }
 
   return (next) =>
@@ -175,7 +181,7 @@ export function quotaMiddleware({
       res.setHeader('ratelimit-policy', policyHeader(nowMs));
       if (ban !== null) {
         const bannedUs = blocked.blockedForUs(BAN + key);
-        if (bannedUs > 0) return refuse(res, BANNED, ceilSeconds(bannedUs), false, 'ban');
+        if (bannedUs > 0) return refuse(res, BANNED, ceilSeconds(bannedUs), false, banLimited);
       }
       if (blocked.blockedForUs(key) > 0) {
         // The bucket refused this key until its next token: exact, and answered locally.
@@ -197,7 +203,7 @@ export function quotaMiddleware({
       if (counted.bannedMs > 0) {
         refund(store, counted);
         blocked.block(BAN + key, monotonicUs() + counted.bannedMs * 1000);
-        return refuse(res, BANNED, Math.ceil(counted.bannedMs / 1000), choice.degraded, 'ban');
+        return refuse(res, BANNED, Math.ceil(counted.bannedMs / 1000), choice.degraded, banLimited);
       }
       // The refusing quota is the one that admits again last (the request needs them all).
       let refusing = -1;
@@ -212,7 +218,13 @@ export function quotaMiddleware({
         res.setHeader('ratelimit', quotaItems(counted, nowMs, true).slice(2));
         const quota = quotas[refusing] as Quota;
         const end = (counted.windows[refusing] as QuotaWindow).endMs;
-        return refuse(res, quota.refused, Math.ceil((end - Date.now()) / 1000), choice.degraded, quota.name);
+        return refuse(
+          res,
+          quota.refused,
+          Math.ceil((end - Date.now()) / 1000),
+          choice.degraded,
+          quota.limited,
+        );
       }
       const taken = limiter.take(key, policy);
       const verdict = taken instanceof Promise ? await taken : taken;
@@ -228,7 +240,7 @@ export function quotaMiddleware({
       res.setHeader('ratelimit', bucketItem(plan, verdict) + quotaItems(counted, nowMs, false));
       if (plan.legacy) writeLegacyHeaders(res, plan, verdict);
       const degraded = verdict.degraded || choice.degraded;
-      hooks.rateLimitDecision(degraded ? 'store_error' : 'allowed', 'all');
+      (degraded ? storeError : allowed)();
       return next(req, res);
     };
 }
