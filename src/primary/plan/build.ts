@@ -37,7 +37,7 @@ export function buildPlan(
     logging: config.logging,
     metrics: metricsSettings(config) ?? null,
     tracing: tracingSettings(config) ?? null,
-    limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env, redisTls) : null,
+    limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env, routes, redisTls) : null,
     upstreams,
     routes,
   };
@@ -201,12 +201,19 @@ function rateLimitPlan(config: Config, route: RouteConfig): RouteRateLimitPlan {
     scope: own ? 'route' : 'default',
     ipv6Prefix: global.ipv6_prefix,
     legacyHeaders: global.legacy_headers,
+    quotas: own?.quotas ?? global.quotas,
+    ban: banPlan(own?.ban ?? global.ban),
   };
+}
+
+function banPlan(ban: Config['rate_limit']['ban']): RouteRateLimitPlan['ban'] {
+  return ban === undefined ? null : { after: ban.after, withinSec: ban.within, forSec: ban.for };
 }
 
 function limiterPlan(
   config: Config,
   env: NodeJS.ProcessEnv,
+  routes: RoutePlan[],
   redisTls: RedisTlsFiles | undefined,
 ): LimiterPlan {
   const redis = redisConnectionPlan(config, env, redisTls);
@@ -218,6 +225,9 @@ function limiterPlan(
     maxKeys: config.rate_limit.max_keys,
     onStoreError: config.rate_limit.on_store_error,
     storeTimeoutMs: config.rate_limit.store_timeout,
+    counters: routes.some(
+      ({ rateLimit: r }) => r !== null && r.enabled && (r.quotas.length > 0 || r.ban !== null),
+    ),
   };
 }
 

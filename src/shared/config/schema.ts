@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
-import { byteSize, describeInput, duration, optionalDuration } from './fields.js';
+import { byteSize, describeInput, duration, optionalDuration, secondsDuration } from './fields.js';
 import { HTTP_METHODS } from './methods.js';
 import { upstreamsSchema } from './upstream-schema.js';
 
@@ -112,6 +112,44 @@ const rateLimitKey = z
 const requestsPerSecond = z.number().min(0.001).max(1e6);
 const burst = z.number().int().min(1).max(1e6);
 
+// Issue 16: long-window quotas and the ban, counted with rate-limiter-flexible.
+export const QUOTA_PERIODS = ['second', 'minute', 'hour', 'day', 'month'] as const;
+const quotas = z
+  .array(
+    z.strictObject({
+      limit: z.number().int().min(1).max(1e12).describe('Requests admitted per window.'),
+      per: z
+        .enum(QUOTA_PERIODS)
+        .describe(
+          'The window: `second`, `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.',
+        ),
+    }),
+  )
+  .max(QUOTA_PERIODS.length)
+  .superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((quota, index) => {
+      if (seen.has(quota.per))
+        ctx.addIssue({ code: 'custom', path: [index, 'per'], message: `a second quota per ${quota.per}` });
+      seen.add(quota.per);
+    });
+  });
+const banSchema = z.strictObject({
+  after: z
+    .number()
+    .int()
+    .min(1)
+    .max(1e6)
+    .default(20)
+    .describe('Refusals (429s) of one key within `within` that start a ban.'),
+  within: secondsDuration('1m', '24h').describe(
+    'The window the refusals are counted in, from the first one (whole seconds, at most 24h).',
+  ),
+  for: secondsDuration('10m', '720h').describe(
+    'How long a banned key is refused outright (whole seconds, at most 720h).',
+  ),
+});
+
 const rateLimitSchema = z
   .strictObject({
     enabled: z
@@ -160,6 +198,16 @@ const rateLimitSchema = z
       .describe(
         'Cap on buckets kept in process memory (embedded store, insurance limiter, block cache); the least recently used go first.',
       ),
+    quotas: quotas
+      .default([])
+      .describe(
+        'Long-window quotas, e.g. `[{limit: 10000, per: day}]`; a request must be admitted by every quota and the bucket. See Quotas.',
+      ),
+    ban: banSchema
+      .optional()
+      .describe(
+        'E.g. `{after: 20, within: 1m, for: 10m}`: a key refused `after` times within `within` is refused outright for `for`. Unset: no ban.',
+      ),
   })
   .prefault({});
 
@@ -169,6 +217,8 @@ const routeRateLimitSchema = z
     requests_per_second: requestsPerSecond.optional().describe('Overrides `rate_limit.requests_per_second`.'),
     burst: burst.optional().describe('Overrides `rate_limit.burst`.'),
     key: rateLimitKey.optional().describe('Overrides `rate_limit.key`.'),
+    quotas: quotas.optional().describe('Overrides `rate_limit.quotas` (the whole list; `[]`: none).'),
+    ban: banSchema.optional().describe('Overrides `rate_limit.ban`.'),
   })
   .optional();
 

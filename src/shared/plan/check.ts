@@ -79,6 +79,8 @@ const isRouteRateLimit = shape<RouteRateLimitPlan>({
   scope: oneOf('route', 'default'),
   ipv6Prefix: isNumber,
   legacyHeaders: isBoolean,
+  quotas: arrayOf(shape({ limit: isNumber, per: oneOf('second', 'minute', 'hour', 'day', 'month') })),
+  ban: nullable(shape({ after: isNumber, withinSec: isNumber, forSec: isNumber })),
 });
 
 const isRedisConnection = shape({
@@ -99,6 +101,7 @@ const isLimiter = shape<LimiterPlan>({
   maxKeys: isNumber,
   onStoreError: oneOf('allow', 'deny'),
   storeTimeoutMs: isNumber,
+  counters: isBoolean,
 });
 
 function isTarget(v: unknown): boolean {

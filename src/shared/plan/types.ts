@@ -53,6 +53,22 @@ export interface RouteRateLimitPlan {
   scope: 'route' | 'default';
   ipv6Prefix: number;
   legacyHeaders: boolean;
+  /** Issue 16: long-window quotas (`[]`: none) and the ban (`null`: none). */
+  quotas: QuotaPlan[];
+  ban: BanPlan | null;
+}
+
+/** One `rate_limit.quotas` entry: `limit` requests per UTC calendar `per`. */
+export interface QuotaPlan {
+  limit: number;
+  per: 'second' | 'minute' | 'hour' | 'day' | 'month';
+}
+
+/** `rate_limit.ban`, in seconds. */
+export interface BanPlan {
+  after: number;
+  withinSec: number;
+  forSec: number;
 }
 
 /** Where rate-limit buckets live: Redis when one is configured, else the primary (embedded). */
@@ -91,6 +107,8 @@ export interface LimiterPlan {
   maxKeys: number;
   onStoreError: 'allow' | 'deny';
   storeTimeoutMs: number;
+  /** Issue 16: some route has quotas or a ban, so the worker needs counters (rate-limiter-flexible). */
+  counters: boolean;
 }
 
 /**

@@ -76,8 +76,8 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const rateLimitDecisions = new Counter({
     name: 'gateway_ratelimit_decisions_total',
-    help: 'Rate-limit decisions: allowed, limited (429), store_error (the store failed; decided by on_store_error).',
-    labelNames: ['decision'] as const,
+    help: 'Rate-limit decisions: allowed, limited (429), store_error (the store failed; decided by on_store_error); policy: the one that refused (burst, a quota period such as day, ban), else all.',
+    labelNames: ['decision', 'policy'] as const,
     registers: [registry],
   });
   const rateLimitStoreUp = new Gauge({
