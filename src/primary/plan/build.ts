@@ -37,7 +37,9 @@ export function buildPlan(
     logging: config.logging,
     metrics: metricsSettings(config) ?? null,
     tracing: tracingSettings(config) ?? null,
-    limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env, routes, redisTls) : null,
+    limiter: routes.some((route) => route.rateLimit !== null)
+      ? limiterPlan(config, env, routes, redisTls)
+      : null,
     upstreams,
     routes,
   };
