@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { runCli, startGateway, writeConfig } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { freePort, request } from './helpers/net.js';
+import { freePort, request, sleep } from './helpers/net.js';
 import { type Blackhole, startBlackhole, startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
@@ -286,6 +286,39 @@ describe('max_body_size, clients that close', () => {
         assert.equal(chunked.status, 413, `chunked, try ${i}`);
       }
       assert.equal(echo.seen.length, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('max_body_size, a body that reaches the limit exactly', () => {
+  test('is held until the next byte: one byte over is refused before the upstream hears of it', async () => {
+    const echo = await upstream();
+    const gw = await startGateway({
+      server: { max_body_size: '64KiB' },
+      routes: [{ path: '/upload', target: echo.url }],
+    });
+    try {
+      const body = new Readable({ read() {} });
+      body.push(Buffer.alloc(64 * 1024, 'x'));
+      const reply = exchange(`${gw.url}/upload`, { method: 'POST', body });
+      // The limit's worth arrives on its own; the upstream must not be asked yet.
+      await sleep(300);
+      assert.equal(echo.seen.length, 0, 'the upstream was asked with the limit reached');
+      body.push('y');
+      body.push(null);
+      assert.equal((await reply).status, 413);
+      assert.equal(echo.seen.length, 0);
+      // Exactly the limit, then the end: forwarded whole.
+      const exact = new Readable({ read() {} });
+      exact.push(Buffer.alloc(64 * 1024, 'x'));
+      const ok = exchange(`${gw.url}/upload`, { method: 'POST', body: exact });
+      await sleep(100);
+      exact.push(null);
+      const answer = await ok;
+      assert.equal(answer.status, 200);
+      assert.equal((JSON.parse(answer.body) as { bodyBytes: number }).bodyBytes, 64 * 1024);
     } finally {
       await gw.stop();
     }

@@ -446,7 +446,9 @@ function onClientData(this: IncomingMessage, chunk: Buffer): void {
   }
   if (exchange.holding) {
     keep(exchange, chunk);
-    if (bytes >= exchange.forwarder.holdBytes) endHold(exchange);
+    // Past the hold, not at it: when the hold is `max_body_size`, a body that reaches the limit
+    // exactly may still go on, and only the next byte says whether it is refused.
+    if (bytes > exchange.forwarder.holdBytes) endHold(exchange);
     else exchange.timer?.refresh();
     return;
   }
