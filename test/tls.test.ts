@@ -677,3 +677,25 @@ describe('TLS at the edge: portico check', () => {
     }
   });
 });
+
+describe('without TLS', () => {
+  test('client-sent X-Client-Cert-* headers are stripped on plain HTTP too', async () => {
+    const upstream = await startUpstream();
+    const gw = await startGateway({ routes: [{ path: '/*', target: upstream.url }] });
+    try {
+      const reply = await request(`${gw.url}/x`, {
+        headers: {
+          'X-Client-Cert-Subject': 'CN=admin',
+          'x-client-cert-fingerprint': 'ab',
+          'x-client-cert-uri': 'spiffe://evil',
+        },
+      });
+      assert.equal(reply.status, 200);
+      const headers = seenHeaders(reply);
+      for (const name of Object.keys(headers)) assert.ok(!name.startsWith('x-client-cert-'), name);
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+});

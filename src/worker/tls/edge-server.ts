@@ -75,6 +75,9 @@ export function createEdgeServer(
         onRequest(req as IncomingMessage, res);
       }) as never,
     );
+    // An h2 connection is idle-bounded as a whole (its streams have no per-request timers):
+    // no frame for `request_timeout` closes it.
+    h2.setTimeout(plan.server.request_timeout);
     h2.on('session', (session: Http2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
