@@ -93,7 +93,7 @@ export function createEdgeServer(
       connectionsCheckingInterval: options.connectionsCheckingInterval,
     });
   } else {
-    server = createHttpsServer({ ...options, ...secure }, onRequest as never) as unknown as Server;
+    server = createHttpsServer({ ...options, ...secure }, onRequest as never);
   }
   const sockets = new Set<Socket>();
   server.on('secureConnection', (socket: TLSSocket) => {
