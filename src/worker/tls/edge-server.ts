@@ -28,6 +28,11 @@ export interface EdgeServer {
   prepareTls(next: Plan): () => void;
   /** Graceful: idle HTTP/1 connections close, HTTP/2 sessions get a GOAWAY. */
   closeIdle(): void;
+  /**
+   * HTTP/2 sessions get a GOAWAY: their streams finish, new ones go to a new connection. Race
+   * free by design, unlike closing an idle HTTP/1 connection a client may be sending on.
+   */
+  goAway(): void;
   closeAll(): void;
 }
 
@@ -46,6 +51,7 @@ export function createEdgeServer(
       server,
       prepareTls: () => () => {},
       closeIdle: () => server.closeIdleConnections(),
+      goAway: () => {},
       closeAll: () => server.closeAllConnections(),
     };
   }
@@ -95,6 +101,9 @@ export function createEdgeServer(
   } else {
     server = createHttpsServer({ ...options, ...secure }, onRequest as never);
   }
+  const goAway = () => {
+    for (const session of sessions) session.close();
+  };
   const sockets = new Set<Socket>();
   server.on('secureConnection', (socket: TLSSocket) => {
     // `client_auth: require` (see clientAuthOptions): before any byte of a request is read.
@@ -128,8 +137,9 @@ export function createEdgeServer(
     },
     closeIdle() {
       server.closeIdleConnections?.();
-      for (const session of sessions) session.close();
+      goAway();
     },
+    goAway,
     closeAll() {
       for (const socket of sockets) socket.destroy();
     },
