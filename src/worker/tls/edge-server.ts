@@ -57,6 +57,8 @@ export function createEdgeServer(
   }
   let sni: SniTable = sniTable(tls);
   let requireCert = tls.clientAuth === 'require';
+  // What is in force, to leave the context (and its session tickets) alone on other reloads.
+  let inForce = JSON.stringify(tls);
   const secure = {
     ...contextOptions(tls, tls.certificates[0] as ServerTlsPlan['certificates'][number]),
     ...clientAuthOptions(tls),
@@ -124,6 +126,8 @@ export function createEdgeServer(
       const nextTls = next.serverTls;
       // Another listener kind is not swapped in place: the workers are replaced (reload.ts).
       if (nextTls === null || nextTls.http2 !== tls.http2) return () => {};
+      const text = JSON.stringify(nextTls);
+      if (text === inForce) return () => {};
       const first = nextTls.certificates[0] as ServerTlsPlan['certificates'][number];
       const defaults = { ...contextOptions(nextTls, first), ...clientAuthOptions(nextTls) };
       // Built here, so a pair OpenSSL refuses fails the prepare and nothing is swapped.
@@ -133,6 +137,7 @@ export function createEdgeServer(
         (server as unknown as TlsServer).setSecureContext(defaults);
         sni = table;
         requireCert = nextTls.clientAuth === 'require';
+        inForce = text;
       };
     },
     closeIdle() {
