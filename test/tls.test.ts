@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, readFile, rename } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
@@ -617,7 +618,7 @@ describe('TLS at the edge: certificate rotation', () => {
   });
 });
 
-describe('TLS at the edge: portico check', () => {
+describe('TLS at the edge: portico check and portico cert', () => {
   test('a mismatched pair, an expired certificate, a missing file and client_auth without client_ca are one line each', async () => {
     const ca = makeCa();
     try {
@@ -674,6 +675,39 @@ describe('TLS at the edge: portico check', () => {
       assert.match(refused.stderr, /server\.http_redirect_port: redirects to HTTPS need server\.tls/);
     } finally {
       removeCa(ca);
+    }
+  });
+});
+
+describe('portico cert', () => {
+  test('writes a CA and a localhost certificate the gateway serves; without openssl, one line and exit 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-cert-'));
+    const upstream = await startUpstream();
+    let gw: RunningGateway | undefined;
+    try {
+      const made = await runCli(['cert', '--dir', dir]);
+      assert.equal(made.code, 0, made.stderr);
+      assert.match(made.stdout, /certificates: \[\{ cert: .*localhost\.pem, key: .*localhost-key\.pem \}\]/);
+      gw = await startGateway({
+        server: {
+          tls: { certificates: [{ cert: join(dir, 'localhost.pem'), key: join(dir, 'localhost-key.pem') }] },
+        },
+        routes: [{ path: '/*', target: upstream.url }],
+      });
+      const ca = await readText(join(dir, 'ca.pem'));
+      assert.equal((await httpsGet(gw.port, '/', { ca, servername: 'localhost' })).status, 200);
+      // An IP literal is in the certificate too.
+      assert.equal((await httpsGet(gw.port, '/', { ca })).status, 200);
+      const missing = await runCli(['cert', '--dir', dir], { OPENSSL: '/nonexistent/openssl' });
+      assert.equal(missing.code, 1);
+      assert.equal(
+        missing.stderr,
+        'portico cert: /nonexistent/openssl not found: install OpenSSL (or set OPENSSL)\n',
+      );
+    } finally {
+      await gw?.stop();
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
