@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { freePort, type Reply, request, sleep } from './helpers/net.js';
+import { freePort, type Reply, request, sleep, UPGRADE_HEADERS, upgradeRequest } from './helpers/net.js';
 import { type Blackhole, startBlackhole, startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
@@ -317,5 +318,65 @@ describe('circuit_breaker error ratio', () => {
     for (const reply of await Promise.all(probes)) assert.equal(reply.status, 200);
     await gw.waitFor((r) => r.msg === 'circuit breaker closed', 2_000);
     assert.equal((await request(url)).status, 200);
+  });
+
+  test('an open breaker refuses a WebSocket upgrade too: a JSON 503, nothing reaches the upstream', async () => {
+    const flaky = await controlled();
+    let upgrades = 0;
+    flaky.upstream.server.on('upgrade', (_req, socket: Socket) => {
+      upgrades++;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+    });
+    const gw = await gateway({
+      upstreams: {
+        flaky: {
+          targets: [{ url: flaky.upstream.url }],
+          outlier_detection: { consecutive_failures: 0 },
+          circuit_breaker: { error_ratio: 1, min_requests: 2, open_for: '30s' },
+        },
+      },
+      routes: [{ path: '/flaky', upstream: 'flaky' }],
+    });
+    const url = `${gw.url}/flaky`;
+    // Closed: an upgrade goes through.
+    const first = await upgradeRequest(url);
+    first.socket.destroy();
+    assert.equal(upgrades, 1);
+    flaky.behaviour.status = 502;
+    assert.equal((await request(url)).status, 502);
+    assert.equal((await request(url)).status, 502);
+    const refused = await request(url, { headers: UPGRADE_HEADERS });
+    assertGatewayAnswer(refused, 503, 'upstream circuit open');
+    assert.equal(upgrades, 1, 'the refused upgrade never reached the upstream');
+  });
+
+  test('the merged breaker gauge is the worst worker state, not a sum over workers', async () => {
+    const flaky = await controlled();
+    const adminPort = await freePort();
+    const gw = await startGateway(
+      {
+        upstreams: {
+          flaky: {
+            targets: [{ url: flaky.upstream.url }],
+            outlier_detection: { consecutive_failures: 0 },
+            circuit_breaker: { error_ratio: 1, min_requests: 2, open_for: '30s' },
+          },
+        },
+        routes: [{ path: '/flaky', upstream: 'flaky' }],
+        admin: { port: adminPort },
+        metrics: { prometheus: {} },
+      },
+      { workers: 2 },
+    );
+    gateways.push(gw);
+    flaky.behaviour.status = 502;
+    // Each worker opens its own breaker after 2 failures; new connections spread over both.
+    await until(async () => {
+      await request(`${gw.url}/flaky`);
+      const listed = gw.records().filter((r) => r.msg === 'circuit breaker opened');
+      return new Set(listed.map((r) => r.pid)).size === 2;
+    }, 'both workers opened their breaker');
+    const samples = await metricsOf(adminPort);
+    assert.equal(sum(samples, 'portico_circuit_breaker_state', { upstream: 'flaky' }), 2);
   });
 });

@@ -50,7 +50,7 @@ describe('the packed package', () => {
     assert.equal(check.stdout.trim(), './config.yaml: OK (1 routes)');
   });
 
-  test('an entry file imports portico, registers middleware and serves', async () => {
+  test('an entry file imports portico, registers middleware and serves (and the dashboard page)', async () => {
     const upstream = await startUpstream();
     const entry = join(dir, 'gateway.mjs');
     await writeFile(
@@ -72,6 +72,10 @@ await createGateway(process.argv[3])
       const reply = await request(`${gateway.url}/users/42`);
       assert.equal(reply.status, 200);
       assert.equal(reply.json<{ headers: Record<string, string> }>().headers['x-hello'], '42');
+      // The dashboard's files are in the package, served from it by the admin listener.
+      const admin = (await gateway.waitFor((r) => r.msg === 'admin listener ready')).url as string;
+      for (const path of ['/', '/dashboard.js', '/dashboard.css', '/favicon.svg'])
+        assert.equal((await request(`${admin}${path}`)).status, 200, path);
     } finally {
       await gateway.stop();
       await upstream.close();

@@ -159,6 +159,26 @@ describe('timeouts', () => {
     }
   });
 
+  test('a chunked upload held before connecting (max_body_size) that stalls: 408 after timeouts.idle too', async () => {
+    const echo = await upstream();
+    const gw = await startGateway({
+      server: { max_body_size: '1MiB' },
+      upstreams: { echo: { targets: [{ url: echo.url }], timeouts: { idle: '500ms' } } },
+      routes: [{ path: '/upload', upstream: 'echo' }],
+    });
+    try {
+      const body = new Readable({ read() {} });
+      body.push('x'.repeat(100));
+      const reply = await exchange(`${gw.url}/upload`, { method: 'POST', body });
+      assert.equal(reply.status, 408);
+      assert.deepEqual(JSON.parse(reply.body), { error: 'request timeout' });
+      assert.ok(reply.ms < 500 + 1_000, `answered after ${reply.ms} ms`);
+      assert.equal(echo.seen.length, 0, 'nothing was sent upstream');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test("the route's timeout overrides timeouts.response", async () => {
     const slow = await upstream((_req, res) => {
       setTimeout(() => res.end('late'), 800);
@@ -206,8 +226,7 @@ describe('max_body_size', () => {
       server: { max_body_size: '1MiB' },
       routes: [{ path: '/upload', target: echo.url, middleware: ['logging'] }],
     });
-    // Kept alive, as HTTP/1.1 clients are: the gateway then reads the rest of a refused body
-    // and the client sees the 413 (one that asks to close may meet a reset while still sending).
+    // Kept alive, as HTTP/1.1 clients are: the 413 comes at once and the connection is reused.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const MB = 1024 * 1024;
@@ -237,6 +256,37 @@ describe('max_body_size', () => {
       assert.equal(echo.seen.length, 2);
     } finally {
       agent.destroy();
+      await gw.stop();
+    }
+  });
+});
+
+describe('max_body_size, clients that close', () => {
+  test('a client that asks to close gets its 413, not a reset, however much it still sends', async () => {
+    const echo = await upstream();
+    const gw = await startGateway({
+      server: { max_body_size: '64KiB' },
+      routes: [{ path: '/upload', target: echo.url }],
+    });
+    try {
+      const MB = 1024 * 1024;
+      for (let i = 0; i < 5; i++) {
+        const declared = await exchange(`${gw.url}/upload`, {
+          method: 'POST',
+          headers: { 'content-length': 4 * MB, connection: 'close' },
+          body: body(4 * MB),
+        });
+        assert.equal(declared.status, 413, `declared length, try ${i}`);
+        assert.deepEqual(JSON.parse(declared.body), { error: 'request body too large' });
+        const chunked = await exchange(`${gw.url}/upload`, {
+          method: 'POST',
+          headers: { connection: 'close' },
+          body: body(4 * MB),
+        });
+        assert.equal(chunked.status, 413, `chunked, try ${i}`);
+      }
+      assert.equal(echo.seen.length, 0);
+    } finally {
       await gw.stop();
     }
   });

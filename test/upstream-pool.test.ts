@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { parseMetrics, sum } from './helpers/metrics.js';
-import { freePort, request, sleep } from './helpers/net.js';
+import { freePort, request, sleep, UPGRADE_HEADERS } from './helpers/net.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { stringify } from 'yaml';
 
@@ -103,15 +103,7 @@ function upgrade(
   url: string,
 ): Promise<{ socket: Socket } | { status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      agent: false,
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-      },
-    });
+    const req = httpRequest(url, { agent: false, headers: UPGRADE_HEADERS });
     req.on('upgrade', (_res, socket) => {
       socket.write('ping');
       socket.once('data', () => resolve({ socket }));

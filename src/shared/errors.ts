@@ -35,6 +35,7 @@ export const ERRORS = {
   PORTICO_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
+  PORTICO_ERR_UPSTREAM_TLS: { status: 502, message: 'upstream TLS handshake failed' },
   PORTICO_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'token verification unavailable' },
   PORTICO_ERR_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
   PORTICO_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'rate limiter unavailable' },
@@ -169,12 +170,23 @@ function bodyFor(message: string): string {
   return body;
 }
 
+let serverErrorObserver: ((res: ServerResponse, error: GatewayError) => void) | undefined;
+
+/**
+ * Tells `observer` of every 5xx `writeError` writes (or cuts a started response with): the
+ * dashboard's recent errors. One per process; only the error path pays for it.
+ */
+export function observeServerErrors(observer: (res: ServerResponse, error: GatewayError) => void): void {
+  serverErrorObserver = observer;
+}
+
 /**
  * Writes `{"error": "..."}` with the error's status. If the response has already started
  * there is no honest way to report the error, so the connection is cut instead: the client
  * sees a truncated response rather than a corrupted one.
  */
 export function writeError(res: ServerResponse, error: GatewayError): void {
+  if (error.status >= 500) serverErrorObserver?.(res, error);
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;

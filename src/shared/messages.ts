@@ -52,7 +52,9 @@ export type PrimaryToWorker =
   | { type: 'portico:metrics-collect'; id: number }
   /** Answers a worker's `portico:metrics-scrape`: the merged exposition text, or why not. */
   | { type: 'portico:metrics-text'; id: number; text: string; contentType: string }
-  | { type: 'portico:metrics-text'; id: number; error: string };
+  | { type: 'portico:metrics-text'; id: number; error: string }
+  /** The dashboard's periodic pull (every few seconds, never per request); see `DashboardSnapshot`. */
+  | { type: 'portico:dashboard-collect'; id: number };
 
 export type WorkerToPrimary =
   /**
@@ -75,7 +77,45 @@ export type WorkerToPrimary =
   /** A worker's registry: the answer to `portico:metrics-collect`, or its last one (id null) when draining. */
   | { type: 'portico:metrics-snapshot'; id: number | null; metrics: MetricSnapshot[] }
   /** `GET /metrics` reached this worker: it asks the primary for the cluster-wide view. */
-  | { type: 'portico:metrics-scrape'; id: number };
+  | { type: 'portico:metrics-scrape'; id: number }
+  /** The answer to `portico:dashboard-collect`. */
+  | ({ type: 'portico:dashboard-snapshot'; id: number } & DashboardSnapshot);
+
+/** A gateway-generated 5xx as the dashboard lists it: no headers, query string or token. */
+export interface RecentError {
+  /** Unix ms. */
+  time: number;
+  /** The matched route's pattern, or `(unmatched)`. */
+  route: string;
+  method: string;
+  status: number;
+  code: string;
+  request_id: string;
+}
+
+/** One route pattern and method's cumulative counts, as the `metrics` middleware keeps them. */
+export interface RouteCounts {
+  path: string;
+  method: string;
+  /** Requests answered, by status code. */
+  statuses: Record<string, number>;
+  /** Cumulative latency-histogram counts: one per bound of `DashboardSnapshot.bounds`, then +Inf. */
+  buckets: number[];
+}
+
+/** What a worker reports to the dashboard's pull. */
+export interface DashboardSnapshot {
+  /** The latency histogram's finite upper bounds, in seconds, ascending. */
+  bounds: number[];
+  /** Per-route counters of the `metrics` middleware (empty when metrics are off). */
+  routes: RouteCounts[];
+  /** Errors since the previous pull (bounded by the worker's ring). */
+  errors: RecentError[];
+  /** Event-loop delay since the previous pull: p99 in ms (null: no sample yet). */
+  loop_delay_ms: number | null;
+  /** Small facts other modules publish (tracing export state…), one key each. */
+  status: Record<string, string | number | boolean | null>;
+}
 
 type Fields = Record<string, unknown>;
 
@@ -90,6 +130,32 @@ function isMetricSnapshot(value: unknown): value is MetricSnapshot {
     value.values.every(
       (v) => isObject(v) && (typeof v.value === 'number' || v.value === null) && isObject(v.labels),
     )
+  );
+}
+
+const isNumbers = (value: unknown): value is number[] =>
+  Array.isArray(value) && value.every((v) => typeof v === 'number');
+
+function isRouteCounts(value: unknown): value is RouteCounts {
+  return (
+    isObject(value) &&
+    typeof value.path === 'string' &&
+    typeof value.method === 'string' &&
+    isObject(value.statuses) &&
+    Object.values(value.statuses).every((v) => typeof v === 'number') &&
+    isNumbers(value.buckets)
+  );
+}
+
+function isRecentError(value: unknown): value is RecentError {
+  return (
+    isObject(value) &&
+    typeof value.time === 'number' &&
+    typeof value.route === 'string' &&
+    typeof value.method === 'string' &&
+    typeof value.status === 'number' &&
+    typeof value.code === 'string' &&
+    typeof value.request_id === 'string'
   );
 }
 
@@ -108,6 +174,7 @@ export function isPrimaryToWorker(message: unknown): message is PrimaryToWorker 
     case 'portico:listener-released':
       return true;
     case 'portico:metrics-collect':
+    case 'portico:dashboard-collect':
       return typeof message.id === 'number';
     case 'portico:metrics-text':
       return (
@@ -147,6 +214,17 @@ export function isWorkerToPrimary(message: unknown): message is WorkerToPrimary 
       );
     case 'portico:metrics-scrape':
       return typeof message.id === 'number';
+    case 'portico:dashboard-snapshot':
+      return (
+        typeof message.id === 'number' &&
+        isNumbers(message.bounds) &&
+        Array.isArray(message.routes) &&
+        message.routes.every(isRouteCounts) &&
+        Array.isArray(message.errors) &&
+        message.errors.every(isRecentError) &&
+        (message.loop_delay_ms === null || typeof message.loop_delay_ms === 'number') &&
+        isObject(message.status)
+      );
     default:
       return false;
   }

@@ -85,6 +85,29 @@ export interface RetryView {
   retrying: number;
 }
 
+/*
+ * Two views of one upstream combined: the pools of one name in a worker (during a reload),
+ * and the workers' answers in the primary. The worst breaker state, the longest wait, counts summed.
+ */
+export function mergeBreakerViews(a: BreakerView | undefined, b: BreakerView): BreakerView {
+  if (a === undefined) return { ...b };
+  return {
+    state: a.state >= b.state ? a.state : b.state,
+    retryAfter: Math.max(a.retryAfter, b.retryAfter),
+    trips: a.trips + b.trips,
+    active: a.active + b.active,
+  };
+}
+
+export function mergeRetryViews(a: RetryView | undefined, b: RetryView): RetryView {
+  if (a === undefined) return { ...b };
+  return {
+    retries: a.retries + b.retries,
+    budgetRefusals: a.budgetRefusals + b.budgetRefusals,
+    retrying: a.retrying + b.retrying,
+  };
+}
+
 type Fields = Record<string, unknown>;
 const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
 

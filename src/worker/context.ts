@@ -70,6 +70,11 @@ export function internalContextOf(req: IncomingMessage): InternalContext {
   return ctx;
 }
 
+/** The request's context, or `undefined` for one answered before routing (bad request…). */
+export function contextIfAny(req: IncomingMessage): InternalContext | undefined {
+  return (req as WithContext)[CONTEXT];
+}
+
 /** The verified claims of the request's token (set by `auth`), or `undefined`. */
 export function claimsOf(req: IncomingMessage): Readonly<Record<string, unknown>> | undefined {
   return internalContextOf(req).claims;

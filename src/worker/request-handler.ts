@@ -108,6 +108,7 @@ export async function createGatewayHandlers(
       budgetExhausted: metrics.instruments.retryBudgetExhausted,
     },
     breaker: metrics?.instruments.breaker,
+    tlsErrors: metrics?.instruments.upstreamTlsErrors,
   });
 
   const routes: { path: string; methods?: string[]; value: RouteRuntime }[] = [];

@@ -5,6 +5,7 @@ import type { Plan } from '../shared/plan/types.js';
 import { clientErrorListener } from './client-error.js';
 import { limitConnections } from './connection-limit.js';
 import type { MiddlewareRegistry } from './middleware/registry.js';
+import { installDashboardFeed } from './dashboard-feed.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
@@ -32,6 +33,7 @@ export async function runWorker(
   const slot = process.env.PORTICO_WORKER_SLOT ?? '0';
   const build = (next: Plan, treeLogger: Logger) =>
     createGatewayHandlers(next, registry, treeLogger, resources, directory, slot);
+  installDashboardFeed();
   resources.track();
   const first = { plan, handlers: await build(plan, logger), used: resources.used(), logger };
   // Issue 15: plain HTTP, HTTPS or HTTP/2 (+1.1), chosen once from the first plan.

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from './net.js';
@@ -104,6 +104,8 @@ export async function startGateway(
     stderr += chunk.toString('utf8');
   });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // The config's temporary directory goes with the gateway (thousands of runs left them behind).
+  void exited.then(() => rm(dirname(file), { recursive: true, force: true }));
   const records = () => lines.map(parse).filter((r): r is Record<string, unknown> => r !== undefined);
   const waitFor = (predicate: (r: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
     const found = records().find(predicate);

@@ -116,20 +116,20 @@ export function rawRequest(port: number, text: string, timeoutMs = 5_000): Promi
  * resolves with the 101 response and the raw socket; rejects on any other answer or after
  * `timeoutMs`.
  */
+/** The request headers of a WebSocket handshake (a fixed key: the tests check no accept hash). */
+export const UPGRADE_HEADERS = {
+  connection: 'Upgrade',
+  upgrade: 'websocket',
+  'sec-websocket-version': '13',
+  'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+} as const;
+
 export function upgradeRequest(
   url: string,
   timeoutMs = 5_000,
 ): Promise<{ res: IncomingMessage; socket: Socket }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      agent: false,
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-      },
-    });
+    const req = httpRequest(url, { agent: false, headers: UPGRADE_HEADERS });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no upgrade within ${timeoutMs} ms`)));
     req.on('upgrade', (res, socket: Socket) => {
       req.setTimeout(0);

@@ -6,6 +6,9 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 
 export interface SeenRequest {
@@ -14,6 +17,15 @@ export interface SeenRequest {
   headers: IncomingHttpHeaders;
   rawHeaders: string[];
   bodyBytes: number;
+  /** Over TLS: the SNI name the client sent (false: none), and its certificate's CN if it sent one. */
+  tls?: { servername: string | false; clientCn: string | undefined };
+}
+
+/** Serve HTTPS with these PEM files (paths); `requestCert` asks for, and requires, a client certificate signed by `clientCa`. */
+export interface UpstreamTls {
+  cert: string;
+  key: string;
+  requestCert?: { clientCa: string };
 }
 
 export interface Upstream {
@@ -39,11 +51,12 @@ const echo: Handler = (_req, res, seen) => {
  */
 export async function startUpstream(
   handler: Handler = echo,
-  at: { host?: string; port?: number } = {},
+  at: { host?: string; port?: number; tls?: UpstreamTls } = {},
 ): Promise<Upstream> {
   const host = at.host ?? '127.0.0.1';
   const seen: SeenRequest[] = [];
-  const server = createServer((req, res) => {
+  const tls = at.tls;
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const record: SeenRequest = {
       method: req.method ?? '',
       url: req.url ?? '',
@@ -51,12 +64,30 @@ export async function startUpstream(
       rawHeaders: req.rawHeaders,
       bodyBytes: 0,
     };
+    if (tls !== undefined) {
+      const socket = req.socket as TLSSocket;
+      const cn = socket.getPeerCertificate().subject?.CN;
+      record.tls = { servername: socket.servername ?? false, clientCn: Array.isArray(cn) ? cn[0] : cn };
+    }
     seen.push(record);
     req.on('data', (chunk: Buffer) => {
       record.bodyBytes += chunk.length;
     });
     req.on('end', () => handler(req, res, record));
-  });
+  };
+  const server =
+    tls === undefined
+      ? createServer(listener)
+      : createHttpsServer(
+          {
+            cert: readFileSync(tls.cert),
+            key: readFileSync(tls.key),
+            ...(tls.requestCert === undefined
+              ? {}
+              : { requestCert: true, rejectUnauthorized: true, ca: readFileSync(tls.requestCert.clientCa) }),
+          },
+          listener,
+        );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port ?? 0, host, resolve);
@@ -64,7 +95,7 @@ export async function startUpstream(
   const { port } = server.address() as AddressInfo;
   return {
     port,
-    url: `http://${host}:${port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://${host}:${port}`,
     seen,
     server,
     close: () =>

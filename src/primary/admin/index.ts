@@ -6,7 +6,10 @@ import { metricsSettings } from '../../shared/config/settings.js';
 import type { ReloadOutcome } from '../reload.js';
 import type { RunningService } from '../services.js';
 import type { WorkerTable } from '../worker-table.js';
+import { DashboardCollector } from '../dashboard/collector.js';
+import { countedPaths, dashboardEndpoints } from './dashboard.js';
 import { type ConfigView, supervisorEndpoints } from './endpoints.js';
+import { pageEndpoints } from './page.js';
 import { routesInMatchOrder, type RouteView } from './routes.js';
 import { type AdminEndpoint, startAdminListener, urlOf } from './server.js';
 
@@ -50,6 +53,9 @@ export async function startAdmin(env: {
     );
   }
   let routes = routesInMatchOrder(config);
+  let current = config;
+  let counted = countedPaths(config);
+  const collector = new DashboardCollector(() => counted, logger);
   const view: ConfigView = {
     hash: env.workers.activeHash,
     source: env.source,
@@ -74,9 +80,21 @@ export async function startAdmin(env: {
         reload: env.reload,
       }),
       ...env.serviceEndpoints,
+      ...dashboardEndpoints({
+        collector,
+        workers: env.workers,
+        config: () => current,
+        configView: () => view,
+        routes: () => routes,
+        startedAt: Date.now() - process.uptime() * 1000,
+      }),
+      ...pageEndpoints(),
     ],
     logger,
-  );
+  ).catch((err: unknown) => {
+    collector.close();
+    throw err;
+  });
   const url = urlOf(host, port);
   logger.info({ url, token: token !== undefined }, 'admin listener ready');
   return {
@@ -86,6 +104,8 @@ export async function startAdmin(env: {
     },
     applied(next, hash) {
       routes = routesInMatchOrder(next);
+      current = next;
+      counted = countedPaths(next);
       metricsPath = metricsSettings(next)?.path;
       view.hash = hash;
       view.loaded_at = new Date().toISOString();
@@ -94,6 +114,7 @@ export async function startAdmin(env: {
       view.last_reload = { at, result, errors };
     },
     async close() {
+      collector.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

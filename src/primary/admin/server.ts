@@ -6,7 +6,9 @@ import { cannotListen, formatAddress, StartupError } from '../../shared/startup-
 import { bearerCheck } from './token.js';
 
 /** What an endpoint answers: JSON (status 200 unless given), or text such as metrics. */
-export type AdminAnswer = { status?: number; json: unknown } | { text: string; contentType: string };
+export type AdminAnswer =
+  | { status?: number; json: unknown }
+  | { text: string; contentType: string; headers?: Readonly<Record<string, string>> };
 
 /**
  * One endpoint of the admin listener. Everything under `/admin/` needs `admin.token` when
@@ -67,6 +69,7 @@ function writeAnswer(req: IncomingMessage, res: ServerResponse, answer: AdminAns
     'content-type': contentType,
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...('headers' in answer ? answer.headers : undefined),
   });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -1,6 +1,8 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
+import { tlsCertificateEntries } from '../../shared/plan/tls-certificates.js';
 import type { Plan } from '../../shared/plan/types.js';
+import { upstreamCertificateExpiries } from '../../shared/plan/upstream-certificates.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
 import { registerTlsMetrics } from './tls-metrics.js';
 import { dnsFailures } from '../upstreams/dns-failures.js';
@@ -23,7 +25,12 @@ export function createPrimaryInstruments(
   });
   registerReloadMetrics(registry, reloads);
   registerUpstreamMetrics(registry, upstreams);
-  if (inForce !== undefined) registerTlsMetrics(registry, inForce);
+  // Issue 15: the edge's served certificates (from the plan in force) and the upstreams'
+  // client certificates (from the pools in force), one gauge.
+  registerTlsMetrics(registry, () => [
+    ...(inForce === undefined ? [] : tlsCertificateEntries(inForce())),
+    ...upstreamCertificateExpiries(upstreams.inForce().map((view) => view.plan)),
+  ]);
   collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
 }

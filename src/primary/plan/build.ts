@@ -4,6 +4,8 @@ import type { LoadedConfig } from '../../shared/config/load.js';
 import type { Config, RouteConfig } from '../../shared/config/schema.js';
 import { metricsSettings, redisUrlOf, tracingSettings } from '../../shared/config/settings.js';
 import { type UpstreamConfig, upstreamSchema } from '../../shared/config/upstream-schema.js';
+import type { UpstreamTlsFiles } from '../../shared/config/upstream-tls.js';
+import { certificateName } from '../../shared/plan/upstream-certificates.js';
 import type {
   LimiterPlan,
   Plan,
@@ -11,6 +13,7 @@ import type {
   RouteRateLimitPlan,
   TargetPlan,
   UpstreamPlan,
+  UpstreamTlsPlan,
 } from '../../shared/plan/types.js';
 
 /**
@@ -20,12 +23,12 @@ import type {
  * result is hashed so two plans compare by one string.
  */
 export function buildPlan(
-  { config, auth, serverTls }: LoadedConfig,
+  { config, auth, serverTls, upstreamTls }: LoadedConfig,
   source: string,
   configDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Plan {
-  const upstreams = upstreamPlans(config);
+  const upstreams = upstreamPlans(config, upstreamTls);
   const routes = config.routes.map((route, index) => routePlan(config, route, auth[index] ?? null));
   const body: Omit<Plan, 'hash'> = {
     source,
@@ -67,9 +70,9 @@ function routePlan(config: Config, route: RouteConfig, auth: RoutePlan['auth']):
  * share its pool, as they shared its keep-alive agent before pools existed). Implicit pools
  * get the schema's defaults, so a plain `target:` behaves like a pool of one.
  */
-function upstreamPlans(config: Config): UpstreamPlan[] {
+function upstreamPlans(config: Config, tls: LoadedConfig['upstreamTls']): UpstreamPlan[] {
   const plans = Object.entries(config.upstreams).map(([name, upstream]) =>
-    upstreamPlan(name, false, upstream),
+    upstreamPlan(name, false, upstream, tls[name]),
   );
   const implicit = new Set<string>();
   for (const route of config.routes) {
@@ -82,7 +85,12 @@ function upstreamPlans(config: Config): UpstreamPlan[] {
   return plans;
 }
 
-export function upstreamPlan(name: string, implicit: boolean, upstream: UpstreamConfig): UpstreamPlan {
+export function upstreamPlan(
+  name: string,
+  implicit: boolean,
+  upstream: UpstreamConfig,
+  files?: UpstreamTlsFiles,
+): UpstreamPlan {
   const hashOn = upstream.hash_on ?? 'ip';
   const check = upstream.health_check;
   const outlier = upstream.outlier_detection;
@@ -146,8 +154,22 @@ export function upstreamPlan(name: string, implicit: boolean, upstream: Upstream
       openForMs: upstream.circuit_breaker.open_for,
       halfOpenRequests: upstream.circuit_breaker.half_open_requests,
     },
+    tls: upstreamTlsPlan(upstream, files),
   };
   return { ...body, fingerprint: planHash(body) };
+}
+
+/** Issue 15: without `tls:` (and for a route's `target:`), verified against the system CAs. */
+function upstreamTlsPlan(upstream: UpstreamConfig, files: UpstreamTlsFiles | undefined): UpstreamTlsPlan {
+  const pair = files?.pair;
+  return {
+    ca: files?.ca?.pem ?? null,
+    cert: pair?.cert.pem ?? null,
+    key: pair?.key.pem ?? null,
+    certInfo: pair === undefined ? null : { name: certificateName(pair.info), notAfter: pair.info.notAfter },
+    servername: upstream.tls?.servername ?? null,
+    insecureSkipVerify: upstream.tls?.insecure_skip_verify ?? false,
+  };
 }
 
 function targetPlan(url: string, weight: number): TargetPlan {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { TargetPlan, UpstreamPlan } from '../../shared/plan/types.js';
+import type { EndpointView } from '../../shared/upstream-messages.js';
 import { dnsFailureCounter } from './dns-failures.js';
 import { isAddress, type ResolvedAddress, type Resolver, resolverFor } from './resolver.js';
 
@@ -15,16 +16,10 @@ import { isAddress, type ResolvedAddress, type Resolver, resolverFor } from './r
  */
 
 /** One address (and port) the pool can send to. */
-export interface DiscoveredEndpoint {
-  host: string;
-  port: number;
-  protocol: 'http:' | 'https:';
-  /** TLS server name: the target's hostname (absent for IP targets). */
-  servername?: string;
-  weight: number;
-  /** SRV priority, 0 for other targets. */
-  priority: number;
-}
+export type DiscoveredEndpoint = Pick<
+  EndpointView,
+  'host' | 'port' | 'protocol' | 'servername' | 'weight' | 'priority'
+>;
 
 export interface Discovery {
   /**

@@ -1,8 +1,8 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
-import type { HealthCheckPlan } from '../../shared/plan/types.js';
+import type { HealthCheckPlan, UpstreamTlsPlan } from '../../shared/plan/types.js';
 import { type EndpointView, endpointId } from '../../shared/upstream-messages.js';
+import { upstreamTlsOptions, upstreamTlsReason, type UpstreamTlsReason } from '../../shared/upstream-tls.js';
 
 /*
  * One active health check: `GET health_check.path` on one endpoint, on a fresh connection
@@ -15,8 +15,15 @@ export interface CheckResult {
   detail: string;
 }
 
-/** Runs one check; never rejects. Injected in unit tests of the registry. */
-export type Probe = (endpoint: EndpointView, check: HealthCheckPlan) => Promise<CheckResult>;
+/**
+ * Runs one check; never rejects. `tls`: the upstream's TLS settings, the workers' own (issue
+ * 15), so a check passes only where traffic would. Injected in unit tests of the registry.
+ */
+export type Probe = (
+  endpoint: EndpointView,
+  check: HealthCheckPlan,
+  tls: UpstreamTlsPlan,
+) => Promise<CheckResult>;
 
 const ERRORS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
@@ -32,13 +39,30 @@ const ERRORS: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'TLS certificate does not name the host',
 };
 
+/** TLS failures without a line above, in words (the code follows, for the exact cause). */
+const TLS_REASONS: Record<UpstreamTlsReason, string> = {
+  unknown_ca: 'TLS certificate not trusted',
+  name_mismatch: 'TLS certificate does not name the host',
+  expired: 'TLS certificate expired or not yet valid',
+  bad_certificate: 'TLS certificate invalid',
+  handshake_refused: 'TLS handshake refused',
+};
+
+function failureDetail(err: NodeJS.ErrnoException): string {
+  const known = ERRORS[err.code ?? ''];
+  if (known !== undefined) return known;
+  const tls = upstreamTlsReason(err);
+  if (tls !== undefined) return `${TLS_REASONS[tls]} (${err.code})`;
+  return err.code ?? err.message;
+}
+
 const seconds = (ms: number) => `${ms / 1000} s`;
 
 export function passes(status: number, check: HealthCheckPlan): boolean {
   return check.expectStatus.some(([low, high]) => status >= low && status <= high);
 }
 
-export const probe: Probe = (endpoint, check) =>
+export const probe: Probe = (endpoint, check, tls) =>
   new Promise((resolve) => {
     const secure = endpoint.protocol === 'https:';
     // The endpoint is an address of the target: ask it as the target, as the workers do.
@@ -61,7 +85,8 @@ export const probe: Probe = (endpoint, check) =>
         method: 'GET',
         agent: false,
         headers: { host, 'user-agent': 'portico-health-check', connection: 'close' },
-        ...(secure && isIP(name) === 0 ? { servername: name } : {}),
+        // A fresh connection per check (every `interval`), so the options are made here.
+        ...(secure ? upstreamTlsOptions(tls, endpoint.servername) : {}),
       },
       (res) => {
         // The status decides; the body is not needed.
@@ -75,7 +100,7 @@ export const probe: Probe = (endpoint, check) =>
       check.timeoutMs,
     );
     req.on('error', (err: NodeJS.ErrnoException) => {
-      finish({ pass: false, detail: ERRORS[err.code ?? ''] ?? err.code ?? err.message });
+      finish({ pass: false, detail: failureDetail(err) });
     });
     req.end();
   });

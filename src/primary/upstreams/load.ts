@@ -1,4 +1,10 @@
-import type { BreakerView, RetryView, UpstreamPrimaryToWorker } from '../../shared/upstream-messages.js';
+import {
+  type BreakerView,
+  mergeBreakerViews,
+  mergeRetryViews,
+  type RetryView,
+  type UpstreamPrimaryToWorker,
+} from '../../shared/upstream-messages.js';
 
 /*
  * In-flight requests per endpoint, summed over the workers, for `/admin/upstreams`. Only
@@ -62,33 +68,10 @@ export class LoadCollector {
       for (const [endpoint, n] of Object.entries(counts))
         byEndpoint.set(endpoint, (byEndpoint.get(endpoint) ?? 0) + n);
     }
-    for (const [upstream, view] of Object.entries(breakers)) {
-      const seen = load.breakers.get(upstream);
-      load.breakers.set(
-        upstream,
-        seen === undefined
-          ? { ...view }
-          : {
-              state: Math.max(seen.state, view.state) as BreakerView['state'],
-              retryAfter: Math.max(seen.retryAfter, view.retryAfter),
-              trips: seen.trips + view.trips,
-              active: seen.active + view.active,
-            },
-      );
-    }
-    for (const [upstream, view] of Object.entries(retries)) {
-      const seen = load.retries.get(upstream);
-      load.retries.set(
-        upstream,
-        seen === undefined
-          ? { ...view }
-          : {
-              retries: seen.retries + view.retries,
-              budgetRefusals: seen.budgetRefusals + view.budgetRefusals,
-              retrying: seen.retrying + view.retrying,
-            },
-      );
-    }
+    for (const [upstream, view] of Object.entries(breakers))
+      load.breakers.set(upstream, mergeBreakerViews(load.breakers.get(upstream), view));
+    for (const [upstream, view] of Object.entries(retries))
+      load.retries.set(upstream, mergeRetryViews(load.retries.get(upstream), view));
     if (--waiting.pending === 0) waiting.done();
   }
 }

@@ -10,6 +10,7 @@ import {
 import { createDiscovery, type DiscoveredEndpoint, type Discovery } from './discovery.js';
 import { EndpointHealth } from './endpoint-health.js';
 import { probe as httpProbe, type Probe } from './health-check.js';
+import { warnInsecureUpstreams } from './insecure-tls.js';
 import { LoadCollector } from './load.js';
 
 /*
@@ -133,6 +134,7 @@ export class UpstreamRegistry implements UpstreamHealthSource {
 
   /** `plan` is in force (start, or a reload that settled either way): stop pools it does not use. */
   settle(plan: Plan): void {
+    if (plan.upstreams !== this.#inForce) warnInsecureUpstreams(this.#logger, this.#inForce, plan.upstreams);
     this.#active = new Set(plan.upstreams.map(keyOf));
     this.#inForce = plan.upstreams;
     for (const [key, pool] of this.#pools) {
@@ -224,7 +226,7 @@ export class UpstreamRegistry implements UpstreamHealthSource {
     if (check === null || health.checking) return;
     health.checking = true;
     this.#clock.clearTimeout(health.checkTimer);
-    const result = await this.#probe(health.view, check);
+    const result = await this.#probe(health.view, check, pool.plan.tls);
     health.checking = false;
     if (pool.closed || pool.endpoints.get(health.view.id) !== health) return;
     const before = health.view.state;

@@ -9,6 +9,7 @@ import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
 import { checkServerTls } from './server-tls.js';
 import { TlsFileReader } from './tls-files.js';
+import { checkUpstreamTls, type UpstreamTlsFiles } from './upstream-tls.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
 
 export type KeyPath = (string | number)[];
@@ -63,6 +64,8 @@ export interface LoadedConfig {
   tlsFiles: string[];
   /** Issue 15: `server.tls` with its files read and checked; null without it. */
   serverTls: ServerTlsPlan | null;
+  /** Issue 15: the files each configured upstream's `tls:` names, read and checked. */
+  upstreamTls: Record<string, UpstreamTlsFiles>;
 }
 
 /**
@@ -91,6 +94,7 @@ export function loadConfigText(
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
   let auth: (AuthPlan | null)[] = [];
   let serverTls: ServerTlsPlan | null = null;
+  let upstreamTls: Record<string, UpstreamTlsFiles> = {};
   // One reader per validation: each TLS file is read once, and all of them are watched.
   const tls = new TlsFileReader(configDirOf(file), problems);
   const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
@@ -101,6 +105,7 @@ export function loadConfigText(
     checkDuplicateRoutes(result.data, problems);
     auth = checkAuth(result.data, catalog, file, problems);
     serverTls = checkServerTls(result.data.server, tls, problems) ?? null;
+    upstreamTls = checkUpstreamTls(result.data, tls);
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
@@ -130,6 +135,7 @@ export function loadConfigText(
     auth,
     tlsFiles: tls.files(),
     serverTls,
+    upstreamTls,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { ServerTlsPlan, TlsCertificatePlan } from '../plan/types.js';
+import { certificateName } from '../plan/upstream-certificates.js';
 import type { ConfigProblem } from './load.js';
 import type { Config } from './schema.js';
 import type { CertificateInfo, TlsFileReader } from './tls-files.js';
@@ -72,12 +73,4 @@ export function checkServerTls(
 /** `DNS:` names of a certificate's SAN, lower-case (what SNI names are matched against). */
 function dnsNamesOf(info: CertificateInfo): string[] {
   return info.altNames.filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
-}
-
-/** The metric's `name`: the first DNS SAN, else the subject's CN, else the subject. */
-export function certificateName(info: CertificateInfo): string {
-  const dns = info.altNames.find((n) => n.startsWith('DNS:'));
-  if (dns !== undefined) return dns.slice(4);
-  const cn = /(?:^|, )CN=([^,]*)/.exec(info.subject);
-  return cn?.[1] ?? info.subject;
 }

@@ -386,6 +386,60 @@ const circuitBreakerSchema = z
   })
   .prefault({});
 
+// --- tls (issue 15): verified TLS and mTLS to an upstream's https:// targets ---
+
+/** A DNS name or an IP address: what TLS sends as SNI (not for an IP) and checks the certificate names. */
+const serverName = z
+  .string()
+  .refine(
+    (v) =>
+      isIP(v) !== 0 ||
+      (v.length <= 253 && v.split('.').every((label) => /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/.test(label))),
+    { message: 'must be a DNS name such as billing.internal, or an IP address' },
+  );
+
+const pemPath = (what: string) => z.string().min(1, 'must be a file path').optional().describe(what);
+
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: pemPath(
+      "PEM file of the CA certificate(s) that the upstream's certificate must chain to (only these), relative to the config file. Absent: the default CAs (Node's bundled roots, plus `NODE_EXTRA_CA_CERTS`).",
+    ),
+    cert: pemPath(
+      'PEM file of the client certificate (chain) the gateway presents to the upstream (mTLS); needs `key`.',
+    ),
+    key: pemPath('PEM file of the private key of `cert`; needs `cert`.'),
+    servername: serverName
+      .optional()
+      .describe(
+        "Sent as SNI and the name the upstream's certificate must carry. Absent: the target's host (an IP target: its certificate must name the IP).",
+      ),
+    insecure_skip_verify: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Accept any certificate from the upstream (no chain, name or expiry check): logged as a warning at start and on the reload that turns it on. For tests only.',
+      ),
+  })
+  .superRefine((tls, ctx) => {
+    if (tls.cert !== undefined && tls.key === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['key'],
+        message: 'cert needs key (the private key of the client certificate)',
+      });
+    }
+    if (tls.key !== undefined && tls.cert === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cert'],
+        message: 'key needs cert (the client certificate it belongs to)',
+      });
+    }
+  });
+
+export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
+
 export const upstreamSchema = z
   .strictObject({
     targets: z
@@ -427,6 +481,11 @@ export const upstreamSchema = z
     circuit_breaker: circuitBreakerSchema.describe(
       'Per-worker limits and error-ratio breaker for this upstream (see the README, "Resilience").',
     ),
+    tls: upstreamTlsSchema
+      .optional()
+      .describe(
+        'How `https://` targets are verified and which client certificate is presented (see the README, "TLS to upstreams"). Absent: verified against the default CAs and the target\'s host.',
+      ),
   })
   .superRefine(
     (upstream, ctx) => {
@@ -435,6 +494,17 @@ export const upstreamSchema = z
           code: 'custom',
           path: ['hash_on'],
           message: `only applies to balance: hash (balance is ${upstream.balance})`,
+        });
+      }
+      if (
+        upstream.tls !== undefined &&
+        Array.isArray(upstream.targets) &&
+        !upstream.targets.some((t) => typeof t?.url === 'string' && t.url.startsWith('https://'))
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls'],
+          message: 'applies to https:// targets only, and this upstream has none',
         });
       }
       if (!Array.isArray(upstream.targets) || typeof upstream.discovery?.srv !== 'boolean') return;

@@ -137,6 +137,15 @@ const isBreaker = shape({
   halfOpenRequests: isNumber,
 });
 
+const isUpstreamTls = shape({
+  ca: nullable(isString),
+  cert: nullable(isString),
+  key: nullable(isString),
+  certInfo: nullable(shape({ name: isString, notAfter: isNumber })),
+  servername: nullable(isString),
+  insecureSkipVerify: isBoolean,
+});
+
 function isUpstream(v: unknown): v is UpstreamPlan {
   return (
     isObject(v) &&
@@ -161,6 +170,7 @@ function isUpstream(v: unknown): v is UpstreamPlan {
     isTimeouts(v.timeouts) &&
     isRetry(v.retry) &&
     isBreaker(v.breaker) &&
+    isUpstreamTls(v.tls) &&
     isString(v.fingerprint)
   );
 }

@@ -141,6 +141,24 @@ export interface BreakerPlan {
   halfOpenRequests: number;
 }
 
+/**
+ * Issue 15: how an upstream's `https://` endpoints are reached. The PEM text, not paths:
+ * workers read no files, and a changed file changes the upstream's fingerprint (new agents).
+ */
+export interface UpstreamTlsPlan {
+  /** CA certificate(s) the upstream's certificate must chain to; null: the system CAs. */
+  ca: string | null;
+  /** Client certificate chain presented to the upstream (mTLS), with `key`; null: none. */
+  cert: string | null;
+  key: string | null;
+  /** `upstreams.<name>.tls.cert`'s leaf: for the expiry metric without parsing PEM per scrape. */
+  certInfo: { name: string; notAfter: number } | null;
+  /** SNI and the name verified; null: the target's host (an IP target: the IP, no SNI). */
+  servername: string | null;
+  /** No certificate check at all (`insecure_skip_verify`). */
+  insecureSkipVerify: boolean;
+}
+
 export interface UpstreamPlan {
   /** The `upstreams:` key, or for a route's `target:` shorthand the target's origin. */
   name: string;
@@ -158,6 +176,8 @@ export interface UpstreamPlan {
   timeouts: TimeoutsPlan;
   retry: RetryPlan;
   breaker: BreakerPlan;
+  /** Issue 15: TLS to `https://` endpoints (defaults for a pool without `tls:`: verified). */
+  tls: UpstreamTlsPlan;
   /**
    * Equal for equal settings (sha256 of the rest): a reload keeps the endpoints, their
    * health state and keep-alive pools of an upstream whose fingerprint did not change.

@@ -2,8 +2,10 @@ import { type ClientRequest, type IncomingMessage, ServerResponse } from 'node:h
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
-import { GatewayError, PorticoError, writeError } from '../../shared/errors.js';
+import { GatewayError, PorticoError, rawErrorResponse, writeError } from '../../shared/errors.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
+import { upstreamTlsReason } from '../../shared/upstream-tls.js';
+import { internalContextOf } from '../context.js';
 import { ConnectTimeout, type PoolEndpoint, type UpstreamEndpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { reasonLabel, type RetryReason, retryAfterMs } from '../upstream/retry-policy.js';
@@ -52,6 +54,7 @@ const NO_HEALTHY_UPSTREAM = new GatewayError('PORTICO_ERR_NO_HEALTHY_UPSTREAM', 
   headers: { 'retry-after': '1' },
 });
 const BODY_TOO_LARGE = new GatewayError('PORTICO_ERR_BODY_TOO_LARGE');
+const TLS_FAILED = new GatewayError('PORTICO_ERR_UPSTREAM_TLS');
 const UPLOAD_STALLED = new GatewayError('PORTICO_ERR_REQUEST_TIMEOUT');
 
 /**
@@ -61,7 +64,7 @@ const UPLOAD_STALLED = new GatewayError('PORTICO_ERR_REQUEST_TIMEOUT');
  */
 export const BODY_HOLD_BYTES = 1024 * 1024;
 
-export type UpstreamErrorKind = 'timeout' | 'connect_timeout' | 'refused' | 'reset' | 'other';
+export type UpstreamErrorKind = 'timeout' | 'connect_timeout' | 'refused' | 'tls' | 'reset' | 'other';
 
 /** How an upstream exchange ended: complete, cut short by the client, or an upstream fault. */
 export type UpstreamOutcome = 'ok' | 'aborted' | UpstreamErrorKind;
@@ -86,6 +89,7 @@ export interface UpstreamObserver {
 function errorKind(err: NodeJS.ErrnoException): UpstreamErrorKind {
   if (err instanceof UpstreamTimeout) return 'timeout';
   if (err instanceof ConnectTimeout || err.code === 'ETIMEDOUT') return 'connect_timeout';
+  if (upstreamTlsReason(err) !== undefined) return 'tls';
   if (
     err.code === 'ECONNREFUSED' ||
     err.code === 'ENOTFOUND' ||
@@ -104,6 +108,8 @@ const FAILURES: Record<UpstreamOutcome, FailureKind | undefined> = {
   aborted: undefined,
   refused: 'connect_failure',
   connect_timeout: 'connect_failure',
+  // A failed handshake: the request never left (issue 15).
+  tls: 'connect_failure',
   other: 'connect_failure',
   reset: 'reset',
   timeout: 'timeout',
@@ -113,6 +119,7 @@ const FAILURES: Record<UpstreamOutcome, FailureKind | undefined> = {
 const REASONS: Record<UpstreamErrorKind, RetryReason> = {
   refused: 'connect_failure',
   connect_timeout: 'connect_failure',
+  tls: 'connect_failure',
   timeout: 'timeout',
   reset: 'reset_before_response',
   other: 'reset_before_response',
@@ -229,6 +236,16 @@ class RouteForwarder {
         { err: err.message, kind, endpoint: upgrade?.endpoint.id },
         'websocket upstream error',
       );
+      if (kind === 'tls' && upgrade !== undefined) {
+        this.pool.tlsFailed(upgrade.endpoint, err);
+        // The handshake failed before the upstream could answer: nothing went to the client
+        // yet, so it gets the same 502 as a plain request instead of a bare reset.
+        const client = socket as Socket;
+        if (client.writable && client.bytesWritten === 0) {
+          client.end(rawErrorResponse(TLS_FAILED, internalContextOf(req).requestId));
+          return;
+        }
+      }
       socket.destroy();
     });
   }
@@ -253,12 +270,9 @@ class RouteForwarder {
     const headers = req.headers;
     const length = headers['content-length'];
     const max = this.target.maxBodySize;
-    // A declared length over the limit is refused before anything is sent. The body is read
-    // and dropped (within `request_timeout`) so that a client still sending sees the answer
-    // rather than a reset, and the connection stays usable.
+    // A declared length over the limit is refused before anything is sent upstream.
     if (max > 0 && length !== undefined && Number(length) > max) {
-      req.resume();
-      writeError(res, BODY_TOO_LARGE);
+      refuseUpload(req, res, BODY_TOO_LARGE);
       return;
     }
     const endpoint = this.#choose(req, res);
@@ -302,6 +316,8 @@ class RouteForwarder {
       req.on('error', onClientError);
     }
     if (!holding) startTry(exchange);
+    // No upstream socket yet whose idle timer would notice a client that stops sending.
+    else exchange.timer = setTimeout(onHoldStalled, this.pool.timeouts.idleMs, exchange);
   }
 
   /**
@@ -370,8 +386,6 @@ function startTry(exchange: Exchange): void {
     agent: endpoint.agent,
     hostname: endpoint.host,
     port: endpoint.port,
-    // The Host header is the client's, so TLS must be told the upstream's name (SNI).
-    servername: endpoint.servername,
     method: req.method,
     path: req.url,
     // A flat [name, value, …] list is serialised as is (Node's own fast path).
@@ -432,10 +446,8 @@ function onClientData(this: IncomingMessage, chunk: Buffer): void {
   }
   if (exchange.holding) {
     keep(exchange, chunk);
-    if (bytes >= exchange.forwarder.holdBytes) {
-      exchange.holding = false;
-      if (admitted(exchange)) startTry(exchange);
-    }
+    if (bytes >= exchange.forwarder.holdBytes) endHold(exchange);
+    else exchange.timer?.refresh();
     return;
   }
   if (exchange.replayable) {
@@ -453,11 +465,24 @@ function onClientEnd(this: IncomingMessage): void {
   exchange.bodyEnded = true;
   if (exchange.done) return;
   if (exchange.holding) {
-    exchange.holding = false;
-    if (admitted(exchange)) startTry(exchange);
+    endHold(exchange);
     return;
   }
   exchange.proxyReq?.end();
+}
+
+function endHold(exchange: Exchange): void {
+  exchange.holding = false;
+  clearTimeout(exchange.timer);
+  exchange.timer = undefined;
+  if (admitted(exchange)) startTry(exchange);
+}
+
+/** A held body that stopped coming for `timeouts.idle`: the client's request timed out. */
+function onHoldStalled(exchange: Exchange): void {
+  if (!exchange.holding || exchange.done) return;
+  exchange.holding = false;
+  refuseBody(exchange, UPLOAD_STALLED);
 }
 
 function onUpstreamDrain(this: ClientRequest): void {
@@ -476,7 +501,23 @@ function refuseBody(exchange: Exchange, error: GatewayError): void {
     exchange.forwarder.finish(exchange, 'aborted');
     proxyReq.destroy();
   }
-  writeError(exchange.res, error);
+  // A stalled upload has nothing more in flight to wait for: its 408 goes at once.
+  if (error === BODY_TOO_LARGE) refuseUpload(exchange.req, exchange.res, error);
+  else writeError(exchange.res, error);
+}
+
+/**
+ * Answers a request whose body is refused; the rest of the body is read and dropped (within
+ * `request_timeout`) so that a client still sending sees the answer rather than a reset. One
+ * that keeps its connection gets the answer at once, and can use the connection again. One
+ * that asks to close gets it once its body has been read: Node closes the socket right after
+ * the answer, and bytes that arrive after that make the kernel reset the connection, which
+ * the client then sees instead of the answer.
+ */
+function refuseUpload(req: IncomingMessage, res: ServerResponse, error: GatewayError): void {
+  req.resume();
+  if (res.shouldKeepAlive || req.complete) writeError(res, error);
+  else req.once('end', () => writeError(res, error));
 }
 
 function onDeadline(exchange: Exchange): void {
@@ -629,6 +670,7 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
   }
   const kind = errorKind(err);
   forwarder.finish(exchange, kind);
+  if (kind === 'tls') forwarder.pool.tlsFailed(exchange.endpoint, err);
   if (res.destroyed || res.writableEnded) return;
   if (!exchange.answered && !(err instanceof UpstreamTimeout && err.final)) {
     const reason = REASONS[kind];
@@ -657,7 +699,9 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
     new GatewayError(
       kind === 'timeout' || kind === 'connect_timeout'
         ? 'PORTICO_ERR_UPSTREAM_TIMEOUT'
-        : 'PORTICO_ERR_UPSTREAM_UNAVAILABLE',
+        : kind === 'tls'
+          ? 'PORTICO_ERR_UPSTREAM_TLS'
+          : 'PORTICO_ERR_UPSTREAM_UNAVAILABLE',
       { cause: err },
     ),
   );

@@ -4,6 +4,8 @@ import {
   isUpstreamPrimaryToWorker,
   type RetryView,
   type UpstreamWorkerToPrimary,
+  mergeBreakerViews,
+  mergeRetryViews,
 } from '../../shared/upstream-messages.js';
 import type { UpstreamPool } from './pool.js';
 
@@ -75,17 +77,7 @@ export class EndpointDirectory {
     const views: Record<string, BreakerView> = {};
     for (const pools of this.#pools.values()) {
       for (const pool of pools) {
-        const view = pool.breakerView();
-        const seen = views[pool.name];
-        views[pool.name] =
-          seen === undefined
-            ? view
-            : {
-                state: seen.state >= view.state ? seen.state : view.state,
-                retryAfter: Math.max(seen.retryAfter, view.retryAfter),
-                trips: seen.trips + view.trips,
-                active: seen.active + view.active,
-              };
+        views[pool.name] = mergeBreakerViews(views[pool.name], pool.breakerView());
       }
     }
     return views;
@@ -96,16 +88,7 @@ export class EndpointDirectory {
     const views: Record<string, RetryView> = {};
     for (const pools of this.#pools.values()) {
       for (const pool of pools) {
-        const view = pool.retryView();
-        const seen = views[pool.name];
-        views[pool.name] =
-          seen === undefined
-            ? view
-            : {
-                retries: seen.retries + view.retries,
-                budgetRefusals: seen.budgetRefusals + view.budgetRefusals,
-                retrying: seen.retrying + view.retrying,
-              };
+        views[pool.name] = mergeRetryViews(views[pool.name], pool.retryView());
       }
     }
     return views;

@@ -2,6 +2,8 @@ import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from '
 import type { Socket } from 'node:net';
 import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from 'node:https';
 import { PorticoError } from '../../shared/errors.js';
+import type { UpstreamTlsPlan } from '../../shared/plan/types.js';
+import { type UpstreamTlsReason, upstreamTlsOptions } from '../../shared/upstream-tls.js';
 import type { EndpointState, EndpointView } from '../../shared/upstream-messages.js';
 import type { Balanced } from './balancer.js';
 import {
@@ -69,7 +71,7 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
   readonly port: number;
   /** Sent when a client sent no Host (HTTP/1.0): the target's name, or the address. */
   readonly hostHeader: string;
-  /** TLS SNI and certificate name: the target's hostname; undefined for IP targets and plain HTTP. */
+  /** The target's hostname for HTTPS (undefined for IP targets and plain HTTP). */
   readonly servername: string | undefined;
   readonly agent: HttpAgent;
   readonly request: (options: RequestOptions) => ClientRequest;
@@ -87,6 +89,8 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
   reportedAt = -Infinity;
   /** It left the pool's list: no new requests; the agent goes once the last one ends. */
   gone = false;
+  /** TLS failures already logged for this endpoint (a handful of reasons at most: bounded). */
+  tlsLogged: Set<UpstreamTlsReason> | undefined;
   /** Its `portico_upstream_requests_total` counts, when metrics are on. */
   readonly #counts: EndpointCounts | undefined;
 
@@ -94,7 +98,8 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
     view: EndpointView,
     upstream: string,
     requests: UpstreamRequests | undefined,
-    connectMs = 5_000,
+    connectMs: number,
+    tls: UpstreamTlsPlan,
   ) {
     this.id = view.id;
     this.host = view.host;
@@ -102,12 +107,11 @@ export class PoolEndpoint implements Balanced, UpstreamEndpoint {
     const secure = view.protocol === 'https:';
     this.servername = secure ? view.servername : undefined;
     this.hostHeader = view.servername === undefined ? view.id : `${view.servername}:${view.port}`;
-    // On the agent, the server name applies to every connection it makes, WebSocket ones
-    // through http-proxy-3 included (it passes no servername of its own).
+    // On the agent, the TLS options (CA, client certificate, server name, verification) apply
+    // to every connection it makes, WebSocket ones through http-proxy-3 included: Node lets an
+    // agent's options win over a request's. Made once per endpoint, never per request.
     this.agent = secure
-      ? new HttpsAgent(
-          this.servername === undefined ? AGENT_OPTIONS : { ...AGENT_OPTIONS, servername: this.servername },
-        )
+      ? new HttpsAgent({ ...AGENT_OPTIONS, ...upstreamTlsOptions(tls, this.servername) })
       : new HttpAgent(AGENT_OPTIONS);
     boundConnect(this.agent, connectMs, secure);
     this.request = secure ? httpsRequest : httpRequest;

@@ -16,6 +16,7 @@ import { PoolEndpoint } from './endpoint.js';
 import type { UpstreamRequests } from './request-counts.js';
 import { type HashKey, hashKeyOf } from './hash-key.js';
 import { reasonLabel, type RetryReason, RetryPolicy } from './retry-policy.js';
+import { describeUpstreamTlsFailure, upstreamTlsReason } from '../../shared/upstream-tls.js';
 
 /** The retry counters, when metrics are on. */
 export interface RetryCounters {
@@ -46,6 +47,8 @@ export interface PoolOptions {
   report: (message: UpstreamWorkerToPrimary) => void;
   random?: RandomSource;
   retryCounters?: RetryCounters | undefined;
+  /** `portico_upstream_tls_errors_total{upstream,reason}`, when metrics are on (issue 15). */
+  tlsErrors?: Counter<'upstream' | 'reason'> | undefined;
 }
 
 /**
@@ -72,6 +75,7 @@ export class UpstreamPool {
   budgetRefusals = 0;
   readonly #plan: UpstreamPlan;
   readonly #counters: RetryCounters | undefined;
+  readonly #tlsErrors: Counter<'upstream' | 'reason'> | undefined;
   /** The set the balancer picks from (for a retry that must go elsewhere). */
   #choice: readonly PoolEndpoint[] = [];
   readonly #logger: Logger;
@@ -92,6 +96,7 @@ export class UpstreamPool {
     this.timeouts = options.plan.timeouts;
     this.retry = new RetryPolicy(options.plan.retry);
     this.#counters = options.retryCounters;
+    this.#tlsErrors = options.tlsErrors;
     this.#plan = options.plan;
     this.#logger = options.logger;
     this.#requests = options.requests;
@@ -185,6 +190,22 @@ export class UpstreamPool {
     }
   }
 
+  /**
+   * A TLS handshake with `endpoint` failed (issue 15): counted every time, logged at error
+   * level once per endpoint and reason (a broken CA would otherwise log every request).
+   */
+  tlsFailed(endpoint: PoolEndpoint, err: Error): void {
+    const reason = upstreamTlsReason(err);
+    if (reason === undefined) return;
+    this.#tlsErrors?.inc({ upstream: this.name, reason });
+    if (endpoint.tlsLogged?.has(reason)) return;
+    (endpoint.tlsLogged ??= new Set()).add(reason);
+    this.#logger.error(
+      { upstream: this.name, endpoint: endpoint.id, reason, err: err.message },
+      `TLS to upstream endpoint ${endpoint.id} of ${this.name} failed: ${describeUpstreamTlsFailure(reason, err)}`,
+    );
+  }
+
   /** The primary's whole list for this pool. */
   update(views: readonly EndpointView[]): void {
     if (this.#closed) return;
@@ -192,7 +213,7 @@ export class UpstreamPool {
     for (const view of views) {
       let endpoint = this.#endpoints.get(view.id);
       if (endpoint === undefined) {
-        endpoint = new PoolEndpoint(view, this.name, this.#requests, this.timeouts.connectMs);
+        endpoint = new PoolEndpoint(view, this.name, this.#requests, this.timeouts.connectMs, this.#plan.tls);
       } else {
         endpoint.weight = view.weight;
         endpoint.priority = view.priority;

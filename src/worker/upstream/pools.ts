@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import type { Plan } from '../../shared/plan/types.js';
 import type { UpstreamWorkerToPrimary } from '../../shared/upstream-messages.js';
 import { ResourceKind, type WorkerResources } from '../resources.js';
@@ -26,6 +27,7 @@ export function upstreamPools(
     logger: Logger;
     requests: UpstreamRequests | undefined;
     retryCounters?: RetryCounters | undefined;
+    tlsErrors?: Counter<'upstream' | 'reason'> | undefined;
     breaker: BreakerInstruments | undefined;
   },
 ): Map<string, UpstreamPool> {
@@ -39,6 +41,7 @@ export function upstreamPools(
         logger: env.logger,
         requests: env.requests,
         retryCounters: env.retryCounters,
+        tlsErrors: env.tlsErrors,
         breaker: env.breaker,
         report,
       });

@@ -38,6 +38,7 @@ export const GATEWAY_METRIC_NAMES = [
   'portico_circuit_breaker_trips_total',
   'portico_tls_handshake_errors_total',
   'portico_tls_certificate_expiry_timestamp_seconds',
+  'portico_upstream_tls_errors_total',
 ] as const;
 
 /** The instruments of one worker, registered in its own registry (never the global one). */
@@ -70,7 +71,7 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
-    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, reset, timeout, other).',
+    help: 'Upstream tries that failed, by route pattern and kind (refused, connect_timeout, tls, reset, timeout, other).',
     labelNames: ['path', 'kind'] as const,
     registers: [registry],
   });
@@ -114,6 +115,13 @@ export function createWorkerInstruments(workerLabel: string) {
     name: 'portico_upstream_retry_budget_exhausted_total',
     help: "Retries not made because the upstream's retry budget was used up.",
     labelNames: ['upstream'] as const,
+    registers: [registry],
+  });
+  // Issue 15: TLS to upstreams.
+  const upstreamTlsErrors = new Counter({
+    name: 'portico_upstream_tls_errors_total',
+    help: 'TLS handshakes with an upstream endpoint that failed, by upstream and reason (unknown_ca, name_mismatch, expired, bad_certificate, handshake_refused).',
+    labelNames: ['upstream', 'reason'] as const,
     registers: [registry],
   });
   const breaker: BreakerInstruments = {
@@ -170,6 +178,7 @@ export function createWorkerInstruments(workerLabel: string) {
     upstreamRetries,
     retryBudgetExhausted,
     breaker,
+    upstreamTlsErrors,
   };
 }
 

@@ -1,3 +1,4 @@
+import { dashboardMetrics } from '../../dashboard-feed.js';
 import { ResourceKind, type WorkerResources } from '../../resources.js';
 import { type ObservationHooks, NO_HOOKS } from '../hooks.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -14,8 +15,13 @@ export function installWorkerMetrics(
   workerLabel: string,
 ): Promise<WorkerMetrics> {
   return resources.shared(METRICS, workerLabel, async () => {
-    const { WorkerMetrics } = await import('./worker-metrics.js');
-    return new WorkerMetrics(workerLabel);
+    const [{ WorkerMetrics }, { LATENCY_BUCKETS }] = await Promise.all([
+      import('./worker-metrics.js'),
+      import('./instruments.js'),
+    ]);
+    const metrics = new WorkerMetrics(workerLabel);
+    dashboardMetrics(metrics.instruments.registry, LATENCY_BUCKETS);
+    return metrics;
   });
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { dashboardStatus } from '../../dashboard-feed.js';
 import type { BlockedKeys } from './blocked-keys.js';
 import { type BucketPolicy, type Decision, nextTokenInUs } from '../../../shared/ratelimit/gcra.js';
 import { type MemoryBuckets, monotonicUs } from '../../../shared/ratelimit/memory-buckets.js';
@@ -39,6 +40,7 @@ export class WorkerLimiter {
   constructor(private readonly options: LimiterOptions) {
     // The store is presumed up until a call fails; say so, so a state gauge exists from the start.
     options.hooks.rateLimitStoreUp(options.storeName, true);
+    dashboardStatus.ratelimit_store_up = true;
   }
 
   get storeDown(): boolean {
@@ -112,5 +114,6 @@ export class WorkerLimiter {
       logger.info({ store: storeName }, 'rate-limit store available again: shared limiting resumed');
     }
     this.options.hooks.rateLimitStoreUp(storeName, !down);
+    dashboardStatus.ratelimit_store_up = !down;
   }
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { dashboardStatus } from '../../dashboard-feed.js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -37,6 +38,7 @@ class ReportingExporter implements SpanExporter {
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.inner.export(spans, (result) => {
+      dashboardStatus.tracing_export = result.code === ExportResultCode.FAILED ? 'failing' : 'ok';
       if (result.code === ExportResultCode.FAILED) {
         if (!this.#failing) {
           this.#failing = true;
