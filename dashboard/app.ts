@@ -29,7 +29,7 @@ interface Overview {
       errors: { path: string | null; message: string; line: number | null; column: number | null }[];
     } | null;
   };
-  rate_limit: { store: string; reachable: boolean | null } & Json;
+  rate_limit: { store: string; deployment: string | null; reachable: boolean | null } & Json;
   tracing: { enabled: boolean; endpoint: string | null; export: string | null } & Json;
 }
 
@@ -154,7 +154,9 @@ function renderOverview(o: Overview): void {
   const storeText =
     store === 'none'
       ? 'not used'
-      : `${store}${reachable === null ? '' : reachable ? ', reachable' : ', UNREACHABLE'}`;
+      : `${store}${o.rate_limit.deployment === null ? '' : ` (${o.rate_limit.deployment})`}${
+          reachable === null ? '' : reachable ? ', reachable' : ', UNREACHABLE'
+        }`;
   const tracing = !o.tracing.enabled ? 'off' : `${o.tracing.endpoint ?? ''} (${o.tracing.export ?? 'idle'})`;
   byId('facts').replaceChildren(
     fact('Uptime', duration(o.instance.uptime_seconds)),

@@ -42,11 +42,13 @@ async function planConfig(
     import('./primary/plan/build.js'),
   ]);
   const loaded = loadConfigText(text, name, catalog);
-  return {
-    config: loaded.config,
-    plan: buildPlan(loaded, name, configDirOf(name)),
-    tlsFiles: loaded.tlsFiles,
-  };
+  const plan = buildPlan(loaded, name, configDirOf(name));
+  if (plan.limiter?.store.kind === 'redis' && plan.limiter.store.redis.tls !== undefined) {
+    // A Redis certificate that does not verify never will: fail now, in one line.
+    const { probeRedisTls } = await import('./primary/ratelimit/redis-tls-probe.js');
+    await probeRedisTls(plan);
+  }
+  return { config: loaded.config, plan, tlsFiles: loaded.tlsFiles };
 }
 
 /** A config file path, or the config itself as a plain object (same keys as the YAML). */

@@ -48,8 +48,11 @@ test("the reference article's config runs unchanged: token, auth, rate limit, me
     assert.match(metrics.body, /gateway_requests_total\{[^}]*path="\/users"/);
     // auth and ratelimit record into the metrics of the same worker registry, merged cluster-wide.
     assert.match(metrics.body, /gateway_auth_failures_total\{reason="missing_token"\} 1\n/);
-    assert.match(metrics.body, /gateway_ratelimit_decisions_total\{decision="limited"\} [1-9]/);
-    assert.match(metrics.body, /gateway_ratelimit_decisions_total\{decision="allowed"\} [1-9]/);
+    assert.match(
+      metrics.body,
+      /gateway_ratelimit_decisions_total\{decision="limited",policy="burst"\} [1-9]/,
+    );
+    assert.match(metrics.body, /gateway_ratelimit_decisions_total\{decision="allowed",policy="all"\} [1-9]/);
     assert.match(metrics.body, /gateway_ratelimit_store_up\{store="embedded"\} 1/);
   } finally {
     if (gateway.exitCode === null) gateway.kill('SIGTERM');

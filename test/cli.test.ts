@@ -34,6 +34,13 @@ describe('portico CLI', () => {
     assert.match(stdout, /OK \(3 routes\)/);
   });
 
+  test('the config docker-compose.sentinel.yml runs is valid', async () => {
+    const file = fileURLToPath(new URL('../../deploy/portico-sentinel.yaml', import.meta.url));
+    const { code, stdout, stderr } = await runCli(['check', '--config', file]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /OK \(3 routes\)/);
+  });
+
   test('check prints every problem, one line each with file and key path, and exits 1', async () => {
     const file = await writeConfig(
       'server:\n  port: 0\n  colour: blue\nroutes:\n  - path: /a\n    target: localhost:9\n',

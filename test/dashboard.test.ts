@@ -48,7 +48,7 @@ interface Overview {
     loaded_at: string;
     last_reload: { result: string; errors: { path: string | null; line: number | null }[] } | null;
   };
-  rate_limit: { store: string; reachable: boolean | null };
+  rate_limit: { store: string; deployment: string | null; reachable: boolean | null };
   tracing: { enabled: boolean; endpoint: string | null; export: string | null };
 }
 
@@ -120,6 +120,7 @@ describe('the dashboard API', () => {
     assert.equal(overview.config.hash, config.hash);
     assert.equal(overview.config.last_reload, null);
     assert.equal(overview.rate_limit.store, 'embedded');
+    assert.equal(overview.rate_limit.deployment, null);
     assert.deepEqual(overview.tracing, { enabled: false, endpoint: null, export: null });
     // The ratelimit middleware reports its store once it is built.
     assert.equal(overview.rate_limit.reachable, true);
@@ -258,6 +259,7 @@ describe('the dashboard overview of the rate-limit store and the trace exporter'
         (o) => o.rate_limit.reachable === true && o.tracing.export === 'ok',
       );
       assert.equal(good.rate_limit.store, 'redis');
+      assert.equal(good.rate_limit.deployment, 'standalone');
       assert.deepEqual(good.tracing, { enabled: true, endpoint: receiver.endpoint, export: 'ok' });
 
       redis.kill('SIGKILL');

@@ -89,7 +89,7 @@ describe('Redis killed, restarted and paused under traffic', () => {
     }
     const answers = await burst(gw, '10.9.3.1', 20);
     assert.equal(statusCounts(answers)[200], BURST);
-    const keys = await redis.command('KEYS', '*10.9.3.1');
+    const keys = await redis.command('KEYS', '*10.9.3.1}');
     assert.match(keys, /^\*1\r\n/, 'the bucket lives in Redis');
     const pttl = integerReply(await redis.command('PTTL', keys.split('\r\n')[2] as string));
     assert.ok(pttl > 0 && pttl <= 50_000, `expires when full again (PTTL ${pttl})`);
@@ -256,7 +256,7 @@ describe('Redis misconfigured: wrong password, missing password, bad database, T
       const answers = await burst(gw, '10.7.4.1', 20);
       no5xx(answers);
       assert.equal(statusCounts(answers)[200], BURST, 'one bucket for both workers');
-      assert.match(await redis.command('KEYS', '*10.7.4.1'), /^\*1\r\n/, 'the bucket lives in Redis');
+      assert.match(await redis.command('KEYS', '*10.7.4.1}'), /^\*1\r\n/, 'the bucket lives in Redis');
       assert.equal(await storeUp(gw), 1);
       assert.equal(gw.records().filter((r) => r.level === 50).length, 0);
     } finally {

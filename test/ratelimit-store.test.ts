@@ -11,9 +11,12 @@ import { STORE_UNAVAILABLE, WorkerLimiter } from '../src/worker/middleware/ratel
 import { MemoryBuckets } from '../src/shared/ratelimit/memory-buckets.js';
 import { MemoryStore } from '../src/worker/middleware/ratelimit/memory-store.js';
 import { createRedisClient, RedisStore } from '../src/worker/middleware/ratelimit/redis-store.js';
+import { defineTakeCommand } from '../src/worker/middleware/ratelimit/lua.js';
+import { createRedisConnection } from '../src/worker/middleware/ratelimit/redis-connection.js';
+import { parseRedisNode } from '../src/shared/config/settings.js';
 import type { LimiterStore } from '../src/worker/middleware/ratelimit/store.js';
 import { freePort, sleep } from './helpers/net.js';
-import { type RunningRedis, startRedis } from './helpers/redis.js';
+import { type RunningCluster, type RunningRedis, startRedis, startRedisCluster } from './helpers/redis.js';
 
 /*
  * One contract, every store (STYLE principle 4). Real time, real Redis, real IPC: the
@@ -27,11 +30,12 @@ interface Harness {
 
 const HOST = fileURLToPath(new URL('./fixtures/embedded-store-host.js', import.meta.url));
 let redis: RunningRedis;
+let cluster: RunningCluster;
 before(async () => {
-  redis = await startRedis();
+  [redis, cluster] = await Promise.all([startRedis(), startRedisCluster({ replicas: 0 })]);
 });
 after(async () => {
-  await redis?.stop();
+  await Promise.all([redis?.stop(), cluster?.stop()]);
 });
 
 const implementations: [string, () => Promise<Harness>][] = [
@@ -46,6 +50,20 @@ const implementations: [string, () => Promise<Harness>][] = [
     'redis (Lua script through ioredis)',
     async () => {
       const client = createRedisClient({ url: redis.url, commandTimeoutMs: 2_000 });
+      await new Promise((resolve) => client.once('ready', resolve));
+      const store = new RedisStore(client, `test:${randomUUID()}:`);
+      return { store, close: () => store.close() };
+    },
+  ],
+  [
+    'redis cluster (one script call per key, routed by it)',
+    async () => {
+      const client = defineTakeCommand(
+        createRedisConnection(
+          { mode: 'cluster', url: '', sentinelName: '', nodes: cluster.seeds.map(parseRedisNode) },
+          { commandTimeoutMs: 2_000 },
+        ),
+      );
       await new Promise((resolve) => client.once('ready', resolve));
       const store = new RedisStore(client, `test:${randomUUID()}:`);
       return { store, close: () => store.close() };
@@ -106,6 +124,18 @@ for (const [name, make] of implementations) {
       assert.equal(decisions.filter((d) => d.allowed).length, 10);
     });
 
+    test('concurrent takes over many keys (one turn, many slots) admit exactly the burst per key', async () => {
+      const policy = compilePolicy(0.2, 3);
+      const keys = Array.from({ length: 8 }, () => randomUUID());
+      const decisions = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => harness.store.take(keys[i % keys.length] as string, policy)),
+      );
+      for (let k = 0; k < keys.length; k++) {
+        const admitted = decisions.filter((d, i) => i % keys.length === k && d.allowed).length;
+        assert.equal(admitted, 3, `key ${k}`);
+      }
+    });
+
     test('keys have independent buckets', async () => {
       const one = compilePolicy(0.2, 1);
       const [a, b] = [randomUUID(), randomUUID()];
@@ -132,7 +162,7 @@ describe('redis store specifics', () => {
     await new Promise((resolve) => client.once('ready', resolve));
     const store = new RedisStore(client, 'ttl-test:');
     await store.take('k', compilePolicy(0.2, 3)); // full in 5 s
-    const pttl = await client.pttl('ttl-test:k');
+    const pttl = await client.pttl('ttl-test:{k}'); // the limiter key is the hash tag
     assert.ok(pttl > 0 && pttl <= 5_000, `PTTL ${pttl}`);
     await store.close();
   });

@@ -110,15 +110,15 @@ describe('ratelimit with Redis: two instances x two workers share one budget', (
       seen.map((r) => r.status),
       [200, 200, 200, 429],
     );
-    for (const r of seen) assert.equal(r.headers['ratelimit-policy'], '"route";q=3;w=30');
+    for (const r of seen) assert.equal(r.headers['ratelimit-policy'], '"burst";q=3;w=30');
     const limits = seen.map((r) => sfParams(r.headers.ratelimit));
     assert.deepEqual(
       limits.map((l) => [l.name, l.r]),
       [
-        ['"route"', '2'],
-        ['"route"', '1'],
-        ['"route"', '0'],
-        ['"route"', '0'],
+        ['"burst"', '2'],
+        ['"burst"', '1'],
+        ['"burst"', '0'],
+        ['"burst"', '0'],
       ],
     );
     for (const l of limits) {
@@ -128,7 +128,7 @@ describe('ratelimit with Redis: two instances x two workers share one budget', (
     const refused = seen[3]!;
     assert.equal(refused.headers['retry-after'], limits[3]!.t, 'Retry-After equals t');
     assert.ok(Number(refused.headers['retry-after']) >= 1);
-    assert.deepEqual(JSON.parse(refused.body), { error: 'rate limit exceeded' });
+    assert.deepEqual(JSON.parse(refused.body), { error: 'rate limit exceeded: burst' });
     assert.match(String(refused.headers['content-type']), /^application\/json/);
     assert.deepEqual(
       seen.map((r) => [r.headers['x-ratelimit-limit'], r.headers['x-ratelimit-remaining']]),

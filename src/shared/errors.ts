@@ -32,6 +32,8 @@ export const ERRORS = {
   PORTICO_ERR_REQUEST_TIMEOUT: { status: 408, message: 'request timeout' },
   PORTICO_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   PORTICO_ERR_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
+  PORTICO_ERR_QUOTA_EXCEEDED: { status: 429, message: 'quota exceeded' },
+  PORTICO_ERR_BANNED: { status: 429, message: 'banned: too many refused requests' },
   PORTICO_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   PORTICO_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
   PORTICO_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },

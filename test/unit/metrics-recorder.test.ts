@@ -12,7 +12,7 @@ test('with metrics off the observation hooks are no-ops', async () => {
   assert.equal(metrics, undefined);
   assert.equal(hooks.route('/x'), undefined);
   assert.doesNotThrow(() => {
-    hooks.rateLimitDecision('limited');
+    hooks.rateLimitCounter('limited', 'burst')();
     hooks.authFailure('expired');
     hooks.rateLimitStoreUp('redis', false);
   });
@@ -32,9 +32,13 @@ test('rate-limit decisions, auth failures and store state land in the worker reg
   const metrics = await installWorkerMetrics(resources, '0');
   const { hooks } = await observationHooks(resources, true, '0');
   assert.equal(hooks, metrics);
-  for (let i = 0; i < 3; i++) hooks.rateLimitDecision('allowed');
-  hooks.rateLimitDecision('limited');
-  hooks.rateLimitDecision('store_error');
+  const allowed = hooks.rateLimitCounter('allowed', 'all');
+  for (let i = 0; i < 3; i++) allowed();
+  // Resolved by two routes: one series.
+  hooks.rateLimitCounter('limited', 'burst')();
+  hooks.rateLimitCounter('limited', 'burst')();
+  hooks.rateLimitCounter('limited', 'day')();
+  hooks.rateLimitCounter('store_error', 'all')();
   hooks.authFailure('missing_token');
   hooks.authFailure('missing_token');
   // A caller inventing reasons cannot grow series without bound.
@@ -43,7 +47,16 @@ test('rate-limit decisions, auth failures and store state land in the worker reg
   hooks.rateLimitStoreUp('redis', false);
   const samples = parseMetrics(await metrics.instruments.registry.metrics());
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'allowed' }), 3);
-  assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited' }), 1);
+  assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited' }), 3);
+  assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited', policy: 'day' }), 1);
+  assert.equal(
+    sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'limited', policy: 'burst' }),
+    2,
+  );
+  const burstSeries = samples.filter(
+    (s) => s.name === 'gateway_ratelimit_decisions_total' && s.labels.policy === 'burst',
+  );
+  assert.equal(burstSeries.length, 1);
   assert.equal(sum(samples, 'gateway_ratelimit_decisions_total', { decision: 'store_error' }), 1);
   assert.equal(sum(samples, 'gateway_auth_failures_total', { reason: 'missing_token' }), 2);
   assert.equal(sum(samples, 'gateway_auth_failures_total'), 102);

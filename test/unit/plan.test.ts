@@ -83,6 +83,8 @@ describe('the plan', () => {
       [['routes', 0, 'auth', 'jwks', 'cooldownMs'], '30s'],
       [['routes', 0, 'auth', 'cache'], null],
       [['routes', 0, 'rateLimit', 'scope'], 'global'],
+      [['routes', 0, 'rateLimit', 'quotas'], [{ limit: 5, per: 'year' }]],
+      [['routes', 0, 'rateLimit', 'ban'], { after: 1 }],
       [['upstreams', 0, 'targets'], []],
     ];
     for (const [path, value] of cases) assert.ok(!isPlan(broken(path, value)), path.join('.'));
@@ -103,6 +105,8 @@ describe('the plan', () => {
       scope: 'default',
       ipv6Prefix: 64,
       legacyHeaders: false,
+      quotas: [],
+      ban: null,
     });
     assert.equal(b.rateLimit?.burst, 3);
     assert.equal(b.rateLimit?.scope, 'route');
@@ -136,6 +140,7 @@ routes:
       maxKeys: 100_000,
       onStoreError: 'allow',
       storeTimeoutMs: 250,
+      counters: false,
     });
   });
 
@@ -156,8 +161,8 @@ routes:
     const p = plan(BASE, { REDIS_URL: 'redis://127.0.0.1:6390' });
     assert.deepEqual(p.limiter?.store, {
       kind: 'redis',
-      url: 'redis://127.0.0.1:6390',
       keyPrefix: 'portico:rl:',
+      redis: { mode: 'standalone', url: 'redis://127.0.0.1:6390', sentinelName: '', nodes: [] },
     });
   });
 

@@ -1,5 +1,5 @@
 import type { Config } from '../../shared/config/schema.js';
-import { metricsSettings, redisUrlOf, tracingSettings } from '../../shared/config/settings.js';
+import { metricsSettings, redisConnectionPlan, tracingSettings } from '../../shared/config/settings.js';
 import type { DashboardCollector } from '../dashboard/collector.js';
 import { SAMPLE_SECONDS, SAMPLES } from '../dashboard/traffic.js';
 import type { WorkerTable } from '../worker-table.js';
@@ -41,8 +41,11 @@ const OVERVIEW_SECTIONS: Record<string, (state: DashboardState, now: number) => 
     const config = s.config();
     const used = config.routes.some((r) => r.middleware.includes('ratelimit'));
     const up = s.collector.statusValues('ratelimit_store_up');
+    const redis = used ? redisConnectionPlan(config) : undefined;
     return {
-      store: !used ? 'none' : redisUrlOf(config) !== undefined ? 'redis' : 'embedded',
+      store: !used ? 'none' : redis !== undefined ? 'redis' : 'embedded',
+      // standalone, sentinel or cluster; null without Redis.
+      deployment: redis?.mode ?? null,
       // The worst worker's view: false when any runs on its local fallback; null: not known yet.
       reachable: up.length === 0 ? null : up.every((v) => v === true),
     };

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { LoadedConfig } from '../../shared/config/load.js';
+import type { LoadedConfig, RedisTlsFiles } from '../../shared/config/load.js';
 import type { Config, RouteConfig } from '../../shared/config/schema.js';
-import { metricsSettings, redisUrlOf, tracingSettings } from '../../shared/config/settings.js';
+import { metricsSettings, redisConnectionPlan, tracingSettings } from '../../shared/config/settings.js';
 import { type UpstreamConfig, upstreamSchema } from '../../shared/config/upstream-schema.js';
 import type { UpstreamTlsFiles } from '../../shared/config/upstream-tls.js';
 import { certificateName } from '../../shared/plan/upstream-certificates.js';
@@ -23,7 +23,7 @@ import type {
  * result is hashed so two plans compare by one string.
  */
 export function buildPlan(
-  { config, auth, serverTls, upstreamTls }: LoadedConfig,
+  { config, auth, serverTls, upstreamTls, redisTls }: LoadedConfig,
   source: string,
   configDir: string,
   env: NodeJS.ProcessEnv = process.env,
@@ -37,7 +37,9 @@ export function buildPlan(
     logging: config.logging,
     metrics: metricsSettings(config) ?? null,
     tracing: tracingSettings(config) ?? null,
-    limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env) : null,
+    limiter: routes.some((route) => route.rateLimit !== null)
+      ? limiterPlan(config, env, routes, redisTls)
+      : null,
     upstreams,
     routes,
     serverTls: serverTls ?? null,
@@ -202,17 +204,33 @@ function rateLimitPlan(config: Config, route: RouteConfig): RouteRateLimitPlan {
     scope: own ? 'route' : 'default',
     ipv6Prefix: global.ipv6_prefix,
     legacyHeaders: global.legacy_headers,
+    quotas: own?.quotas ?? global.quotas,
+    ban: banPlan(own?.ban ?? global.ban),
   };
 }
 
-function limiterPlan(config: Config, env: NodeJS.ProcessEnv): LimiterPlan {
-  const url = redisUrlOf(config, env);
+function banPlan(ban: Config['rate_limit']['ban']): RouteRateLimitPlan['ban'] {
+  return ban === undefined ? null : { after: ban.after, withinSec: ban.within, forSec: ban.for };
+}
+
+function limiterPlan(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  routes: RoutePlan[],
+  redisTls: RedisTlsFiles | undefined,
+): LimiterPlan {
+  const redis = redisConnectionPlan(config, env, redisTls);
   return {
     store:
-      url === undefined ? { kind: 'embedded' } : { kind: 'redis', url, keyPrefix: config.redis.key_prefix },
+      redis === undefined
+        ? { kind: 'embedded' }
+        : { kind: 'redis', keyPrefix: config.redis.key_prefix, redis },
     maxKeys: config.rate_limit.max_keys,
     onStoreError: config.rate_limit.on_store_error,
     storeTimeoutMs: config.rate_limit.store_timeout,
+    counters: routes.some(
+      ({ rateLimit: r }) => r !== null && r.enabled && (r.quotas.length > 0 || r.ban !== null),
+    ),
   };
 }
 

@@ -1,11 +1,14 @@
 import cluster, { type Worker } from 'node:cluster';
 import {
+  type CountResultTuple,
+  isCountTuple,
   isTakeBatch,
   isTakeTuple,
   type ResultBatch,
   type ResultTuple,
 } from '../../shared/ratelimit-messages.js';
 import { MemoryBuckets } from '../../shared/ratelimit/memory-buckets.js';
+import { WindowCounters } from '../../shared/ratelimit/window-counters.js';
 import type { PrimaryService } from '../services.js';
 
 const ignore = (): void => {};
@@ -22,10 +25,12 @@ export const embeddedRateLimitStore: PrimaryService = {
     const limiter = plan.limiter;
     if (limiter === null || limiter.store.kind !== 'embedded') return Promise.resolve(undefined);
     const buckets = new MemoryBuckets({ maxKeys: limiter.maxKeys });
+    const counters = new WindowCounters(limiter.maxKeys);
     const onMessage = (worker: Worker, message: unknown) => {
       const results = answerTakeBatch(buckets, message);
       if (results === undefined || !worker.isConnected()) return;
-      const reply: ResultBatch = { type: 'portico:ratelimit:result', results };
+      const counts = answerCounts(counters, message);
+      const reply: ResultBatch = { type: 'portico:ratelimit:result', results, ...(counts && { counts }) };
       worker.send(reply, ignore); // a worker that just died is not the primary's problem
     };
     cluster.on('message', onMessage);
@@ -34,6 +39,7 @@ export const embeddedRateLimitStore: PrimaryService = {
       close() {
         cluster.off('message', onMessage);
         buckets.close();
+        counters.close();
         return Promise.resolve();
       },
     });
@@ -51,6 +57,28 @@ export function answerTakeBatch(buckets: MemoryBuckets, message: unknown): Resul
     if (!isTakeTuple(take)) continue;
     const decision = buckets.take(take[1], { intervalUs: take[2], burst: take[3] });
     results.push([take[0], decision.allowed ? 1 : 0, decision.fullInUs]);
+  }
+  return results;
+}
+
+/** Quota and ban counters of one batch (issue 16); `undefined` when it carries none. */
+export function answerCounts(counters: WindowCounters, message: unknown): CountResultTuple[] | undefined {
+  const counts = (message as { counts?: unknown }).counts;
+  if (!Array.isArray(counts)) return undefined;
+  const results: CountResultTuple[] = [];
+  for (const count of counts) {
+    if (!isCountTuple(count)) continue;
+    const [id, op, key, value, ttlSec] = count;
+    if (op === 0) {
+      const [n, msLeft] = counters.add(key, value, ttlSec * 1000);
+      results.push([id, n, msLeft]);
+    } else if (op === 1) {
+      const state = counters.get(key);
+      results.push(state === undefined ? [id, 0, 0] : [id, state[0], state[1]]);
+    } else {
+      counters.set(key, value, ttlSec * 1000);
+      results.push([id, value, ttlSec * 1000]);
+    }
   }
   return results;
 }

@@ -17,6 +17,23 @@ function toMs(max: string) {
   };
 }
 
+/** A duration field in whole seconds (`1m` → 60), at least 1s and at most `max`, with a default. */
+export const secondsDuration = (fallback: string, max: string) =>
+  durationText().default(fallback).transform(wholeSeconds(max));
+
+function wholeSeconds(max: string) {
+  const parse = toMs(max);
+  return (text: string, ctx: z.core.$RefinementCtx<string>) => {
+    const ms = parse(text, ctx);
+    if (typeof ms !== 'number') return z.NEVER;
+    if (ms % 1000 !== 0) {
+      ctx.addIssue({ code: 'custom', message: `must be whole seconds, got "${text}"` });
+      return z.NEVER;
+    }
+    return ms / 1000;
+  };
+}
+
 /** `timeout: 5` is the usual slip: say what a duration looks like, not "expected string". */
 const durationText = () =>
   z

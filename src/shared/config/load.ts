@@ -66,6 +66,15 @@ export interface LoadedConfig {
   serverTls: ServerTlsPlan | null;
   /** Issue 15: the files each configured upstream's `tls:` names, read and checked. */
   upstreamTls: Record<string, UpstreamTlsFiles>;
+  /** `redis.tls` as read (PEM text), when the config has that block. */
+  redisTls?: RedisTlsFiles;
+}
+
+/** The PEM text of `redis.tls`'s files. */
+export interface RedisTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 /**
@@ -95,6 +104,7 @@ export function loadConfigText(
   let auth: (AuthPlan | null)[] = [];
   let serverTls: ServerTlsPlan | null = null;
   let upstreamTls: Record<string, UpstreamTlsFiles> = {};
+  let redisTls: RedisTlsFiles | undefined;
   // One reader per validation: each TLS file is read once, and all of them are watched.
   const tls = new TlsFileReader(configDirOf(file), problems);
   const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
@@ -106,6 +116,7 @@ export function loadConfigText(
     auth = checkAuth(result.data, catalog, file, problems);
     serverTls = checkServerTls(result.data.server, tls, problems) ?? null;
     upstreamTls = checkUpstreamTls(result.data, tls);
+    redisTls = checkRedisTls(result.data, tls, problems);
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
@@ -136,7 +147,34 @@ export function loadConfigText(
     tlsFiles: tls.files(),
     serverTls,
     upstreamTls,
+    ...(redisTls === undefined ? {} : { redisTls }),
   };
+}
+
+/** Reads `redis.tls`'s files (CA bundle, client pair), each problem at its key path. */
+function checkRedisTls(
+  config: Config,
+  tls: TlsFileReader,
+  problems: ConfigProblem[],
+): RedisTlsFiles | undefined {
+  const block = config.redis?.tls;
+  if (block === undefined) return undefined;
+  const at = ['redis', 'tls'];
+  if (config.redis.url?.startsWith('redis://'))
+    problems.push({ path: ['redis', 'url'], message: 'redis.tls is set: use a rediss:// URL' });
+  const out: RedisTlsFiles = {};
+  if (block.ca !== undefined) {
+    const ca = tls.caBundle(block.ca, [...at, 'ca']);
+    if (ca !== undefined) out.ca = ca.pem;
+  }
+  if (block.cert !== undefined && block.key !== undefined) {
+    const pair = tls.keyPair(block.cert, block.key, [...at, 'cert'], [...at, 'key']);
+    if (pair !== undefined) {
+      out.cert = pair.cert.pem;
+      out.key = pair.key.pem;
+    }
+  }
+  return out;
 }
 
 /** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRoutePattern } from '../route-pattern.js';
 import { authOverrideSchema, authSchema } from './auth-schema.js';
-import { byteSize, describeInput, duration, optionalDuration } from './fields.js';
+import { byteSize, describeInput, duration, optionalDuration, secondsDuration } from './fields.js';
 import { HTTP_METHODS } from './methods.js';
 import { upstreamsSchema } from './upstream-schema.js';
 
@@ -171,6 +171,44 @@ const rateLimitKey = z
 const requestsPerSecond = z.number().min(0.001).max(1e6);
 const burst = z.number().int().min(1).max(1e6);
 
+// Issue 16: long-window quotas and the ban, counted with rate-limiter-flexible.
+export const QUOTA_PERIODS = ['second', 'minute', 'hour', 'day', 'month'] as const;
+const quotas = z
+  .array(
+    z.strictObject({
+      limit: z.number().int().min(1).max(1e12).describe('Requests admitted per window.'),
+      per: z
+        .enum(QUOTA_PERIODS)
+        .describe(
+          'The window: `second`, `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.',
+        ),
+    }),
+  )
+  .max(QUOTA_PERIODS.length)
+  .superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((quota, index) => {
+      if (seen.has(quota.per))
+        ctx.addIssue({ code: 'custom', path: [index, 'per'], message: `a second quota per ${quota.per}` });
+      seen.add(quota.per);
+    });
+  });
+const banSchema = z.strictObject({
+  after: z
+    .number()
+    .int()
+    .min(1)
+    .max(1e6)
+    .default(20)
+    .describe('Refusals (429s) of one key within `within` that start a ban.'),
+  within: secondsDuration('1m', '24h').describe(
+    'The window the refusals are counted in, from the first one (whole seconds, at most 24h).',
+  ),
+  for: secondsDuration('10m', '720h').describe(
+    'How long a banned key is refused outright (whole seconds, at most 720h).',
+  ),
+});
+
 const rateLimitSchema = z
   .strictObject({
     enabled: z
@@ -219,6 +257,16 @@ const rateLimitSchema = z
       .describe(
         'Cap on buckets kept in process memory (embedded store, insurance limiter, block cache); the least recently used go first.',
       ),
+    quotas: quotas
+      .default([])
+      .describe(
+        'Long-window quotas, e.g. `[{limit: 10000, per: day}]`; a request must be admitted by every quota and the bucket. See Quotas.',
+      ),
+    ban: banSchema
+      .optional()
+      .describe(
+        'E.g. `{after: 20, within: 1m, for: 10m}`: a key refused `after` times within `within` is refused outright for `for`. Unset: no ban.',
+      ),
   })
   .prefault({});
 
@@ -228,6 +276,8 @@ const routeRateLimitSchema = z
     requests_per_second: requestsPerSecond.optional().describe('Overrides `rate_limit.requests_per_second`.'),
     burst: burst.optional().describe('Overrides `rate_limit.burst`.'),
     key: rateLimitKey.optional().describe('Overrides `rate_limit.key`.'),
+    quotas: quotas.optional().describe('Overrides `rate_limit.quotas` (the whole list; `[]`: none).'),
+    ban: banSchema.optional().describe('Overrides `rate_limit.ban`.'),
   })
   .optional();
 
@@ -466,6 +516,15 @@ const otelSectionSchema = z.strictObject({
 
 const otelSchema = otelSectionSchema.optional();
 
+/** `host:port` of a Redis node or sentinel (IPv6 as `[::1]:6379`). */
+const redisNodeSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port')
+  .refine((node) => {
+    const port = Number(node.slice(node.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'port must be 1-65535');
+
 const redisSchema = z
   .strictObject({
     url: z
@@ -473,14 +532,69 @@ const redisSchema = z
       .regex(/^(redis|rediss):\/\/.+/, 'must be a redis:// or rediss:// URL')
       .optional()
       .describe(
-        'Standalone Redis for shared state (rate-limit buckets). Unset: env `REDIS_URL`, else state stays in the instance.',
+        'Standalone Redis for shared state (rate-limit buckets); `rediss://` for TLS. Unset (and no `sentinel`/`cluster`): env `REDIS_URL`, else state stays in the instance.',
       ),
+    sentinel: z
+      .strictObject({
+        name: z.string().min(1).describe('Master name the sentinels monitor.'),
+        nodes: z
+          .array(redisNodeSchema)
+          .min(1)
+          .describe('Sentinels as `host:port`; any one that answers is enough.'),
+        password: z
+          .string()
+          .optional()
+          .describe("The sentinels' own password (`requirepass` of the sentinels), if any."),
+      })
+      .optional()
+      .describe('Redis behind Sentinel: the master is asked of the sentinels and followed across failovers.'),
+    cluster: z
+      .strictObject({
+        nodes: z
+          .array(redisNodeSchema)
+          .min(1)
+          .describe('Seed nodes as `host:port`; the rest of the cluster is discovered from them.'),
+      })
+      .optional()
+      .describe('Redis Cluster: keys are hash-tagged, MOVED/ASK and failovers are followed.'),
+    tls: z
+      .strictObject({
+        ca: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("PEM bundle to verify the Redis servers' certificates; default: the system's CAs."),
+        cert: z.string().min(1).optional().describe('Client certificate (PEM), when Redis asks for one.'),
+        key: z.string().min(1).optional().describe('Private key of `cert` (PEM).'),
+      })
+      .optional()
+      .describe(
+        'TLS to Redis (servers, and sentinels when `sentinel` is used). Implied by a `rediss://` URL; certificates are always verified.',
+      ),
+    username: z.string().min(1).optional().describe('ACL user (Redis 6+); default: `default`.'),
+    password: z.string().optional().describe('Password of `username` (use `${REDIS_PASSWORD}`).'),
     key_prefix: z
       .string()
       .min(1)
       .max(64)
+      .regex(/^[^{}]*$/, 'must not contain { or } (each key carries its own hash tag)')
       .default('portico:rl:')
       .describe('Prefix of every rate-limit key; instances sharing a prefix share budgets.'),
+  })
+  .superRefine((redis, ctx) => {
+    const set = (['url', 'sentinel', 'cluster'] as const).filter((k) => redis[k] !== undefined);
+    if (set.length > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: [set[1] as string],
+        message: `set exactly one of redis.url, redis.sentinel, redis.cluster (found ${set.join(' and ')})`,
+      });
+    if (redis.tls !== undefined && (redis.tls.cert === undefined) !== (redis.tls.key === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', redis.tls.cert === undefined ? 'cert' : 'key'],
+        message: 'tls.cert and tls.key go together',
+      });
   })
   .prefault({});
 

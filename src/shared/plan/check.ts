@@ -80,15 +80,29 @@ const isRouteRateLimit = shape<RouteRateLimitPlan>({
   scope: oneOf('route', 'default'),
   ipv6Prefix: isNumber,
   legacyHeaders: isBoolean,
+  quotas: arrayOf(shape({ limit: isNumber, per: oneOf('second', 'minute', 'hour', 'day', 'month') })),
+  ban: nullable(shape({ after: isNumber, withinSec: isNumber, forSec: isNumber })),
+});
+
+const isRedisConnection = shape({
+  mode: oneOf('standalone', 'sentinel', 'cluster'),
+  url: isString,
+  sentinelName: isString,
+  nodes: arrayOf(shape({ host: isString, port: isNumber })),
+  sentinelPassword: optional(isString),
+  username: optional(isString),
+  password: optional(isString),
+  tls: optional(shape({ ca: optional(isString), cert: optional(isString), key: optional(isString) })),
 });
 
 const isLimiter = shape<LimiterPlan>({
   store: (store) =>
     shape({ kind: oneOf('embedded') })(store) ||
-    shape({ kind: oneOf('redis'), url: isString, keyPrefix: isString })(store),
+    shape({ kind: oneOf('redis'), keyPrefix: isString, redis: isRedisConnection })(store),
   maxKeys: isNumber,
   onStoreError: oneOf('allow', 'deny'),
   storeTimeoutMs: isNumber,
+  counters: isBoolean,
 });
 
 function isTarget(v: unknown): boolean {

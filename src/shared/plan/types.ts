@@ -54,10 +54,53 @@ export interface RouteRateLimitPlan {
   scope: 'route' | 'default';
   ipv6Prefix: number;
   legacyHeaders: boolean;
+  /** Issue 16: long-window quotas (`[]`: none) and the ban (`null`: none). */
+  quotas: QuotaPlan[];
+  ban: BanPlan | null;
 }
 
-/** Where rate-limit buckets live: Redis when a URL is in force, else the primary (embedded). */
-export type RateLimitStorePlan = { kind: 'redis'; url: string; keyPrefix: string } | { kind: 'embedded' };
+/** One `rate_limit.quotas` entry: `limit` requests per UTC calendar `per`. */
+export interface QuotaPlan {
+  limit: number;
+  per: 'second' | 'minute' | 'hour' | 'day' | 'month';
+}
+
+/** `rate_limit.ban`, in seconds. */
+export interface BanPlan {
+  after: number;
+  withinSec: number;
+  forSec: number;
+}
+
+/** Where rate-limit buckets live: Redis when one is configured, else the primary (embedded). */
+export type RateLimitStorePlan =
+  { kind: 'redis'; keyPrefix: string; redis: RedisConnectionPlan } | { kind: 'embedded' };
+
+/** A Redis node or sentinel address. */
+export interface RedisNodePlan {
+  host: string;
+  port: number;
+}
+
+/**
+ * How to reach Redis, resolved once in the primary: the deployment, secrets (env already
+ * expanded) and the TLS files' PEM text, so workers read no files. Used by the worker's one
+ * connection factory (ratelimit/redis-connection.ts).
+ */
+export interface RedisConnectionPlan {
+  mode: 'standalone' | 'sentinel' | 'cluster';
+  /** `standalone`: the URL as configured (or `REDIS_URL`); else empty. */
+  url: string;
+  /** `sentinel`: the master's name; else empty. */
+  sentinelName: string;
+  /** `sentinel`: the sentinels; `cluster`: the seed nodes; `standalone`: empty. */
+  nodes: RedisNodePlan[];
+  sentinelPassword?: string;
+  username?: string;
+  password?: string;
+  /** TLS to the servers (and sentinels): `rediss://`, or a `redis.tls` block. */
+  tls?: { ca?: string; cert?: string; key?: string };
+}
 
 /** The worker-wide limiter: one per worker, shared by every `ratelimit` route. */
 export interface LimiterPlan {
@@ -65,6 +108,8 @@ export interface LimiterPlan {
   maxKeys: number;
   onStoreError: 'allow' | 'deny';
   storeTimeoutMs: number;
+  /** Issue 16: some route has quotas or a ban, so the worker needs counters (rate-limiter-flexible). */
+  counters: boolean;
 }
 
 /**

@@ -9,22 +9,33 @@ export type RateLimitDecision = 'allowed' | 'limited' | 'store_error';
  * call is a no-op, so callers never check.
  *
  * @example
- * hooks.rateLimitDecision('limited');     // per request, in `ratelimit`
+ * const limited = hooks.rateLimitCounter('limited', 'burst'); // once, when a route is built
+ * limited();                                                   // per request, in `ratelimit`
  * hooks.rateLimitStoreUp('redis', false);  // on a store transition
  */
 export interface ObservationHooks {
   /** The request instruments of a route pattern; `undefined` when metrics are off. */
   route(path: string): RouteMetrics | undefined;
-  rateLimitDecision(decision: RateLimitDecision): void;
+  /**
+   * Counts one decision per call. Resolved when a route is built, so the request path only
+   * calls it. `policy`: the policy that refused (`burst`, a quota's period, `ban`), else `all`.
+   */
+  rateLimitCounter(decision: RateLimitDecision, policy: string): () => void;
   /** Store state (e.g. `redis`): called on transitions, not per request. */
   rateLimitStoreUp(store: string, up: boolean): void;
+  /** `portico_redis_up{role}`: on transitions only. */
+  redisUp(role: 'master' | 'sentinel', up: boolean): void;
+  /** `portico_redis_failovers_total`. */
+  redisFailover(): void;
   /** `reason` comes from a fixed vocabulary (e.g. `missing_token`, `expired`, `bad_signature`). */
   authFailure(reason: string): void;
 }
 
 export const NO_HOOKS: ObservationHooks = {
   route: () => undefined,
-  rateLimitDecision() {},
+  rateLimitCounter: () => () => {},
   rateLimitStoreUp() {},
+  redisUp() {},
+  redisFailover() {},
   authFailure() {},
 };

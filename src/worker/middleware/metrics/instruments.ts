@@ -30,6 +30,8 @@ export const GATEWAY_METRIC_NAMES = [
   'gateway_upstream_errors_total',
   'gateway_ratelimit_decisions_total',
   'gateway_ratelimit_store_up',
+  'portico_redis_up',
+  'portico_redis_failovers_total',
   'gateway_auth_failures_total',
   'gateway_worker_restarts_total',
   'portico_upstream_requests_total',
@@ -77,8 +79,8 @@ export function createWorkerInstruments(workerLabel: string) {
   });
   const rateLimitDecisions = new Counter({
     name: 'gateway_ratelimit_decisions_total',
-    help: 'Rate-limit decisions: allowed, limited (429), store_error (the store failed; decided by on_store_error).',
-    labelNames: ['decision'] as const,
+    help: 'Rate-limit decisions: allowed, limited (429), store_error (the store failed; decided by on_store_error); policy: the one that refused (burst, a quota period such as day, ban), else all.',
+    labelNames: ['decision', 'policy'] as const,
     registers: [registry],
   });
   const rateLimitStoreUp = new Gauge({
@@ -87,6 +89,20 @@ export function createWorkerInstruments(workerLabel: string) {
     labelNames: ['store'] as const,
     // The cluster view is the worst worker's view.
     aggregator: 'min',
+    registers: [registry],
+  });
+  const redisUp = new Gauge({
+    name: 'portico_redis_up',
+    help: "Redis reachable, by role: master (its last script call was answered), sentinel (the sentinels answered; Sentinel only). The worst worker's view.",
+    labelNames: ['role'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  });
+  const redisFailovers = new Counter({
+    name: 'portico_redis_failovers_total',
+    help: 'Redis failovers seen (the sentinels named another master, or a Cluster replica took over); each worker sees each one, the merged value is the most any worker saw.',
+    // Every worker follows the same failover: summing would count it once per worker.
+    aggregator: 'max',
     registers: [registry],
   });
   const authFailures = new Counter({
@@ -173,6 +189,8 @@ export function createWorkerInstruments(workerLabel: string) {
     upstreamErrors,
     rateLimitDecisions,
     rateLimitStoreUp,
+    redisUp,
+    redisFailovers,
     authFailures,
     upstreamRequests,
     upstreamRetries,

@@ -69,17 +69,12 @@ export class RouteMetrics {
 export class WorkerMetrics implements ObservationHooks {
   readonly instruments: WorkerInstruments;
   readonly #routes = new Map<string, RouteMetrics>();
-  readonly #decisions: Record<RateLimitDecision, Counter.Internal>;
+  // Per decision and policy: a handful of children (all, burst, ban and five quota periods).
+  readonly #decisions = new Map<string, () => void>();
   readonly #authReasons = new Map<string, Counter.Internal>();
 
   constructor(workerLabel: string) {
     this.instruments = createWorkerInstruments(workerLabel);
-    const decisions = this.instruments.rateLimitDecisions;
-    this.#decisions = {
-      allowed: decisions.labels('allowed'),
-      limited: decisions.labels('limited'),
-      store_error: decisions.labels('store_error'),
-    };
   }
 
   /** The instruments of a route pattern (shared by every chain on the same pattern). */
@@ -97,8 +92,15 @@ export class WorkerMetrics implements ObservationHooks {
     return this.route(UNMATCHED_PATH);
   }
 
-  rateLimitDecision(decision: RateLimitDecision): void {
-    this.#decisions[decision].inc();
+  rateLimitCounter(decision: RateLimitDecision, policy: string): () => void {
+    const id = `${decision}|${policy}`;
+    let count = this.#decisions.get(id);
+    if (count === undefined) {
+      const child = this.instruments.rateLimitDecisions.labels(decision, policy);
+      count = () => child.inc();
+      this.#decisions.set(id, count);
+    }
+    return count;
   }
 
   authFailure(reason: string): void {
@@ -113,5 +115,13 @@ export class WorkerMetrics implements ObservationHooks {
 
   rateLimitStoreUp(store: string, up: boolean): void {
     this.instruments.rateLimitStoreUp.labels(store).set(up ? 1 : 0);
+  }
+
+  redisUp(role: 'master' | 'sentinel', up: boolean): void {
+    this.instruments.redisUp.labels(role).set(up ? 1 : 0);
+  }
+
+  redisFailover(): void {
+    this.instruments.redisFailovers.inc();
   }
 }

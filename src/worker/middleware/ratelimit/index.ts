@@ -13,8 +13,11 @@ import { compileKey, parseKeySpec } from './key.js';
 import { STORE_UNAVAILABLE, type Verdict, WorkerLimiter } from './limiter.js';
 import { MemoryBuckets } from '../../../shared/ratelimit/memory-buckets.js';
 import type { LimiterStore } from './store.js';
+import { WindowCounters } from '../../../shared/ratelimit/window-counters.js';
+import { type CounterStore, MemoryCounterStore } from './counter-store.js';
+import { quotaMiddleware } from './quotas.js';
 
-const RATE_LIMITED = new GatewayError('PORTICO_ERR_RATE_LIMITED');
+const RATE_LIMITED = new GatewayError('PORTICO_ERR_RATE_LIMITED', { message: 'rate limit exceeded: burst' });
 const UNAVAILABLE = new GatewayError('PORTICO_ERR_RATE_LIMIT_UNAVAILABLE');
 /** While the store is down, one request per second probes it. */
 const PROBE_INTERVAL_MS = 1_000;
@@ -39,7 +42,7 @@ export async function rateLimitMiddleware(
   // The route's identity in bucket keys: two entries may share a path with other methods.
   const routeId = `${route.path}${route.methods ? `:${route.methods.join(',')}` : ''}`;
   const keyOf = compileKey(spec, own ? `r:${routeId}` : 'g', routeId, settings.ipv6Prefix);
-  const plan = planHeaders(settings.scope, policy, settings.legacyHeaders);
+  const plan = planHeaders('burst', policy, settings.legacyHeaders);
   if (spec.kind === 'sub') {
     const chain = route.middleware;
     if (!chain.includes('auth') || chain.indexOf('auth') > chain.indexOf('ratelimit')) {
@@ -52,17 +55,26 @@ export async function rateLimitMiddleware(
   const limiter = await resources.shared(LIMITER, JSON.stringify(limiterPlan), (own) =>
     createWorkerLimiter(limiterPlan, logger, own, hooks),
   );
+  // Issue 16: quotas or a ban take their own path; without them the path below is unchanged.
+  if (settings.quotas.length > 0 || settings.ban !== null) {
+    return quotaMiddleware({ settings, policy, plan, keyOf, limiter, hooks });
+  }
+
+  // Resolved once: the request path only calls them.
+  const allowed = hooks.rateLimitCounter('allowed', 'all');
+  const limited = hooks.rateLimitCounter('limited', 'burst');
+  const storeError = hooks.rateLimitCounter('store_error', 'all');
 
   return (next) => {
     function decide(verdict: Verdict | typeof STORE_UNAVAILABLE, req: IncomingMessage, res: ServerResponse) {
       if (verdict === STORE_UNAVAILABLE) {
-        hooks.rateLimitDecision('store_error');
+        storeError();
         res.setHeader('retry-after', '1');
         writeError(res, UNAVAILABLE);
         return;
       }
       const retryAfter = writeRateLimitHeaders(res, plan, verdict);
-      hooks.rateLimitDecision(verdict.degraded ? 'store_error' : verdict.allowed ? 'allowed' : 'limited');
+      (verdict.degraded ? storeError : verdict.allowed ? allowed : limited)();
       if (verdict.allowed) return next(req, res);
       res.setHeader('retry-after', String(retryAfter));
       writeError(res, RATE_LIMITED);
@@ -84,6 +96,9 @@ async function createWorkerLimiter(
   hooks: ObservationHooks,
 ): Promise<WorkerLimiter> {
   const insurance = new MemoryBuckets({ maxKeys: settings.maxKeys });
+  const insuranceCounters = settings.counters ? new WindowCounters(settings.maxKeys) : undefined;
+  const counters = (shared: CounterStore) =>
+    insuranceCounters && { shared, insurance: new MemoryCounterStore(insuranceCounters) };
   const options = {
     insurance,
     blocked: new BlockedKeys(settings.maxKeys),
@@ -95,25 +110,47 @@ async function createWorkerLimiter(
   let store: LimiterStore;
   let limiter: WorkerLimiter;
   if (settings.store.kind === 'embedded') {
-    store = new ClusterStore(process, settings.storeTimeoutMs);
-    limiter = new WorkerLimiter({ ...options, store, storeName: 'embedded' });
+    const clusterStore = new ClusterStore(process, settings.storeTimeoutMs);
+    store = clusterStore;
+    limiter = new WorkerLimiter({
+      ...options,
+      store,
+      storeName: 'embedded',
+      counters: counters(clusterStore),
+    });
   } else {
-    const { url, keyPrefix } = settings.store;
+    const { redis, keyPrefix } = settings.store;
     // Loaded only when used: ioredis costs ~0.1-0.2 s of start-up per worker, which every
     // gateway without Redis (and every respawn) would otherwise pay.
-    const { createRedisClient, RedisStore } = await import('./redis-store.js');
-    const { maskRedisUrl, watchRedisHealth } = await import('./redis-health.js');
-    const client = createRedisClient({ url, commandTimeoutMs: settings.storeTimeoutMs });
-    const redisStore = new RedisStore(client, keyPrefix);
+    const { RedisStore } = await import('./redis-store.js');
+    const { createRedisConnection, describeRedis } = await import('./redis-connection.js');
+    const { defineTakeCommand } = await import('./lua.js');
+    const { watchRedisHealth } = await import('./redis-health.js');
+    const client = defineTakeCommand(
+      createRedisConnection(redis, { commandTimeoutMs: settings.storeTimeoutMs }),
+    );
+    const where = describeRedis(redis);
+    const redisStore = new RedisStore(client, keyPrefix, (up) => hooks.redisUp('master', up));
     store = redisStore;
-    limiter = new WorkerLimiter({ ...options, store, storeName: 'redis' });
+    // Quota and ban counters: rate-limiter-flexible on the same connection (single-key commands).
+    const redisCounters = settings.counters
+      ? new (await import('./redis-counters.js')).RedisCounters(client, `${keyPrefix}quota`)
+      : undefined;
+    limiter = new WorkerLimiter({
+      ...options,
+      store,
+      storeName: 'redis',
+      counters: redisCounters && counters(redisCounters),
+    });
     // ioredis reports every failed reconnect; the limiter logs the transitions that matter,
     // and a misconfiguration (password, database, TLS) is said in words, once.
     watchRedisHealth(
       client,
-      url,
+      redis,
+      where,
       logger,
       redisStore,
+      hooks,
       (err) => limiter.storeFailed(err),
       () => limiter.probeSoon(),
     );
@@ -129,7 +166,8 @@ async function createWorkerLimiter(
     logger.info(
       {
         store: 'redis',
-        redis: maskRedisUrl(url),
+        redis: where,
+        mode: redis.mode,
         connected: client.status === 'ready' && !limiter.storeDown,
       },
       'rate-limit store: redis',
@@ -138,6 +176,7 @@ async function createWorkerLimiter(
   own.onClose('ratelimit store', async () => {
     await store.close();
     insurance.close();
+    insuranceCounters?.close();
   });
   return limiter;
 }

@@ -5,6 +5,13 @@ import { type BucketPolicy, type Decision, nextTokenInUs } from '../../../shared
 import { type MemoryBuckets, monotonicUs } from '../../../shared/ratelimit/memory-buckets.js';
 import type { ObservationHooks } from '../hooks.js';
 import type { LimiterStore } from './store.js';
+import type { CounterStore } from './counter-store.js';
+
+/** Which counters a quota decision uses: the shared store, or the worker's insurance ones. */
+export interface CounterChoice {
+  readonly store: CounterStore;
+  readonly degraded: boolean;
+}
 
 /** A decision as the middleware sees it; `degraded` when the shared store could not answer. */
 export interface Verdict extends Decision {
@@ -25,6 +32,8 @@ export interface LimiterOptions {
   logger: Logger;
   /** Told of store transitions (`gateway_ratelimit_store_up`). */
   hooks: Pick<ObservationHooks, 'rateLimitStoreUp'>;
+  /** Issue 16: quota and ban counters in the shared store, and in memory for when it fails. */
+  counters?: { shared: CounterStore; insurance: CounterStore };
 }
 
 /**
@@ -37,10 +46,20 @@ export interface LimiterOptions {
 export class WorkerLimiter {
   #down = false;
   #probeAt = 0;
+  readonly #shared: CounterChoice | undefined;
+  readonly #local: CounterChoice | undefined;
   constructor(private readonly options: LimiterOptions) {
+    const counters = options.counters;
+    this.#shared = counters && { store: counters.shared, degraded: false };
+    this.#local = counters && { store: counters.insurance, degraded: true };
     // The store is presumed up until a call fails; say so, so a state gauge exists from the start.
     options.hooks.rateLimitStoreUp(options.storeName, true);
     dashboardStatus.ratelimit_store_up = true;
+  }
+
+  /** The local refusal cache (the quota path also keeps bans there). */
+  get blocked(): BlockedKeys {
+    return this.options.blocked;
   }
 
   get storeDown(): boolean {
@@ -57,6 +76,18 @@ export class WorkerLimiter {
   /** Lets the next request probe the store now (e.g. Redis reconnected). */
   probeSoon(): void {
     this.#probeAt = 0;
+  }
+
+  /**
+   * The counters for a quota decision, behind the same breaker as the buckets: the shared
+   * store while it answers; while it is down, the insurance counters (`allow`) or
+   * STORE_UNAVAILABLE (`deny`). The bucket take that follows each quota decision probes.
+   */
+  counters(): CounterChoice | typeof STORE_UNAVAILABLE {
+    const shared = this.#shared as CounterChoice;
+    if (!this.#down) return shared;
+    if (this.options.onStoreError === 'deny') return STORE_UNAVAILABLE;
+    return this.#local as CounterChoice;
   }
 
   take(
@@ -104,7 +135,8 @@ export class WorkerLimiter {
     this.#down = down;
     const { logger, storeName, onStoreError } = this.options;
     if (down) {
-      logger.warn(
+      // Error, not warning: configured shared limiting has stopped working (per worker now).
+      logger.error(
         { store: storeName, err: (err as Error | undefined)?.message, on_store_error: onStoreError },
         onStoreError === 'allow'
           ? 'rate-limit store unavailable: limiting per worker until it returns'

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
 
 /*
  * The Redis side of gcra.ts, as one atomic script over a batch of takes: for each key, read
@@ -11,15 +11,16 @@ import type { Redis } from 'ioredis';
  * were all refused is not written. TAT is written with %.0f so large integers never turn
  * into 1.7e+15.
  *
- * KEYS: the bucket keys; ARGV: interval (µs) and burst of each key, in the same order.
+ * KEYS: the bucket keys; ARGV: interval (µs) and burst of each take, in the same order.
+ * One key with several takes (a Cluster batch, one slot) stands for all of them.
  * Reply: a flat list, allowed (0|1) and fullInUs of each take.
  */
 export const TAKE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tats, order, out = {}, {}, {}
-for i = 1, #KEYS do
-  local key = KEYS[i]
+for i = 1, #ARGV / 2 do
+  local key = KEYS[i] or KEYS[1]
   local interval = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
   local tat = tats[key]
@@ -48,14 +49,21 @@ end
 return out
 `;
 
-/** The command `defineCommand` adds: `numkeys, ...keys, ...[interval, burst]`. */
+/** The commands `defineCommand` adds. */
 export interface TakeCommand {
+  /** `numkeys, ...keys, ...[interval, burst]`: one take per key. */
   porticoTake(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
+  /**
+   * `key, ...[interval, burst]`: every take on one key. Its own command because ioredis
+   * Cluster routes (and auto-pipelines) a command by its first argument, which must be the key.
+   */
+  porticoTakeKey(key: string, ...args: number[]): Promise<number[]>;
 }
 
 /** Registers the script once per client; ioredis then sends EVALSHA and falls back to EVAL. */
-export function defineTakeCommand(client: Redis): Redis & TakeCommand {
+export function defineTakeCommand<C extends RedisConnection>(client: C): C & TakeCommand {
   // No fixed numberOfKeys: each call passes its batch size first.
   client.defineCommand('porticoTake', { lua: TAKE_SCRIPT });
-  return client as Redis & TakeCommand;
+  client.defineCommand('porticoTakeKey', { lua: TAKE_SCRIPT, numberOfKeys: 1 });
+  return client as C & TakeCommand;
 }

@@ -1,5 +1,7 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisConnectionPlan } from '../../../shared/plan/types.js';
+import type { RedisConnection } from './redis-connection.js';
 
 /**
  * Errors that reconnecting cannot cure: the URL (password, database, TLS) is wrong for this
@@ -40,29 +42,42 @@ export interface RedisHealthTarget {
   accept(): void;
 }
 
+/** What the watcher reports besides the store's health (worker metrics). */
+export interface RedisObserver {
+  /** `portico_redis_up{role}`: `sentinel` from the sentinels' answers (Sentinel only). */
+  redisUp(role: 'master' | 'sentinel', up: boolean): void;
+  /** `portico_redis_failovers_total`: another node took over as master. */
+  redisFailover(): void;
+}
+
 /**
  * Wires the client's events to the store and the limiter: a misconfiguration is logged at
  * error level once per kind (until a clean connection), makes the store refuse and the
  * limiter go down at once (gauge 0, `on_store_error` applies); a clean `ready` undoes it.
- * Other errors are reconnect noise, left to the limiter's transition log.
+ * Other errors are reconnect noise, left to the limiter's transition log. A failover (the
+ * sentinels name another master; a Cluster's slot table shows a new master) is counted and
+ * logged, and lets the limiter probe at once rather than at its next interval.
  */
 export function watchRedisHealth(
-  client: Redis,
-  url: string,
+  client: RedisConnection,
+  plan: RedisConnectionPlan,
+  describe: string,
   logger: Logger,
   target: RedisHealthTarget,
+  observer: RedisObserver,
   onDown: (err: Error) => void,
   onReady: () => void,
 ): void {
-  const masked = maskRedisUrl(url);
-  const tls = url.startsWith('rediss:');
+  const tls = plan.tls !== undefined;
   const reported = new Set<string>();
   // Reset on each new connection: an error seen on this one vetoes its `ready`.
   let misconfigured = false;
   client.on('connect', () => {
     misconfigured = false;
   });
-  client.on('error', (err: Error) => {
+  const onError = (err: Error) => {
+    if (plan.mode === 'sentinel' && /sentinels are unreachable/i.test(err.message))
+      observer.redisUp('sentinel', false);
     const what = misconfiguration(err, tls);
     if (what === undefined) {
       logger.debug({ err: err.message }, 'redis client error');
@@ -76,14 +91,62 @@ export function watchRedisHealth(
         tls && what.startsWith('TLS') && !/TLS|SSL/.test(err.message)
           ? ' (no TLS session: does the port serve TLS?)'
           : '';
-      logger.error({ store: 'redis', redis: masked }, `redis ${what} for ${masked}: ${err.message}${hint}`);
+      logger.error(
+        { store: 'redis', redis: describe },
+        `redis ${what} for ${describe}: ${err.message}${hint}`,
+      );
     }
     onDown(err);
-  });
+  };
+  client.on('error', onError);
+  if (client instanceof Cluster) {
+    client.on('node error', onError);
+    watchClusterMasters(client, logger, observer, onReady);
+  } else if (plan.mode === 'sentinel') {
+    let master: string | undefined;
+    client.on('ready', () => {
+      observer.redisUp('sentinel', true);
+      const stream = client.stream;
+      const now = `${stream.remoteAddress ?? '?'}:${stream.remotePort ?? '?'}`;
+      if (master !== undefined && master !== now) {
+        observer.redisFailover();
+        logger.info(
+          { store: 'redis', redis: describe, master: now, was: master },
+          'redis failover: new master',
+        );
+      }
+      master = now;
+    });
+  }
   client.on('ready', () => {
     if (misconfigured) return;
     reported.clear();
     target.accept();
     onReady();
+  });
+}
+
+/** A master absent from the previous slot table is a promoted replica (or a new shard). */
+function watchClusterMasters(
+  cluster: Cluster,
+  logger: Logger,
+  observer: RedisObserver,
+  onChange: () => void,
+): void {
+  let masters: Set<string> | undefined;
+  cluster.on('refresh', () => {
+    const now = new Set(cluster.nodes('master').map((n) => `${n.options.host}:${n.options.port}`));
+    if (masters !== undefined) {
+      const promoted = [...now].filter((m) => !masters?.has(m));
+      if (promoted.length > 0) {
+        for (let i = 0; i < promoted.length; i++) observer.redisFailover();
+        logger.info(
+          { store: 'redis', masters: [...now] },
+          `redis cluster failover: ${promoted.join(', ')} now master`,
+        );
+        onChange();
+      }
+    }
+    masters = now;
   });
 }

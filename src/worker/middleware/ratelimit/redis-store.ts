@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { BucketPolicy, Decision } from '../../../shared/ratelimit/gcra.js';
 import { defineTakeCommand, type TakeCommand } from './lua.js';
+import { createRedisConnection, type RedisConnection } from './redis-connection.js';
 import type { RedisHealthTarget } from './redis-health.js';
 import type { LimiterStore } from './store.js';
 
@@ -10,25 +11,22 @@ export interface RedisClientOptions {
   commandTimeoutMs: number;
 }
 
-/**
- * A client tuned to fail fast: a dead or stalled Redis must cost a request at most the
- * command timeout, never a hang. No offline queue (commands while disconnected fail at
- * once), no per-request retries (a retried EVALSHA could take a token twice), reconnect
- * with capped exponential backoff, and auto-pipelining so concurrent requests share
- * round trips.
- */
-export function createRedisClient(options: RedisClientOptions): Redis & TakeCommand {
-  const client = new Redis(options.url, {
-    enableAutoPipelining: true,
-    commandTimeout: options.commandTimeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    connectTimeout: Math.max(1_000, options.commandTimeoutMs * 4),
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    lazyConnect: false,
-  });
+/** A standalone client for a URL (see `createRedisConnection` for every deployment). */
+export function createRedisClient(options: RedisClientOptions): RedisConnection & TakeCommand {
+  const client = createRedisConnection(
+    { mode: 'standalone', url: options.url, sentinelName: '', nodes: [] },
+    { commandTimeoutMs: options.commandTimeoutMs },
+  );
   return defineTakeCommand(client);
 }
+
+/**
+ * The key a bucket has in Redis: the whole limiter key is the hash tag, so in a Cluster every
+ * key of one client (its bucket, and any other key derived from the same limiter key) lives
+ * in one slot and one script call may touch them together. `prefix` holds no braces (the
+ * schema refuses them), so the first `{` is this one.
+ */
+export const redisKey = (prefix: string, key: string): string => `${prefix}{${key}}`;
 
 /** Takes one script call may carry; a larger burst is split (auto-pipelining still joins them). */
 const MAX_BATCH = 128;
@@ -45,7 +43,10 @@ interface PendingTake {
  * one event-loop turn (every request whose bytes arrived in the same poll) travel as one
  * script call: one command to encode, one reply to parse and one socket write for all of
  * them, instead of one each. The batch is flushed in `setImmediate`, still in the same
- * loop iteration, so no request waits for another turn.
+ * loop iteration, so no request waits for another turn. In a Cluster one script may only
+ * touch one slot, so the batch is split by hash tag (one call per key, the takes of a hot
+ * key still sharing it); auto-pipelining then joins the calls bound for one node into one
+ * write, so a turn costs one round trip per node, and a request never more than one call.
  */
 export class RedisStore implements LimiterStore, RedisHealthTarget {
   #queue: PendingTake[] = [];
@@ -54,13 +55,27 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
   #refusal: Error | undefined;
   readonly #flush = () => this.#flushQueue();
 
+  readonly #cluster: boolean;
+  /** Whether the last script call was answered (told to `onMasterUp` on changes only). */
+  #answered: boolean | undefined;
+
   constructor(
-    readonly client: Redis & TakeCommand,
+    readonly client: RedisConnection & TakeCommand,
     private readonly prefix: string,
-  ) {}
+    private readonly onMasterUp: (up: boolean) => void = () => {},
+  ) {
+    this.#cluster = client instanceof Cluster;
+  }
+
+  #answer(up: boolean): void {
+    if (this.#answered === up) return;
+    this.#answered = up;
+    this.onMasterUp(up);
+  }
 
   refuse(err: Error): void {
     this.#refusal = err;
+    this.#answer(false);
   }
 
   accept(): void {
@@ -83,9 +98,45 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
     this.#scheduled = false;
     const queue = this.#queue;
     this.#queue = [];
+    if (this.#cluster) {
+      this.#sendBySlot(queue);
+      return;
+    }
     for (let start = 0; start < queue.length; start += MAX_BATCH) {
       this.#send(queue.slice(start, start + MAX_BATCH));
     }
+  }
+
+  #sendBySlot(queue: PendingTake[]): void {
+    if (queue.length === 1) {
+      this.#sendKey(queue);
+      return;
+    }
+    const byKey = new Map<string, PendingTake[]>();
+    for (const take of queue) {
+      const group = byKey.get(take.key);
+      if (group === undefined) byKey.set(take.key, [take]);
+      else group.push(take);
+    }
+    for (const group of byKey.values()) {
+      for (let start = 0; start < group.length; start += MAX_BATCH)
+        this.#sendKey(group.slice(start, start + MAX_BATCH));
+    }
+  }
+
+  /** Takes of one key (one slot): the key first, so the Cluster routes the call by it. */
+  #sendKey(batch: PendingTake[]): void {
+    const n = batch.length;
+    const args = new Array<number>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const take = batch[i] as PendingTake;
+      args[2 * i] = take.policy.intervalUs;
+      args[2 * i + 1] = take.policy.burst;
+    }
+    this.#settle(
+      batch,
+      this.client.porticoTakeKey(redisKey(this.prefix, (batch[0] as PendingTake).key), ...args),
+    );
   }
 
   #send(batch: PendingTake[]): void {
@@ -93,12 +144,18 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
     const n = batch.length;
     for (let i = 0; i < n; i++) {
       const take = batch[i] as PendingTake;
-      args[i] = this.prefix + take.key;
+      args[i] = redisKey(this.prefix, take.key);
       args[n + 2 * i] = take.policy.intervalUs;
       args[n + 2 * i + 1] = take.policy.burst;
     }
-    this.client.porticoTake(n, ...args).then(
+    this.#settle(batch, this.client.porticoTake(n, ...args));
+  }
+
+  #settle(batch: PendingTake[], reply: Promise<number[]>): void {
+    const n = batch.length;
+    reply.then(
       (reply) => {
+        this.#answer(true);
         for (let i = 0; i < n; i++) {
           const allowed = reply[2 * i];
           const fullInUs = reply[2 * i + 1];
@@ -109,6 +166,8 @@ export class RedisStore implements LimiterStore, RedisHealthTarget {
       },
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
+        // A script error (a reply) still means the master answered; a refusal (misconfigured) never reached it.
+        if (!/^(ERR|NOSCRIPT|WRONGTYPE)\b/.test(error.message)) this.#answer(false);
         for (const take of batch) take.reject(error);
       },
     );
