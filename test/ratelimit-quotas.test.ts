@@ -182,7 +182,7 @@ describe('burst and quota together: a refused request consumes nothing', () => {
       Array.from({ length: 3 }, () => [429, 'quota exceeded: hour']),
     );
     // One token taken (10 s to refill it); three quota refusals took none.
-    const pttl = integerReply(await redis.command('PTTL', `portico:rl:g|ip:${ip}`));
+    const pttl = integerReply(await redis.command('PTTL', `portico:rl:{g|ip:${ip}}`));
     assert.ok(pttl > 0 && pttl <= 10_000, `bucket full again in ${pttl} ms: one token taken`);
     await sleep(200);
     assert.equal(await redis.command('GET', key), '$1\r\n6\r\n');
