@@ -3,6 +3,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createGateway } from './gateway.js';
+import { writeDevCertificates } from './dev-cert.js';
 import { DevTokenError, parseClaim, signDevToken } from './dev-token.js';
 import { loadEntry } from './entry-loader.js';
 import { adminTargetOf, requestReload } from './reload-command.js';
@@ -18,6 +19,9 @@ Usage:
                                    validate a config: exit 0, or print every problem and exit 1
   portico token [--config FILE] [--entry JS] [--sub SUB] [--ttl 1h] [--claim k=v ...]
                                    print a dev JWT signed with the config's auth.secret
+  portico cert [--dir ./certs] [--host localhost ...]
+                                   write a local dev CA (kept if there) and a certificate
+                                   for the hosts, with openssl (see README "TLS")
   portico reload [--config FILE | --admin URL] [--entry JS]
                                    ask the running instance to reload its config file
                                    (POST /admin/reload); exit 0 when it runs the file's config
@@ -35,6 +39,9 @@ Options:
   --sub SUB           token subject (token; default: dev-user)
   --ttl DURATION      token lifetime, e.g. 15m, 1h (token; default: 1h)
   --claim KEY=VALUE   extra claim, repeatable; VALUE is parsed as JSON when it is JSON (token)
+  --dir DIR           where cert writes (default: ./certs)
+  --host NAME         a DNS name or IP the certificate is for, repeatable (cert; default:
+                      localhost, 127.0.0.1 and ::1)
 
 Signals: SIGTERM or SIGINT drains in-flight requests (server.drain_timeout), then exits 0;
 SIGHUP reloads the config file.
@@ -81,9 +88,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'run';
-  if (positionals.length > 1 || !['run', 'check', 'token', 'reload'].includes(command)) {
+  if (positionals.length > 1 || !['run', 'check', 'token', 'reload', 'cert'].includes(command)) {
     throw new UsageError(`unknown command "${positionals.join(' ')}"`);
   }
+  if ((values.dir !== undefined || values.host !== undefined) && command !== 'cert')
+    throw new UsageError('--dir and --host are for cert');
+  if (command === 'cert')
+    return devCert(values.dir ?? './certs', values.host ?? ['localhost', '127.0.0.1', '::1']);
   if (values.entry !== undefined && command === 'run') {
     throw new UsageError('--entry is for check, token and reload; start your entry with node', {
       helpHint: false,
@@ -147,6 +158,23 @@ async function runCommand(
   return 0;
 }
 
+/** `portico cert`: the files, and the config lines that serve them. */
+function devCert(dir: string, hosts: string[]): number {
+  const files = writeDevCertificates(dir, hosts);
+  process.stdout.write(
+    [
+      `${files.newCa ? 'wrote' : 'kept'} CA:  ${files.ca} (trust it in your client: curl --cacert ${files.ca})`,
+      `wrote certificate: ${files.cert} (key ${files.key}), valid 30 days, for ${hosts.join(', ')}`,
+      'serve it with (paths are relative to the config file; these are absolute):',
+      'server:',
+      '  tls:',
+      `    certificates: [{ cert: ${files.cert}, key: ${files.key} }]`,
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
 /** A config file that is not there: the line also says where its path came from. */
 function withOrigin(err: unknown, origin: ConfigOrigin): unknown {
   if (!(err instanceof ConfigError) || (err.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') {
@@ -170,6 +198,8 @@ function parse(argv: string[]) {
         sub: { type: 'string' },
         ttl: { type: 'string' },
         claim: { type: 'string', multiple: true },
+        dir: { type: 'string' },
+        host: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },

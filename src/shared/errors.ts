@@ -68,6 +68,10 @@ export const ERRORS = {
     exit: 1,
     message: '`portico token` cannot sign: no `auth.secret`, a bad `--ttl` or `--claim`',
   },
+  PORTICO_ERR_DEV_CERT: {
+    exit: 1,
+    message: '`portico cert` cannot write: no `openssl`, or the directory cannot be written',
+  },
   PORTICO_ERR_ENTRY: { exit: 1, message: 'the `--entry` file cannot be loaded, or never calls `start()`' },
   PORTICO_ERR_RELOAD: {
     exit: 1,

@@ -1,7 +1,10 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-import { upstreamCertificateExpiries } from '../../shared/plan/upstream-certificates.js';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
+import { tlsCertificateEntries } from '../../shared/plan/tls-certificates.js';
+import type { Plan } from '../../shared/plan/types.js';
+import { upstreamCertificateExpiries } from '../../shared/plan/upstream-certificates.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
+import { registerTlsMetrics } from './tls-metrics.js';
 import { dnsFailures } from '../upstreams/dns-failures.js';
 import type { UpstreamHealthSource } from '../upstreams/registry.js';
 import type { ReloadRecord } from './reload-record.js';
@@ -9,7 +12,11 @@ import type { ReloadRecord } from './reload-record.js';
 const FAILURE_KINDS: readonly FailureKind[] = ['connect_failure', 'reset', 'timeout', '5xx'];
 
 /** The primary's own registry: restarts, reloads, upstream health, and the primary's process metrics. */
-export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: UpstreamHealthSource) {
+export function createPrimaryInstruments(
+  reloads: ReloadRecord,
+  upstreams: UpstreamHealthSource,
+  inForce?: () => Plan,
+) {
   const registry = new Registry();
   const restarts = new Counter({
     name: 'gateway_worker_restarts_total',
@@ -18,7 +25,12 @@ export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: Upstr
   });
   registerReloadMetrics(registry, reloads);
   registerUpstreamMetrics(registry, upstreams);
-  registerUpstreamCertificateExpiry(registry, upstreams);
+  // Issue 15: the edge's served certificates (from the plan in force) and the upstreams'
+  // client certificates (from the pools in force), one gauge.
+  registerTlsMetrics(registry, () => [
+    ...(inForce === undefined ? [] : tlsCertificateEntries(inForce())),
+    ...upstreamCertificateExpiries(upstreams.inForce().map((view) => view.plan)),
+  ]);
   collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
 }
@@ -63,26 +75,6 @@ function registerUpstreamMetrics(registry: Registry, upstreams: UpstreamHealthSo
     collect() {
       this.reset();
       for (const { upstream, target, count } of dnsFailures()) this.inc({ upstream, target }, count);
-    },
-  });
-}
-
-// --- Issue 15, upstream side: until the edge's gauge of the same name is merged, this one
-// carries the upstream client certificates alone; merged, its collect() takes these entries too.
-
-/** `portico_tls_certificate_expiry_timestamp_seconds` for the upstreams' client certificates. */
-function registerUpstreamCertificateExpiry(registry: Registry, upstreams: UpstreamHealthSource): void {
-  new Gauge({
-    name: 'portico_tls_certificate_expiry_timestamp_seconds',
-    help: 'When a certificate the gateway presents expires (notAfter, Unix seconds), by name (first DNS SAN, else CN) and source (the config key naming it).',
-    labelNames: ['name', 'source'] as const,
-    registers: [registry],
-    collect() {
-      // Rebuilt each scrape: a rotated or removed certificate's series goes with it.
-      this.reset();
-      const plans = upstreams.inForce().map((view) => view.plan);
-      for (const entry of upstreamCertificateExpiries(plans))
-        this.set({ name: entry.name, source: entry.source }, entry.notAfter / 1000);
     },
   });
 }

@@ -23,7 +23,7 @@ import type {
  * result is hashed so two plans compare by one string.
  */
 export function buildPlan(
-  { config, auth, upstreamTls, redisTls }: LoadedConfig,
+  { config, auth, serverTls, upstreamTls, redisTls }: LoadedConfig,
   source: string,
   configDir: string,
   env: NodeJS.ProcessEnv = process.env,
@@ -42,6 +42,7 @@ export function buildPlan(
       : null,
     upstreams,
     routes,
+    serverTls: serverTls ?? null,
   };
   return { hash: planHash(body), ...body };
 }

@@ -1,12 +1,13 @@
 import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
-import type { AuthPlan } from '../plan/types.js';
+import type { AuthPlan, ServerTlsPlan } from '../plan/types.js';
 import { AUTH_DEFAULTS } from './auth-schema.js';
 import { keyFileReader, resolveAuthSettings } from './auth-settings.js';
 import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
+import { checkServerTls } from './server-tls.js';
 import { TlsFileReader } from './tls-files.js';
 import { checkUpstreamTls, type UpstreamTlsFiles } from './upstream-tls.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
@@ -61,6 +62,8 @@ export interface LoadedConfig {
    * validation): watched like the config file, a change reloads.
    */
   tlsFiles: string[];
+  /** Issue 15: `server.tls` with its files read and checked; null without it. */
+  serverTls: ServerTlsPlan | null;
   /** Issue 15: the files each configured upstream's `tls:` names, read and checked. */
   upstreamTls: Record<string, UpstreamTlsFiles>;
   /** `redis.tls` as read (PEM text), when the config has that block. */
@@ -99,6 +102,7 @@ export function loadConfigText(
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
   let auth: (AuthPlan | null)[] = [];
+  let serverTls: ServerTlsPlan | null = null;
   let upstreamTls: Record<string, UpstreamTlsFiles> = {};
   let redisTls: RedisTlsFiles | undefined;
   // One reader per validation: each TLS file is read once, and all of them are watched.
@@ -110,6 +114,7 @@ export function loadConfigText(
   if (result.success) {
     checkDuplicateRoutes(result.data, problems);
     auth = checkAuth(result.data, catalog, file, problems);
+    serverTls = checkServerTls(result.data.server, tls, problems) ?? null;
     upstreamTls = checkUpstreamTls(result.data, tls);
     redisTls = checkRedisTls(result.data, tls, problems);
   } else {
@@ -140,6 +145,7 @@ export function loadConfigText(
     config: withImpliedSections((result as { data: Config }).data),
     auth,
     tlsFiles: tls.files(),
+    serverTls,
     upstreamTls,
     ...(redisTls === undefined ? {} : { redisTls }),
   };
