@@ -52,8 +52,11 @@ async function h1Run(spec: ClientSpec): Promise<RawRun> {
     );
     instance.on('response', (_client, _status, _bytes, responseTime) => latencies.add(responseTime));
   });
+  // Outside the main thread autocannon hands back its raw, unaggregated result (for its own
+  // `workers` mode to merge), where the count is `totalCompletedRequests`.
+  const raw = result as unknown as { totalCompletedRequests?: number };
   return {
-    total: result.requests.total,
+    total: raw.totalCompletedRequests ?? result.requests.total,
     durationS: result.duration > 0 ? result.duration : spec.duration,
     non2xx: result.non2xx,
     errors: result.errors,

@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startRedis } from '../test/helpers/redis.js';
-import { Affinities, Placement } from './affinity.js';
+import { Affinities, availableCpus, Placement } from './affinity.js';
 import { clusterWorkers, roleCounts, scalingCounts } from './core-map.js';
 import { fixedRate } from './fixed-rate.js';
 import { arg, inRounds, option } from './harness.js';
@@ -77,6 +77,7 @@ const { placement, notice: layoutNotice } = Placement.plan(
 );
 if (layoutNotice !== undefined) console.error(`notice: ${layoutNotice}`);
 const layout = placement.layout;
+const machineCores = availableCpus().length;
 placement.pin(process.pid, 'client');
 const CLUSTER = clusterWorkers(layout);
 const options: BenchReport['options'] = {
@@ -266,7 +267,7 @@ const report: BenchReport = {
   date: startedAt.toISOString(),
   elapsedS: (Date.now() - startedAt.getTime()) / 1000,
   smoke: SMOKE,
-  machine: describeMachine(),
+  machine: describeMachine(machineCores),
   options,
   layout: { ...layout, observed: observed.lists() },
   ...(spans !== undefined ? { spans: { received: spans, tracedRequests } } : {}),
