@@ -36,13 +36,17 @@ async function planConfig(
   text: string,
   name: string,
   catalog: MiddlewareCatalog,
-): Promise<{ config: Config; plan: Plan }> {
+): Promise<{ config: Config; plan: Plan; tlsFiles: string[] }> {
   const [{ configDirOf, loadConfigText }, { buildPlan }] = await Promise.all([
     import('./shared/config/load.js'),
     import('./primary/plan/build.js'),
   ]);
   const loaded = loadConfigText(text, name, catalog);
-  return { config: loaded.config, plan: buildPlan(loaded, name, configDirOf(name)) };
+  return {
+    config: loaded.config,
+    plan: buildPlan(loaded, name, configDirOf(name)),
+    tlsFiles: loaded.tlsFiles,
+  };
 }
 
 /** A config file path, or the config itself as a plain object (same keys as the YAML). */
@@ -116,14 +120,14 @@ export class Gateway {
       return;
     }
     const { text, name } = await this.#read();
-    let planned: { config: Config; plan: Plan };
+    let planned: { config: Config; plan: Plan; tlsFiles: string[] };
     try {
       planned = await planConfig(text, name, this.#registry);
     } catch (err) {
       if (!(err instanceof OperatorError)) throw err;
       exitWith(err);
     }
-    const { config, plan } = planned;
+    const { config, plan, tlsFiles } = planned;
     const logger = createLogger(plan.logging, { role: 'primary', pid: process.pid });
     try {
       // Workers ask for the plan over IPC: they neither re-read the file (which may have
@@ -131,6 +135,7 @@ export class Gateway {
       await runPrimary({
         config,
         plan,
+        tlsFiles,
         logger,
         // A reload reads and plans the source exactly as the start did.
         load: async () => {

@@ -9,6 +9,8 @@ import type { Plan } from '../shared/plan/types.js';
 export interface Planned {
   config: Config;
   plan: Plan;
+  /** Every TLS file the config names (absolute paths): watched while `reload.watch` is on. */
+  tlsFiles?: string[];
 }
 
 /** One reason a reload was refused, as `/admin/config` and `POST /admin/reload` list it. */
@@ -263,6 +265,11 @@ export function heldByWorkers(active: Planned, next: Planned): string[] {
     ['server.host', before.host, after.host],
     ['server.workers', before.workers, after.workers],
     ['server.max_header_size', before.max_header_size, after.max_header_size],
+    // Issue 15: the listener's kind (HTTP, HTTPS, h2) and the redirect port; certificates,
+    // CAs, min_version and client_auth are swapped in place (worker/tls/edge-server.ts).
+    ['server.tls', before.tls === undefined, after.tls === undefined],
+    ['server.tls.http2', before.tls?.http2, after.tls?.http2],
+    ['server.http_redirect_port', before.http_redirect_port, after.http_redirect_port],
   ]);
 }
 

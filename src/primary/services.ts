@@ -16,6 +16,8 @@ export interface RunningService {
   workerDied?(event: { slot: number; code: number | null; signal: string | null }): void;
   /** A reload ended (success, failure or unchanged). */
   reloaded?(outcome: ReloadOutcome): void;
+  /** A reload put `plan` in force (issue 15: the certificates it serves). */
+  planApplied?(plan: Plan): void;
 }
 
 /**

@@ -15,6 +15,7 @@ import { CrashLoopDetector } from './crash-loop.js';
 import { guardConnectionHandoffs } from './handoff-guard.js';
 import { PRIMARY_SERVICES, type RunningService } from './services.js';
 import { configWatch } from './reload-triggers.js';
+import { warnExpiringCertificates } from './tls-expiry.js';
 import { type Planned, ReloadCoordinator } from './reload.js';
 import { UpstreamRegistry } from './upstreams/registry.js';
 import { WorkerTable } from './worker-table.js';
@@ -23,6 +24,8 @@ export interface SupervisorOptions {
   config: Config;
   /** What every worker runs; sent to each when it asks (`portico:plan-request`). */
   plan: Plan;
+  /** Issue 15: the TLS files the config names, watched like the config file. */
+  tlsFiles?: string[];
   logger: Logger;
   /** Reads and plans the config source again, exactly as at start (reload). */
   load: () => Promise<Planned>;
@@ -36,9 +39,15 @@ type StartedService = { name: string; running: RunningService };
  * It rejects with a `StartupError` (after stopping every worker and service) when the
  * instance cannot run: a listener that cannot listen, or workers that keep dying.
  */
-export async function runPrimary({ config, plan, logger, load }: SupervisorOptions): Promise<void> {
+export async function runPrimary({
+  config,
+  plan,
+  tlsFiles = [],
+  logger,
+  load,
+}: SupervisorOptions): Promise<void> {
   /** The config in force: replaced by each successful reload. */
-  let current: Planned = { config, plan };
+  let current: Planned = { config, plan, tlsFiles };
   const count = workerCount(plan);
   // The plan's hash names the config every worker runs (admin API, readiness).
   const workers = new WorkerTable(count, plan.hash);
@@ -119,7 +128,9 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
       logger.level = next.plan.logging.level;
       workers.activate(next.plan.hash);
       admin.applied(next.config, next.plan.hash);
-      watch.set(next.config);
+      watch.set(next.config, next.tlsFiles);
+      warnExpiringCertificates(next.plan, logger);
+      for (const { running } of services) running.planApplied?.(next.plan);
     },
     reported: (outcome) => {
       admin.reloaded(outcome);
@@ -130,7 +141,8 @@ export async function runPrimary({ config, plan, logger, load }: SupervisorOptio
     logger,
   });
   const watch = configWatch(plan.source, (trigger) => void reload(trigger), logger);
-  watch.set(config);
+  watch.set(config, tlsFiles);
+  warnExpiringCertificates(plan, logger);
   // A terminal hang-up signals the whole process group: SIGHUP reloads, as daemons do.
   process.on('SIGHUP', () => {
     if (!shuttingDown) void reload('SIGHUP');

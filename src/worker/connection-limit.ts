@@ -30,7 +30,9 @@ export function limitConnections(server: Server, max: number): void {
     const onClose = () => {
       created.open--;
     };
-    server.on('connection', (socket: Marked) => {
+    // A TLS server's requests come on the TLS socket, not the TCP one it wraps (issue 15).
+    const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
+    server.on(event, (socket: Marked) => {
       if (created.max !== 0 && created.open >= created.max) {
         socket[OVER] = true;
         return;

@@ -1,4 +1,7 @@
 import type { IncomingMessage } from 'node:http';
+import type { ClientCertificate } from './tls/client-cert.js';
+
+export type { ClientCertificate };
 
 /**
  * What the gateway knows about a request, available to every middleware through
@@ -27,6 +30,11 @@ export interface RequestContext {
   claims: Readonly<Record<string, unknown>> | undefined;
   /** The W3C trace id of this request, set by the `tracing` middleware; `undefined` without it. */
   traceId: string | undefined;
+  /**
+   * The client certificate the TLS handshake verified against `server.tls.client_ca`
+   * (`client_auth: request` or `require`); `undefined` without one, or when it did not verify.
+   */
+  readonly clientCert: ClientCertificate | undefined;
 }
 
 /** Gateway-internal fields: the raw (still encoded) captures used to build the upstream path. */

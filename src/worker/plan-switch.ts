@@ -12,6 +12,8 @@ interface Tree {
   plan: Plan;
   handlers: GatewayHandlers;
   used: ReadonlySet<string>;
+  /** Issue 15: puts the plan's TLS material in force (set on a prepared tree). */
+  applyTls?: () => void;
   /** The logger its handlers were built with (a new one when the `logging` section changed). */
   logger: Logger;
 }
@@ -41,6 +43,8 @@ export class PlanSwitch {
       server: Server;
       resources: WorkerResources;
       build: BuildTree;
+      /** Issue 15: checks a plan's TLS material and returns what swaps it in (worker/tls/edge-server.ts). */
+      prepareTls?: (plan: Plan) => () => void;
       logger: Logger;
       /** Bindings of a logger made for a plan whose `logging` section changed. */
       bindings: Record<string, unknown>;
@@ -82,8 +86,9 @@ export class PlanSwitch {
       : createLogger(plan.logging, this.env.bindings);
     resources.track();
     try {
+      const applyTls = this.env.prepareTls?.(plan);
       const handlers = await this.env.build(plan, treeLogger);
-      this.#pending = { id, plan, handlers, used: resources.used(), logger: treeLogger };
+      this.#pending = { id, plan, handlers, used: resources.used(), logger: treeLogger, applyTls };
       send({ type: 'portico:plan-prepared', id });
     } catch (err) {
       resources.used();
@@ -101,6 +106,8 @@ export class PlanSwitch {
     this.#tree = next;
     this.current = next.handlers;
     applyServerSettings(this.env.server, next.plan);
+    // New handshakes get the new certificates; open connections keep theirs.
+    next.applyTls?.();
     if (this.#draining) next.handlers.startDraining();
     this.#retiring.add(old);
     const timer = setTimeout(() => {

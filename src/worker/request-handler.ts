@@ -1,5 +1,6 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { trustedProxyList } from '../shared/config/settings.js';
 import { GatewayError, toGatewayError, writeError } from '../shared/errors.js';
@@ -23,6 +24,7 @@ import { ResourceKind, type WorkerResources } from './resources.js';
 import { type Router, TableRouter } from './router.js';
 import type { EndpointDirectory } from './upstream/directory.js';
 import { upstreamPools } from './upstream/pools.js';
+import { setClientCertHeaders, stripClientCertHeaders, verifiedClientCert } from './tls/client-cert.js';
 
 export interface GatewayHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -93,6 +95,9 @@ export async function createGatewayHandlers(
     : undefined;
   const maxHeaders = plan.server.max_headers;
   const connectionLimited = plan.server.max_connections > 0;
+  // Issue 15: decided per plan, so a plain-HTTP request never looks for a certificate.
+  const clientCerts = plan.serverTls !== null && plan.serverTls.clientAuth !== 'none';
+  const forwardClientCert = clientCerts && plan.serverTls?.forwardClientCert === true;
   const pools = upstreamPools(plan, {
     resources,
     directory,
@@ -248,6 +253,10 @@ export async function createGatewayHandlers(
       headers.connection = 'upgrade';
       headers.upgrade = upgrade;
     }
+    // Only the gateway speaks for a client certificate, with or without TLS.
+    stripClientCertHeaders(headers, req.rawHeaders);
+    const clientCert = clientCerts ? verifiedClientCert(req.socket as TLSSocket) : undefined;
+    if (forwardClientCert && clientCert !== undefined) setClientCertHeaders(headers, clientCert);
     const requestId = requestIdOf(headers);
     headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
@@ -288,6 +297,7 @@ export async function createGatewayHandlers(
       state: {},
       claims: undefined,
       traceId: undefined,
+      clientCert,
       rawParams,
       rawRest: match.rest,
     };

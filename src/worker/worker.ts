@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isPrimaryToWorker, type WorkerToPrimary } from '../shared/messages.js';
@@ -9,6 +8,8 @@ import type { MiddlewareRegistry } from './middleware/registry.js';
 import { createGatewayHandlers } from './request-handler.js';
 import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
+import { createEdgeServer } from './tls/edge-server.js';
+import { createRedirectServer } from './tls/redirect.js';
 import type { StopRequests } from './stop-requests.js';
 import type { EndpointDirectory } from './upstream/directory.js';
 
@@ -33,7 +34,9 @@ export async function runWorker(
     createGatewayHandlers(next, registry, treeLogger, resources, directory, slot);
   resources.track();
   const first = { plan, handlers: await build(plan, logger), used: resources.used(), logger };
-  const server = createServer(
+  // Issue 15: plain HTTP, HTTPS or HTTP/2 (+1.1), chosen once from the first plan.
+  const edge = createEdgeServer(
+    plan,
     {
       keepAliveTimeout: plan.server.keep_alive_timeout,
       maxHeaderSize: plan.server.max_header_size,
@@ -47,12 +50,15 @@ export async function runWorker(
     },
     (req, res) => live.current.request(req, res),
   );
+  const server = edge.server;
+  const redirect = createRedirectServer(plan);
   // Reloads swap `live.current`; the listeners below read it per event, so a request starts
   // on the tree in force when it arrives and finishes on it.
   const live = new PlanSwitch(first, {
     server,
     resources,
     build,
+    prepareTls: edge.prepareTls,
     logger,
     bindings: { role: 'worker', worker: slot, pid: process.pid },
   });
@@ -64,7 +70,12 @@ export async function runWorker(
   limitConnections(server, plan.server.max_connections);
   server.on('upgrade', (req, socket, head) => live.current.upgrade(req, socket as Socket, head));
   // Without a listener Node closes a CONNECT's connection with no answer.
-  server.on('connect', (req, socket) => live.current.connect(req, socket as Socket));
+  server.on('connect', (req, socket) =>
+    // An h2 CONNECT comes with a response, not a socket: it is answered as any request.
+    req.httpVersionMajor === 2
+      ? live.current.request(req, socket as never)
+      : live.current.connect(req, socket as Socket),
+  );
   server.on(
     'clientError',
     clientErrorListener(() => live),
@@ -76,6 +87,7 @@ export async function runWorker(
     draining = true;
     logger.info({ reason }, 'worker draining');
     live.startDraining();
+    redirect?.close();
     // A server that is not listening has nothing to drain; and closing one whose listen is still
     // with the primary makes Node 24 crash when the primary's answer comes.
     if (!server.listening) {
@@ -84,11 +96,11 @@ export async function runWorker(
     }
     const deadline = setTimeout(() => {
       logger.warn('drain timeout reached; closing remaining connections');
-      server.closeAllConnections();
+      edge.closeAll();
     }, live.plan.server.drain_timeout);
     // Keep-alive connections that finish their last response become idle: close them as they do
     // (not when the slot was replaced: see below).
-    const sweep = replaced ? undefined : setInterval(() => server.closeIdleConnections(), 50);
+    const sweep = replaced ? undefined : setInterval(() => edge.closeIdle(), 50);
     const done = () => {
       clearTimeout(deadline);
       clearInterval(sweep);
@@ -144,6 +156,21 @@ export async function runWorker(
     };
     process.send?.(message);
   };
+  if (redirect !== undefined) {
+    const redirectFailed = (err: NodeJS.ErrnoException) => {
+      const message: WorkerToPrimary = {
+        type: 'portico:listen-failed',
+        host,
+        port: plan.server.http_redirect_port,
+        code: err.code ?? err.message,
+      };
+      process.send?.(message);
+    };
+    redirect.once('error', redirectFailed);
+    await new Promise<void>((resolve) => redirect.listen(plan.server.http_redirect_port, host, resolve));
+    redirect.off('error', redirectFailed);
+    if (draining) return;
+  }
   server.once('error', listenFailed);
   server.listen(port, host, () => {
     server.off('error', listenFailed);

@@ -1,6 +1,8 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics.js';
+import type { Plan } from '../../shared/plan/types.js';
 import type { FailureKind } from '../../shared/upstream-messages.js';
+import { registerTlsMetrics } from './tls-metrics.js';
 import { dnsFailures } from '../upstreams/dns-failures.js';
 import type { UpstreamHealthSource } from '../upstreams/registry.js';
 import type { ReloadRecord } from './reload-record.js';
@@ -8,7 +10,11 @@ import type { ReloadRecord } from './reload-record.js';
 const FAILURE_KINDS: readonly FailureKind[] = ['connect_failure', 'reset', 'timeout', '5xx'];
 
 /** The primary's own registry: restarts, reloads, upstream health, and the primary's process metrics. */
-export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: UpstreamHealthSource) {
+export function createPrimaryInstruments(
+  reloads: ReloadRecord,
+  upstreams: UpstreamHealthSource,
+  inForce?: () => Plan,
+) {
   const registry = new Registry();
   const restarts = new Counter({
     name: 'gateway_worker_restarts_total',
@@ -17,6 +23,7 @@ export function createPrimaryInstruments(reloads: ReloadRecord, upstreams: Upstr
   });
   registerReloadMetrics(registry, reloads);
   registerUpstreamMetrics(registry, upstreams);
+  if (inForce !== undefined) registerTlsMetrics(registry, inForce);
   collectProcessMetrics(registry, 'primary');
   return { registry, restarts };
 }

@@ -24,7 +24,8 @@ export const metricsService: PrimaryService = {
       import('./cluster-metrics.js'),
       import('./instruments.js'),
     ]);
-    const { registry, restarts } = createPrimaryInstruments(reloads, upstreams);
+    let inForce = plan;
+    const { registry, restarts } = createPrimaryInstruments(reloads, upstreams, () => inForce);
     const metrics = new ClusterMetrics(registry, logger);
 
     const onMessage = (worker: Worker, message: unknown) => {
@@ -72,6 +73,9 @@ export const metricsService: PrimaryService = {
       },
       reloaded(outcome) {
         reloads.record(outcome);
+      },
+      planApplied(next) {
+        inForce = next;
       },
       // The admin listener also answers it at `metrics.prometheus.path` (see admin/index.ts).
       endpoints: [{ method: 'GET', path: '/metrics', handle: scrape }],

@@ -20,7 +20,7 @@ import type {
  * result is hashed so two plans compare by one string.
  */
 export function buildPlan(
-  { config, auth }: LoadedConfig,
+  { config, auth, serverTls }: LoadedConfig,
   source: string,
   configDir: string,
   env: NodeJS.ProcessEnv = process.env,
@@ -37,6 +37,7 @@ export function buildPlan(
     limiter: routes.some((route) => route.rateLimit !== null) ? limiterPlan(config, env) : null,
     upstreams,
     routes,
+    serverTls: serverTls ?? null,
   };
   return { hash: planHash(body), ...body };
 }

@@ -1,12 +1,13 @@
 import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { dirname, resolve } from 'node:path';
 import { parseRoutePattern } from '../route-pattern.js';
-import type { AuthPlan } from '../plan/types.js';
+import type { AuthPlan, ServerTlsPlan } from '../plan/types.js';
 import { AUTH_DEFAULTS } from './auth-schema.js';
 import { keyFileReader, resolveAuthSettings } from './auth-settings.js';
 import { applyDeprecatedAliases } from './deprecated-keys.js';
 import { expandEnvInDocument } from './env-expand.js';
 import { ConfigError } from './errors.js';
+import { checkServerTls } from './server-tls.js';
 import { TlsFileReader } from './tls-files.js';
 import { type Config, configSchema, HTTP_METHODS, withImpliedSections } from './schema.js';
 
@@ -60,6 +61,8 @@ export interface LoadedConfig {
    * validation): watched like the config file, a change reloads.
    */
   tlsFiles: string[];
+  /** Issue 15: `server.tls` with its files read and checked; null without it. */
+  serverTls: ServerTlsPlan | null;
 }
 
 /**
@@ -87,6 +90,7 @@ export function loadConfigText(
   const problems: ConfigProblem[] = [];
   const fromEnv = expandEnvInDocument(doc, env, problems, formatKeyPath);
   let auth: (AuthPlan | null)[] = [];
+  let serverTls: ServerTlsPlan | null = null;
   // One reader per validation: each TLS file is read once, and all of them are watched.
   const tls = new TlsFileReader(configDirOf(file), problems);
   const raw = applyDeprecatedAliases(toPlainValue(doc, lineCounter, file));
@@ -96,6 +100,7 @@ export function loadConfigText(
   if (result.success) {
     checkDuplicateRoutes(result.data, problems);
     auth = checkAuth(result.data, catalog, file, problems);
+    serverTls = checkServerTls(result.data.server, tls, problems) ?? null;
   } else {
     // A value emptied by a missing variable fails validation too; report only the cause.
     const blamed = new Set(problems.map((p) => formatKeyPath(p.path)));
@@ -120,7 +125,12 @@ export function loadConfigText(
       ),
     );
   }
-  return { config: withImpliedSections((result as { data: Config }).data), auth, tlsFiles: tls.files() };
+  return {
+    config: withImpliedSections((result as { data: Config }).data),
+    auth,
+    tlsFiles: tls.files(),
+    serverTls,
+  };
 }
 
 /** Aliases one node may expand: enough for sharing a block, far too few for a "billion laughs". */

@@ -44,6 +44,55 @@ const upstreamUrl = z.string().superRefine((value, ctx) => {
   }
 });
 
+// Issue 15: TLS at the edge. Files are read and checked in load.ts (`checkServerTls`).
+const serverTlsSchema = z
+  .strictObject({
+    certificates: z
+      .array(
+        z.strictObject({
+          cert: z
+            .string()
+            .min(1)
+            .describe('PEM certificate chain (leaf first); relative paths are from the config file.'),
+          key: z.string().min(1).describe('PEM private key of the leaf certificate (not encrypted).'),
+        }),
+      )
+      .min(1, 'at least one certificate is required')
+      .describe(
+        'One or more certificates; the one whose SAN matches the SNI name is served, the first is the default.',
+      ),
+    min_version: z
+      .enum(['TLSv1.2', 'TLSv1.3'])
+      .default('TLSv1.2')
+      .describe('Oldest TLS version accepted; older handshakes fail (counted as `protocol_version`).'),
+    http2: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Offer HTTP/2 by ALPN (`h2`), with HTTP/1.1 on the same port for clients without it. Upstream exchanges stay HTTP/1.1.',
+      ),
+    client_auth: z
+      .enum(['none', 'request', 'require'])
+      .default('none')
+      .describe(
+        'Client certificates: `request` asks for one (a verified one is in `contextOf(req).clientCert`), `require` fails the handshake without a valid one. Verified against `client_ca`.',
+      ),
+    client_ca: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM bundle of the CAs client certificates are verified against; needed for `request` and `require`.',
+      ),
+    forward_client_cert: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Send the verified client certificate's subject, SAN URIs and SHA-256 fingerprint upstream as `X-Client-Cert-Subject`, `X-Client-Cert-URI`, `X-Client-Cert-Fingerprint`. Client-sent `X-Client-Cert-*` headers are always removed.",
+      ),
+  })
+  .optional();
+
 const serverSchema = z
   .strictObject({
     port: z.number().int().min(1).max(65535).default(8080).describe('TCP port the gateway listens on.'),
@@ -98,6 +147,16 @@ const serverSchema = z
       .default(0)
       .describe(
         'Client connections open at once, per worker (0 = unlimited); a request on a connection beyond it gets a 503 and the connection closes.',
+      ),
+    tls: serverTlsSchema.describe('Serve HTTPS on `port` (see TLS); absent = plain HTTP.'),
+    http_redirect_port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe(
+        'A plain-HTTP port (on `host`) answering every request with a 308 to the same path on `https://` and `port`; 0 = none. Needs `tls`.',
       ),
   })
   .prefault({});
@@ -493,3 +552,6 @@ export function withImpliedSections(config: Config): Config {
       : {}),
   };
 }
+
+/** Issue 15: the validated `server.tls` section (paths as written). */
+export type ServerTlsConfig = NonNullable<Config['server']['tls']>;

@@ -49,6 +49,7 @@ const isServer = shape({
   request_timeout: isNumber,
   max_connections: isNumber,
   max_body_size: isNumber,
+  http_redirect_port: isNumber,
 });
 
 const isAuth = shape<AuthPlan>({
@@ -176,6 +177,29 @@ const isRoute = shape<RoutePlan>({
   rateLimit: nullable(isRouteRateLimit),
 });
 
+// Issue 15: the edge's TLS.
+const isServerTls = shape({
+  certificates: (list) =>
+    Array.isArray(list) &&
+    list.length > 0 &&
+    list.every(
+      shape({
+        certPem: isString,
+        keyPem: isString,
+        certFile: isString,
+        source: isString,
+        name: isString,
+        dnsNames: isStringArray,
+        info: shape({ serial: isString, notAfter: isNumber, altNames: isStringArray }),
+      }),
+    ),
+  minVersion: oneOf('TLSv1.2', 'TLSv1.3'),
+  http2: isBoolean,
+  clientAuth: oneOf('none', 'request', 'require'),
+  clientCaPem: nullable(isString),
+  forwardClientCert: isBoolean,
+});
+
 const hasUpstream = (upstreams: UpstreamPlan[], route: RoutePlan) =>
   upstreams.some((upstream) => upstream.name === route.upstream);
 
@@ -190,6 +214,7 @@ const isPlanShape = shape<Plan>({
   limiter: nullable(isLimiter),
   upstreams: arrayOf(isUpstream),
   routes: (routes) => Array.isArray(routes) && routes.length > 0 && routes.every(isRoute),
+  serverTls: nullable(isServerTls),
 });
 
 export function isPlan(v: unknown): v is Plan {

@@ -1,5 +1,6 @@
 import type { JwtAlgorithm } from '../config/auth-settings.js';
 import type { Config, MetricsSettings, TracingSettings } from '../config/schema.js';
+import type { CertificateInfo } from '../config/tls-files.js';
 import type { BalanceKind } from '../config/upstream-schema.js';
 
 /*
@@ -184,6 +185,32 @@ export interface RoutePlan {
   rateLimit: RouteRateLimitPlan | null;
 }
 
+/** Issue 15: one certificate the edge serves, read and checked by the primary. */
+export interface TlsCertificatePlan {
+  certPem: string;
+  keyPem: string;
+  /** Absolute path of the certificate file (named in logs). */
+  certFile: string;
+  /** The config key that names it (`server.tls.certificates[0]`): the metric's `source`. */
+  source: string;
+  /** The first DNS SAN, else the CN: the metric's `name`. */
+  name: string;
+  /** Lower-case DNS SANs (`*.example.com` included): the SNI names it is served for. */
+  dnsNames: string[];
+  info: CertificateInfo;
+}
+
+/** Issue 15: `server.tls` resolved (files read); workers build their secure contexts from it. */
+export interface ServerTlsPlan {
+  /** The first is served when no SAN matches the SNI name (or there is none). */
+  certificates: TlsCertificatePlan[];
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  http2: boolean;
+  clientAuth: 'none' | 'request' | 'require';
+  clientCaPem: string | null;
+  forwardClientCert: boolean;
+}
+
 export interface Plan {
   /** sha256 (hex) of the canonical JSON of everything else in the plan. */
   hash: string;
@@ -202,4 +229,6 @@ export interface Plan {
   /** Every pool a route sends to, configured or implicit, in a stable order; names are unique. */
   upstreams: UpstreamPlan[];
   routes: RoutePlan[];
+  /** Issue 15: the edge's TLS; null: plain HTTP. */
+  serverTls: ServerTlsPlan | null;
 }

@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { type ClientRequest, type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
@@ -600,7 +600,8 @@ function onUpstreamResponse(this: ClientRequest, proxyRes: IncomingMessage): voi
   // Node writes the client connection's own Connection header; the upstream's is hop-by-hop.
   copyResponseHeaders(res, proxyRes.headers);
   const message = proxyRes.statusMessage;
-  if (message) res.statusMessage = message;
+  // HTTP/2 has no reason phrase (Node warns when one is set on its responses).
+  if (message && res instanceof ServerResponse) res.statusMessage = message;
   res.writeHead(status);
   proxyRes.pipe(res);
 }

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../../shared/process-metrics.js';
 import { type BreakerInstruments, collectBreakerStates } from '../../upstream/breaker.js';
 import { flushUpstreamRequests } from '../../upstream/request-counts.js';
+import { handshakeErrorCounts } from '../../tls/handshake-errors.js';
 
 /*
  * The metric declarations, in one place: names, help texts, labels and buckets. Every label
@@ -35,6 +36,8 @@ export const GATEWAY_METRIC_NAMES = [
   'portico_upstream_overflow_total',
   'portico_circuit_breaker_state',
   'portico_circuit_breaker_trips_total',
+  'portico_tls_handshake_errors_total',
+  'portico_tls_certificate_expiry_timestamp_seconds',
 ] as const;
 
 /** The instruments of one worker, registered in its own registry (never the global one). */
@@ -137,6 +140,20 @@ export function createWorkerInstruments(workerLabel: string) {
       },
     }),
   };
+  // Issue 15: counted by the TLS server's `tlsClientError` listener, taken over when collected.
+  const reported = new Map<string, number>();
+  new Counter({
+    name: 'portico_tls_handshake_errors_total',
+    help: 'TLS handshakes with clients that failed, by reason: protocol_version (older than min_version), no_client_certificate, bad_client_certificate (client_auth: require), plain_http (HTTP sent to the TLS port), other.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      for (const [reason, count] of handshakeErrorCounts()) {
+        this.inc({ reason }, count - (reported.get(reason) ?? 0));
+        reported.set(reason, count);
+      }
+    },
+  });
   // Per worker, so one busy or leaking worker shows.
   collectProcessMetrics(registry, workerLabel);
   return {

@@ -1,0 +1,26 @@
+import type { Logger } from 'pino';
+import { EXPIRY_WARNING_DAYS } from '../shared/config/tls-files.js';
+import type { Plan } from '../shared/plan/types.js';
+import { tlsCertificateEntries } from '../shared/plan/tls-certificates.js';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Issue 15: a served certificate that expires within `EXPIRY_WARNING_DAYS` is a warning at
+ * start and after each reload (an expired one never gets this far: validation refuses it).
+ */
+export function warnExpiringCertificates(plan: Plan, logger: Logger, now = Date.now()): void {
+  for (const entry of tlsCertificateEntries(plan)) {
+    const days = (entry.notAfter - now) / DAY_MS;
+    if (days >= EXPIRY_WARNING_DAYS) continue;
+    logger.warn(
+      {
+        source: entry.source,
+        name: entry.name,
+        file: entry.file,
+        expires: new Date(entry.notAfter).toISOString(),
+      },
+      `the certificate of ${entry.source} (${entry.name}) expires in ${Math.max(0, Math.floor(days))} day(s)`,
+    );
+  }
+}
