@@ -17,6 +17,7 @@ import {
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chartSvg } from './chart.js';
+import { STREAMS_PER_SESSION } from './h2-client.js';
 import { median } from './harness.js';
 import { ablationNotes, ablationTable, criteria17Lines } from './ablation-report.js';
 import { layoutSection, scalingTable } from './layout-report.js';
@@ -170,7 +171,8 @@ function runLine(report: BenchReport): string {
   const o = report.options;
   return (
     `${o.connections} connections, pipelining 1, ${o.warmUpS} s warm-up + ${o.durationS} s measured per target, ` +
-    `${o.rounds} round(s) interleaved; fixed rates ${o.rates.join(' and ')} req/s for ${o.durationS} s ` +
+    `${o.rounds} round(s) interleaved; h2 targets: as many streams in flight, ${STREAMS_PER_SESSION} per TLS session; ` +
+    `fixed rates ${o.rates.join(' and ')} req/s for ${o.durationS} s ` +
     `(first ${o.fixedRateSettleS} s not measured); whole run ${Math.round(report.elapsedS)} s`
   );
 }
@@ -275,8 +277,8 @@ call, which also counts the commands a script runs inside Redis (total_commands_
 counts the same way; it is in the JSON); reads/req: Redis socket reads
 (total_reads_processed), i.e. round trips once ioredis auto-pipelining has batched commands.
 Upstream, Redis and OTLP endpoint CPU: what the target made those processes spend per
-request. Client CPU: the bench process (load generator) in % of one core; near 100 % the
-client, not the target, sets the pace. Other load: CPU the machine spent on anything but
+request. Client CPU: the bench process (load generator) in % of one core; near 100 % per
+load-generator thread (see Layout) the client, not the target, sets the pace. Other load: CPU the machine spent on anything but
 the bench's processes during the target's worst round, in % of one core (/proc/stat minus
 the bench's processes; a few % is the kernel's own loopback network work): far above that,
 the round competed with other work and its figures are suspect. Each target runs only while it is measured (nothing

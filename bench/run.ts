@@ -72,6 +72,10 @@ const SCALING_RUN = process.argv.includes('--scaling');
 
 // Where every process runs (core-map.ts): the bench process itself is the load generator.
 const cpusFlag = option('cpus');
+if (cpusFlag !== undefined && !/^[1-9]\d*$/.test(cpusFlag)) {
+  console.error(`--cpus: expected a number of cores (1 or more), got ${cpusFlag ?? 'nothing'}`);
+  process.exit(2);
+}
 const { placement, notice: layoutNotice } = Placement.plan(
   cpusFlag === undefined ? undefined : Number(cpusFlag),
 );
