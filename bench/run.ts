@@ -50,7 +50,7 @@ import {
   smokeProblems,
   type TargetResult,
 } from './summary.js';
-import { ABLATION_IDS, allTargets, type Running, SCALED, type Shared, type TargetSpec } from './targets.js';
+import { allTargets, pickTargets, type Running, type Shared, type TargetSpec } from './targets.js';
 import { Progress } from './progress.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
@@ -72,7 +72,7 @@ const SCALING_RUN = process.argv.includes('--scaling');
 
 // Where every process runs (core-map.ts): the bench process itself is the load generator.
 const cpusFlag = option('cpus');
-if (cpusFlag !== undefined && !/^[1-9]\d*$/.test(cpusFlag)) {
+if (process.argv.includes('--cpus') && !/^[1-9]\d*$/.test(cpusFlag ?? '')) {
   console.error(`--cpus: expected a number of cores (1 or more), got ${cpusFlag ?? 'nothing'}`);
   process.exit(2);
 }
@@ -110,24 +110,16 @@ if (baselineCli !== undefined && !existsSync(baselineCli)) {
 // Which targets: all, or those --only names; the ones this machine cannot run are skipped.
 const scaling = scalingCounts(layout);
 const all = allTargets({ cluster: CLUSTER, scaling, ...(baselineCli ? { baselineCli } : {}) });
-const named = option('only')
-  ?.split(',')
-  .map((name) => name.trim())
-  .filter((name) => name !== '');
-const only =
-  named === undefined && !ABLATION_RUN && !SCALING_RUN
-    ? undefined
-    : [
-        ...(named ?? []),
-        ...(ABLATION_RUN ? ABLATION_IDS : []),
-        ...(SCALING_RUN ? SCALED.flatMap((name) => scaling.map((n) => `${name}/${n}`)) : []),
-      ];
-const unknown = only?.filter((name) => !all.some((t) => t.id === name || t.name === name)) ?? [];
-if (unknown.length > 0) {
-  console.error(`unknown target(s) ${unknown.join(', ')}; known: ${all.map((t) => t.id).join(', ')}`);
+const picked = pickTargets(all, {
+  ...(option('only') !== undefined ? { only: option('only') } : {}),
+  ablation: ABLATION_RUN,
+  scaling: SCALING_RUN ? scaling : undefined,
+});
+if ('unknown' in picked) {
+  console.error(`unknown target(s) ${picked.unknown.join(', ')}; known: ${all.map((t) => t.id).join(', ')}`);
   process.exit(2);
 }
-const selected = only ? all.filter((t) => only.includes(t.id) || only.includes(t.name)) : all;
+const { selected, subset } = picked;
 const results: TargetResult[] = selected.map((t) => {
   const skipped = t.skip();
   if (skipped !== undefined) console.error(`notice: skipping ${t.label}: ${skipped}`);
@@ -278,7 +270,7 @@ const report: BenchReport = {
   targets: results,
 };
 process.stdout.write(`\n${textReport(report)}\n`);
-const official = !SMOKE && only === undefined && cpusFlag === undefined;
+const official = !SMOKE && !subset && cpusFlag === undefined;
 const dir = official
   ? BENCH_DIR
   : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));

@@ -384,3 +384,28 @@ export function allTargets({ cluster, scaling, baselineCli }: TargetCounts): Tar
   );
   return [direct, nodeRaw, ...variants];
 }
+
+/**
+ * The targets a run measures: every one, or those `--only` names (ids like `portico-full/1`
+ * or names like `portico-full`) plus `--ablation`'s and `--scaling`'s.
+ */
+export function pickTargets(
+  all: readonly TargetSpec[],
+  flags: { only?: string; ablation?: boolean; scaling?: readonly number[] | undefined },
+): { selected: TargetSpec[]; subset: boolean } | { unknown: string[] } {
+  const named = flags.only
+    ?.split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  if (named === undefined && !flags.ablation && flags.scaling === undefined) {
+    return { selected: [...all], subset: false };
+  }
+  const wanted = [
+    ...(named ?? []),
+    ...(flags.ablation ? ABLATION_IDS : []),
+    ...(flags.scaling ? SCALED.flatMap((name) => (flags.scaling ?? []).map((n) => `${name}/${n}`)) : []),
+  ];
+  const unknown = wanted.filter((name) => !all.some((t) => t.id === name || t.name === name));
+  if (unknown.length > 0) return { unknown };
+  return { selected: all.filter((t) => wanted.includes(t.id) || wanted.includes(t.name)), subset: true };
+}

@@ -12,6 +12,7 @@ import { fixedRate } from '../bench/fixed-rate.js';
 import { saturate } from '../bench/load.js';
 import { processTree } from '../bench/processes.js';
 import { type BenchReport, SMOKE, smokeProblems } from '../bench/summary.js';
+import { ABLATION_IDS } from '../bench/targets.js';
 
 /**
  * A server as slow as a loaded CI machine running portico-full: one response at a time, each
@@ -181,5 +182,22 @@ describe('bench layout (issue 17): taskset applied to every process the bench st
     }
     assert.equal(report.layout?.pinned, false);
     assert.equal(report.layout?.kind, 'shared');
+  });
+});
+
+describe('bench --ablation (issue 17)', () => {
+  test('a smoke run of --ablation measures bare, each middleware alone and full, and fills the table', async () => {
+    const { report, stderr } = await watchBench(['--smoke', '--ablation']);
+    assert.deepEqual(report.targets.map((t) => t.id).sort(), [...ABLATION_IDS].sort());
+    for (const t of report.targets) {
+      assert.deepEqual(t.failures, [], t.id);
+      assert.ok((t.saturation[0]?.total ?? 0) > 0, `${t.id}: ${stderr}`);
+    }
+    const results = /report: (\S+RESULTS\.md)/.exec(stderr)?.[1] as string;
+    // The table (the notes below it want the 2,000 req/s run a smoke run does not make).
+    const section =
+      readFileSync(results, 'utf8').split('## Per-middleware cost')[1]?.split('\n- p99')[0] ?? '';
+    assert.match(section, /portico-only-logging\/1/);
+    assert.doesNotMatch(section, /to be measured/);
   });
 });

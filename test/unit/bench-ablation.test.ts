@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ablationTable } from '../../bench/ablation-report.js';
 import { ablation, type BenchReport, criteria17, type SaturationRun } from '../../bench/summary.js';
+import { ABLATION_IDS, allTargets, pickTargets } from '../../bench/targets.js';
 
 /** A saturation run with only the figures the ablation reads. */
 const run = (round: number, cpuUsPerReq: number, rps: number, rssMb = 80): SaturationRun =>
@@ -58,5 +59,49 @@ describe('bench ablation (issue 17)', () => {
     assert.equal(judged['peak RSS per worker under full-chain saturation (portico-full)']?.met, false);
     // Not measured: neither met nor failed.
     assert.equal(judged['portico-bare ÷ node-raw throughput, 1 worker']?.met, undefined);
+  });
+});
+
+describe('bench target selection (--only, --ablation, --scaling)', () => {
+  const all = allTargets({ cluster: 16, scaling: [1, 2, 4, 8] });
+  const ids = (picked: ReturnType<typeof pickTargets>) =>
+    'selected' in picked ? picked.selected.map((t) => t.id) : picked.unknown;
+
+  test('no flag: every target, one-middleware routes at 1 worker only', () => {
+    const picked = pickTargets(all, {});
+    assert.ok('selected' in picked && !picked.subset);
+    assert.ok(ids(picked).includes('portico-only-tracing/1'));
+    assert.ok(!ids(picked).some((id) => /^portico-only-.*\/(?!1$)/.test(id)));
+    // The scaling table's gateways at 1, 2, 4, 8 and the cluster default; the others at 1 and 16.
+    assert.deepEqual(
+      ids(picked).filter((id) => id.startsWith('portico-bare/')),
+      ['portico-bare/1', 'portico-bare/2', 'portico-bare/4', 'portico-bare/8', 'portico-bare/16'],
+    );
+    assert.deepEqual(
+      ids(picked).filter((id) => id.startsWith('portico-pool/')),
+      ['portico-pool/1', 'portico-pool/16'],
+    );
+  });
+
+  test('--ablation: direct, bare, each middleware alone, full', () => {
+    assert.deepEqual(new Set(ids(pickTargets(all, { ablation: true }))), new Set(ABLATION_IDS));
+  });
+
+  test('--scaling: the four gateways at the scaling counts; --only adds to it', () => {
+    assert.deepEqual(ids(pickTargets(all, { scaling: [1, 2], only: 'direct' })), [
+      'direct',
+      'nginx/1',
+      'nginx/2',
+      'fast-gateway/1',
+      'fast-gateway/2',
+      'portico-bare/1',
+      'portico-bare/2',
+      'portico-full/1',
+      'portico-full/2',
+    ]);
+  });
+
+  test('an unknown name is reported', () => {
+    assert.deepEqual(pickTargets(all, { only: 'portico-bare/1,nope' }), { unknown: ['nope'] });
   });
 });
