@@ -9,7 +9,15 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { processTree } from './processes.js';
-import { formatCpuList, type Layout, parseCpuList, planLayout, type Role, ROLES } from './core-map.js';
+import {
+  formatCpuList,
+  type Layout,
+  orderBySiblings,
+  parseCpuList,
+  planLayout,
+  type Role,
+  ROLES,
+} from './core-map.js';
 
 /** The taskset binary, or undefined when util-linux is missing. */
 export function findTaskset(): string | undefined {
@@ -29,9 +37,17 @@ export function allowedCpus(pid: number | string): string | undefined {
   }
 }
 
-/** The CPU ids this process may run on, in order. */
+/** The CPU ids this process may run on, hyperthreads of one core next to each other. */
 export function availableCpus(): number[] {
-  return parseCpuList(allowedCpus('self') ?? '0');
+  return orderBySiblings(parseCpuList(allowedCpus('self') ?? '0'), (cpu) => {
+    try {
+      return parseCpuList(
+        readFileSync(`/sys/devices/system/cpu/cpu${cpu}/topology/thread_siblings_list`, 'utf8'),
+      );
+    } catch {
+      return []; // no topology (a container hiding /sys): every CPU its own core
+    }
+  });
 }
 
 /** Where each role runs, and how to put a process there. */

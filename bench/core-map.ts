@@ -16,6 +16,11 @@
  *  16 cores: client 0-3, upstream 4-5, redis 6, otlp 7, gateway 8-15 (8)
  *  32 cores: client 0-7, upstream 8-11, redis 12, otlp 13, gateway 14-31 (18)
  *
+ * Logical cores are CPU ids in sibling order (orderBySiblings: the hyperthreads of one
+ * physical core next to each other), so a role with an even count gets whole physical cores
+ * and roles meet inside one physical core only where a count is odd (Redis and the OTLP
+ * endpoint at 16 cores; the OTLP endpoint and one gateway core at 8).
+ *
  * Pure: which CPU ids exist comes in as `available`; affinity.ts applies the map.
  */
 
@@ -122,4 +127,29 @@ export function parseCpuList(list: string): number[] {
       const [from, to] = part.split('-').map(Number) as [number, number | undefined];
       return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
     });
+}
+
+/**
+ * `cpus` reordered so that hyperthreads of one physical core are adjacent: cores in the order
+ * of their lowest CPU id, each followed by its siblings (`siblingsOf`: the CPU ids sharing its
+ * core, as /sys/devices/system/cpu/cpuN/topology/thread_siblings_list lists them).
+ */
+export function orderBySiblings(
+  cpus: readonly number[],
+  siblingsOf: (cpu: number) => readonly number[],
+): number[] {
+  const usable = new Set(cpus);
+  const ordered: number[] = [];
+  const placed = new Set<number>();
+  for (const cpu of [...cpus].sort((a, b) => a - b)) {
+    if (placed.has(cpu)) continue;
+    const core = [...new Set([cpu, ...siblingsOf(cpu)])].filter((c) => usable.has(c)).sort((a, b) => a - b);
+    for (const c of core) {
+      if (!placed.has(c)) {
+        placed.add(c);
+        ordered.push(c);
+      }
+    }
+  }
+  return ordered;
 }

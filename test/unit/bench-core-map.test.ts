@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import {
   clusterWorkers,
   formatCpuList,
+  orderBySiblings,
   parseCpuList,
   planLayout,
   roleCounts,
@@ -81,6 +82,26 @@ describe('bench core map (issue 17)', () => {
     assert.equal(formatCpuList([3, 0, 1, 2, 8, 10, 11]), '0-3,8,10-11');
     assert.deepEqual(parseCpuList('0-3,8,10-11\n'), [0, 1, 2, 3, 8, 10, 11]);
     assert.deepEqual(parseCpuList(formatCpuList([5])), [5]);
+  });
+
+  test('hyperthreads of one physical core are handed out together', () => {
+    // 16 logical CPUs on 8 cores, Linux's usual numbering: CPU i and i + 8 share a core.
+    const siblings = (cpu: number) => [cpu % 8, (cpu % 8) + 8];
+    const order = orderBySiblings(cpus(16), siblings);
+    assert.deepEqual(order, [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15]);
+    assert.deepEqual(lists(planLayout(16, order)), {
+      client: '0-1,8-9',
+      upstream: '2,10',
+      redis: '3',
+      otlp: '11',
+      gateway: '4-7,12-15',
+    });
+    // Siblings outside the usable set are left out; no topology means every CPU its own core.
+    assert.deepEqual(orderBySiblings([1, 9, 2], siblings), [1, 9, 2]);
+    assert.deepEqual(
+      orderBySiblings([3, 1, 2], () => []),
+      [1, 2, 3],
+    );
   });
 
   test('nonsense core counts are refused', () => {
