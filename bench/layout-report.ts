@@ -3,7 +3,7 @@
  * (issue 17), for stdout and RESULTS.md.
  */
 import { formatCpuList, ROLES, scalingCounts } from './core-map.js';
-import { type BenchReport, scaling } from './summary.js';
+import { type BenchReport, clientBound, scaling } from './summary.js';
 import { SCALED } from './targets.js';
 import { table } from './table.js';
 
@@ -18,11 +18,21 @@ const WHO: Record<(typeof ROLES)[number], string> = {
   gateway: 'the target (every gateway, node-raw)',
 };
 
+/** Whether the load generator may have set the pace anywhere. */
+function clientLine(report: BenchReport): string {
+  const threads = report.options.clientThreads ?? 1;
+  const cores = threads === 1 ? 'core' : `${threads} threads' cores`;
+  const bound = clientBound(report);
+  return bound.length === 0
+    ? `The load generator stayed below 90 % of its ${cores} for every target.`
+    : `**Client-bound** (load generator ≥ 90 % of its ${cores}): ${bound.join(', ')}; their req/s is the client's.`;
+}
+
 /** One paragraph and a table: the layout planned and what the kernel applied. */
 export function layoutSection(report: BenchReport): string {
   const layout = report.layout;
   if (layout === undefined) {
-    return 'Shared: the load generator, upstream, Redis, the OTLP endpoint and the gateway ran on the same cores (a run from before issue 17 recorded no layout).';
+    return `Shared: the load generator, upstream, Redis, the OTLP endpoint and the gateway ran on the same cores (a run from before issue 17 recorded no layout).\n\n${clientLine(report)}`;
   }
   const threads = layout.clientThreads;
   const how =
@@ -40,7 +50,7 @@ export function layoutSection(report: BenchReport): string {
     formatCpuList(layout.cpus[role]),
     (layout.observed[role] ?? []).join(' ') || '–',
   ]);
-  return `${how}${folded}\n\n${table(['role', 'who', 'CPUs planned', 'Cpus_allowed_list seen'], rows)}`;
+  return `${how}${folded}\n\n${table(['role', 'who', 'CPUs planned', 'Cpus_allowed_list seen'], rows)}\n\n${clientLine(report)}`;
 }
 
 /** Req/s per worker count (speed-up over 1 worker) of the scaling table's gateways. */

@@ -428,3 +428,14 @@ export function criteria17(report: BenchReport): Criterion[] {
     },
   ];
 }
+
+/**
+ * Targets whose load generator was busy ≥ 90 % of the cores its threads had (median over
+ * rounds): there the client, not the target, may have set the pace.
+ */
+export function clientBound(report: BenchReport): string[] {
+  const threads = report.options.clientThreads ?? 1;
+  return measuredTargets(report)
+    .filter((t) => med(t, (r) => r.cpu.pctOfCore.client ?? 0) >= 90 * threads)
+    .map((t) => t.id);
+}
