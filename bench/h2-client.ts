@@ -79,6 +79,8 @@ export async function h2Run(spec: ClientSpec): Promise<RawRun> {
   await Promise.all(Array.from({ length: spec.connections }, (_, i) => loop(i)));
   clearTimeout(grace);
   const durationS = (performance.now() - started) / 1000;
-  await Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  // A destroyed session (the grace timer, a dead connection) has closed already.
+  const live = sessions.filter((s) => !s.destroyed);
+  await Promise.all(live.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   return { total, durationS, non2xx, errors, latencies: latencies.raw() };
 }
