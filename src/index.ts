@@ -2,7 +2,13 @@ export { type ConfigSource, createGateway, Gateway } from './gateway.js';
 export { ConfigError } from './shared/config/errors.js';
 export type { Config, RouteConfig } from './shared/config/schema.js';
 export { ERRORS, type ErrorCode, GatewayError, PorticoError } from './shared/errors.js';
-export { claimsOf, contextOf, paramsOf, type RequestContext } from './worker/context.js';
+export {
+  claimsOf,
+  type ClientCertificate,
+  contextOf,
+  paramsOf,
+  type RequestContext,
+} from './worker/context.js';
 export {
   type Claims,
   type TokenVerifier,

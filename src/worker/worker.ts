@@ -58,7 +58,7 @@ export async function runWorker(
     server,
     resources,
     build,
-    prepareTls: edge.prepareTls,
+    prepareTls: (next) => edge.prepareTls(next),
     logger,
     bindings: { role: 'worker', worker: slot, pid: process.pid },
   });

@@ -15,7 +15,12 @@ const CHILD = fileURLToPath(new URL('../fixtures/plan-handover-child.js', import
 test('a shutdown that arrives in the same channel read as the plan still stops the worker', async () => {
   const yaml = 'routes:\n  - path: /*\n    target: http://127.0.0.1:1\n';
   const file = '/tmp/portico-unit/portico.yaml';
-  const plan = buildPlan(loadConfigText(yaml, file, new MiddlewareRegistry(), {}), file, '/tmp/portico-unit', {});
+  const plan = buildPlan(
+    loadConfigText(yaml, file, new MiddlewareRegistry(), {}),
+    file,
+    '/tmp/portico-unit',
+    {},
+  );
   const dir = mkdtempSync(join(tmpdir(), 'portico-handover-'));
   const sent = join(dir, 'sent');
   const child = fork(CHILD, [sent], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -32,5 +37,7 @@ test('a shutdown that arrives in the same channel read as the plan still stops t
   rmSync(dir, { recursive: true, force: true });
   assert.equal(signal, null, 'the child was killed: it never heard the shutdown');
   assert.equal(code, 0);
-  assert.deepEqual(heard, [{ type: 'child-stopped', reason: 'primary asked', replaced: false, hash: plan.hash }]);
+  assert.deepEqual(heard, [
+    { type: 'child-stopped', reason: 'primary asked', replaced: false, hash: plan.hash },
+  ]);
 });

@@ -75,7 +75,7 @@ const serverTlsSchema = z
       .enum(['none', 'request', 'require'])
       .default('none')
       .describe(
-        'Client certificates: `request` asks for one (a verified one is in `contextOf(req).clientCert`), `require` fails the handshake without a valid one. Verified against `client_ca`.',
+        'Client certificates: `request` asks for one (a verified one is in `contextOf(req).clientCert`), `require` closes the connection at the handshake unless the client presents a valid one. Verified against `client_ca`.',
       ),
     client_ca: z
       .string()

@@ -7,9 +7,9 @@ import {
 import { createSecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { createSecureContext, type Server as TlsServer } from 'node:tls';
+import { createSecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Plan, ServerTlsPlan } from '../../shared/plan/types.js';
-import { countHandshakeError } from './handshake-errors.js';
+import { countHandshakeError, countHandshakeFailure } from './handshake-errors.js';
 import { clientAuthOptions, contextOptions, type SniTable, sniTable } from './secure-contexts.js';
 
 /*
@@ -50,6 +50,7 @@ export function createEdgeServer(
     };
   }
   let sni: SniTable = sniTable(tls);
+  let requireCert = tls.clientAuth === 'require';
   const secure = {
     ...contextOptions(tls, tls.certificates[0] as ServerTlsPlan['certificates'][number]),
     ...clientAuthOptions(tls),
@@ -74,6 +75,9 @@ export function createEdgeServer(
         onRequest(req as IncomingMessage, res);
       }) as never,
     );
+    // An h2 connection is idle-bounded as a whole (its streams have no per-request timers):
+    // no frame for `request_timeout` closes it.
+    h2.setTimeout(plan.server.request_timeout);
     h2.on('session', (session: Http2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
@@ -89,10 +93,18 @@ export function createEdgeServer(
       connectionsCheckingInterval: options.connectionsCheckingInterval,
     });
   } else {
-    server = createHttpsServer({ ...options, ...secure }, onRequest as never) as unknown as Server;
+    server = createHttpsServer({ ...options, ...secure }, onRequest as never);
   }
   const sockets = new Set<Socket>();
-  server.on('secureConnection', (socket: Socket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
+    // `client_auth: require` (see clientAuthOptions): before any byte of a request is read.
+    if (requireCert && !socket.authorized) {
+      countHandshakeFailure(
+        socket.getPeerX509Certificate() === undefined ? 'no_client_certificate' : 'bad_client_certificate',
+      );
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
@@ -111,6 +123,7 @@ export function createEdgeServer(
       return () => {
         (server as unknown as TlsServer).setSecureContext(defaults);
         sni = table;
+        requireCert = nextTls.clientAuth === 'require';
       };
     },
     closeIdle() {
@@ -140,4 +153,8 @@ function fromHttp2(req: Http2ServerRequest): void {
   delete headers[':scheme'];
   delete headers[':authority'];
   if (headers[':protocol'] !== undefined) delete headers[':protocol'];
+  // h2 frames a body without Content-Length or Transfer-Encoding; the proxy (and the upstream
+  // hop, which is HTTP/1.1) needs one of them to know there is one.
+  if (headers['content-length'] === undefined && !req.stream.endAfterHeaders)
+    headers['transfer-encoding'] = 'chunked';
 }

@@ -28,8 +28,13 @@ export function handshakeErrorReason(err: NodeJS.ErrnoException): HandshakeError
 /** The server's `tlsClientError` listener. */
 export function countHandshakeError(err: NodeJS.ErrnoException): HandshakeErrorReason {
   const reason = handshakeErrorReason(err);
-  counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  countHandshakeFailure(reason);
   return reason;
+}
+
+/** A handshake the edge itself refused (a client certificate `require` did not accept). */
+export function countHandshakeFailure(reason: HandshakeErrorReason): void {
+  counts.set(reason, (counts.get(reason) ?? 0) + 1);
 }
 
 /** Counts since the worker started, every reason present (so `rate()` sees the first error). */

@@ -17,9 +17,14 @@ export function contextOptions(tls: ServerTlsPlan, cert: TlsCertificatePlan): Se
   };
 }
 
-/** The server-level options `client_auth` sets (read by Node per connection). */
+/**
+ * The server-level options `client_auth` sets (read by Node per connection). A certificate
+ * is never rejected by Node itself: it drops a connection whose certificate does not verify
+ * without telling anyone why, so `require` is enforced by the edge server on
+ * `secureConnection`, where the reason can be counted.
+ */
 export function clientAuthOptions(tls: ServerTlsPlan): { requestCert: boolean; rejectUnauthorized: boolean } {
-  return { requestCert: tls.clientAuth !== 'none', rejectUnauthorized: tls.clientAuth === 'require' };
+  return { requestCert: tls.clientAuth !== 'none', rejectUnauthorized: false };
 }
 
 export interface SniTable {
