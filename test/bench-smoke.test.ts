@@ -121,6 +121,9 @@ async function watchBench(args: string[]) {
   const last = new Map<string, { role: Role; list: string }>();
   const pid = bench.pid as number;
   const poll = () => {
+    // From the line the bench prints once it has pinned itself and chosen its targets (a
+    // thread that ended before the pin would otherwise be remembered unpinned).
+    if (!/^bench( --smoke)?: /m.test(stderr)) return;
     for (const p of processTree(pid)) {
       const role = roleOf(p, pid);
       const list = allowedCpus(p);
