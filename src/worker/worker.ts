@@ -126,6 +126,7 @@ export async function runWorker(
       });
       // Tells node:cluster's primary first (on the same channel, so in this order).
       NetServer.prototype.close.call(server, () => void released.then(done));
+      edge.goAway();
       const closed: WorkerToPrimary = { type: 'portico:listener-closed' };
       process.send?.(closed);
       return;

@@ -33,6 +33,7 @@ describe('config defaults', () => {
       request_timeout: 300_000,
       max_body_size: 0,
       max_connections: 0,
+      http_redirect_port: 0,
     });
     assert.deepEqual(config.logging, { format: 'json', level: 'info' });
     assert.deepEqual(config.routes[0], {

@@ -28,6 +28,11 @@ export interface EdgeServer {
   prepareTls(next: Plan): () => void;
   /** Graceful: idle HTTP/1 connections close, HTTP/2 sessions get a GOAWAY. */
   closeIdle(): void;
+  /**
+   * HTTP/2 sessions get a GOAWAY: their streams finish, new ones go to a new connection. Race
+   * free by design, unlike closing an idle HTTP/1 connection a client may be sending on.
+   */
+  goAway(): void;
   closeAll(): void;
 }
 
@@ -46,11 +51,14 @@ export function createEdgeServer(
       server,
       prepareTls: () => () => {},
       closeIdle: () => server.closeIdleConnections(),
+      goAway: () => {},
       closeAll: () => server.closeAllConnections(),
     };
   }
   let sni: SniTable = sniTable(tls);
   let requireCert = tls.clientAuth === 'require';
+  // What is in force, to leave the context (and its session tickets) alone on other reloads.
+  let inForce = JSON.stringify(tls);
   const secure = {
     ...contextOptions(tls, tls.certificates[0] as ServerTlsPlan['certificates'][number]),
     ...clientAuthOptions(tls),
@@ -95,6 +103,9 @@ export function createEdgeServer(
   } else {
     server = createHttpsServer({ ...options, ...secure }, onRequest as never);
   }
+  const goAway = () => {
+    for (const session of sessions) session.close();
+  };
   const sockets = new Set<Socket>();
   server.on('secureConnection', (socket: TLSSocket) => {
     // `client_auth: require` (see clientAuthOptions): before any byte of a request is read.
@@ -115,6 +126,8 @@ export function createEdgeServer(
       const nextTls = next.serverTls;
       // Another listener kind is not swapped in place: the workers are replaced (reload.ts).
       if (nextTls === null || nextTls.http2 !== tls.http2) return () => {};
+      const text = JSON.stringify(nextTls);
+      if (text === inForce) return () => {};
       const first = nextTls.certificates[0] as ServerTlsPlan['certificates'][number];
       const defaults = { ...contextOptions(nextTls, first), ...clientAuthOptions(nextTls) };
       // Built here, so a pair OpenSSL refuses fails the prepare and nothing is swapped.
@@ -124,12 +137,14 @@ export function createEdgeServer(
         (server as unknown as TlsServer).setSecureContext(defaults);
         sni = table;
         requireCert = nextTls.clientAuth === 'require';
+        inForce = text;
       };
     },
     closeIdle() {
       server.closeIdleConnections?.();
-      for (const session of sessions) session.close();
+      goAway();
     },
+    goAway,
     closeAll() {
       for (const socket of sockets) socket.destroy();
     },
