@@ -22,6 +22,7 @@ import { median } from './harness.js';
 import { ablationNotes, ablationTable, criteria17Lines } from './ablation-report.js';
 import { layoutSection, scalingTable } from './layout-report.js';
 import { table } from './table.js';
+import { tlsTable } from './tls-report.js';
 
 export { table } from './table.js';
 
@@ -201,6 +202,9 @@ export function textReport(report: BenchReport): string {
     'Scaling',
     scalingTable(report),
     '',
+    'TLS',
+    tlsTable(report),
+    '',
     'Layout',
     layoutSection(report),
     '',
@@ -312,6 +316,16 @@ gateway has cores for), at saturation; × 1 worker is the same target's throughp
 round by round. \`npm run bench -- --scaling\` runs these alone.
 
 ${scalingTable(report)}
+
+## TLS (issue 15)
+
+portico-bare and nginx in plain HTTP, over TLS with HTTP/1.1 (\`-tls\`: autocannon, keep-alive
+connections, so one handshake per connection) and over HTTP/2 (\`-h2\`: the bench's
+\`node:http2\` client, 50 streams in flight, 5 per TLS session), the same certificate
+(EC P-256) for both; upstream exchanges are plain HTTP/1.1 in all. × plain: CPU µs/request
+over the same gateway in plain HTTP, round by round.
+
+${tlsTable(report)}
 
 ## Analysis
 

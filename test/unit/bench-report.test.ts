@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { ablationTable } from '../../bench/ablation-report.js';
 import { ablation, type BenchReport, criteria17, type SaturationRun } from '../../bench/summary.js';
 import { ABLATION_IDS, allTargets, pickTargets } from '../../bench/targets.js';
+import { tlsTable } from '../../bench/tls-report.js';
 
 /** A saturation run with only the figures the ablation reads. */
 const run = (round: number, cpuUsPerReq: number, rps: number, rssMb = 80): SaturationRun =>
@@ -13,7 +14,7 @@ const run = (round: number, cpuUsPerReq: number, rps: number, rssMb = 80): Satur
     memory: [{ pid: 1, role: 'worker', peakRssMb: rssMb, hwmMb: rssMb }],
   }) as unknown as SaturationRun;
 
-const target = (id: string, runs: SaturationRun[]) => ({
+const target = (id: string, runs: SaturationRun[]): BenchReport['targets'][number] => ({
   id,
   name: id.split('/')[0] as string,
   label: id,
@@ -23,7 +24,7 @@ const target = (id: string, runs: SaturationRun[]) => ({
   fixedRate: [],
 });
 
-const report = (targets: ReturnType<typeof target>[]) =>
+const report = (targets: BenchReport['targets']) =>
   ({ smoke: false, options: { rates: [1000, 2000], clusterWorkers: 2 }, targets }) as unknown as BenchReport;
 
 describe('bench ablation (issue 17)', () => {
@@ -103,5 +104,19 @@ describe('bench target selection (--only, --ablation, --scaling)', () => {
 
   test('an unknown name is reported', () => {
     assert.deepEqual(pickTargets(all, { only: 'portico-bare/1,nope' }), { unknown: ['nope'] });
+  });
+});
+
+describe('bench TLS table (issue 15)', () => {
+  test('TLS variants next to their plain gateway, CPU over plain round by round; skips say why', () => {
+    const r = report([
+      target('portico-bare/1', [run(1, 60, 13000), run(2, 50, 14000)]),
+      target('portico-bare-tls/1', [run(1, 90, 9000), run(2, 70, 10000)]),
+      { ...target('portico-bare-h2/1', []), skipped: 'this gateway does not accept server.tls' },
+    ]);
+    const md = tlsTable(r);
+    assert.match(md, /portico-bare-tls\/1\s*\|\s*9500\s*\|\s*80\s*\|\s*1\.45/); // (1.5 + 1.4) / 2
+    assert.match(md, /portico-bare-h2\/1\s*\|\s*skipped: this gateway does not accept server\.tls/);
+    assert.match(md, /nginx-tls\/1\s*\|\s*to be measured/);
   });
 });
