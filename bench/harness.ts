@@ -59,25 +59,31 @@ export async function startUpstream(): Promise<{ url: string; server: Server }> 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
-/** Starts the real CLI with `config` (server section filled in) and waits for "portico ready". */
+/**
+ * Starts the real CLI with `config` and waits for "portico ready". Its `server` section is
+ * filled in (port, host, workers) and may add keys (`tls`, which makes the URL https). `cpus`:
+ * the gateway runs under `taskset -c` (its workers inherit the CPUs).
+ */
 export async function startGateway(
   config: Record<string, unknown>,
   workers: number,
   cli = CLI,
+  cpus?: readonly number[],
 ): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'portico-bench-'));
   const file = join(dir, 'config.yaml');
+  const { server, ...rest } = config as { server?: Record<string, unknown> };
   await writeFile(
     file,
     // Its own admin port, so the default one is never contended (a target may set it).
     stringify({
-      server: { port, host: '127.0.0.1', workers },
+      server: { port, host: '127.0.0.1', workers, ...server },
       logging: { level: 'info' },
       admin: { port: await freePort() },
-      ...config,
+      ...rest,
     }),
   );
   // Logs go to a file, not through a pipe into this process (see waitForFileLine).
@@ -87,14 +93,17 @@ export async function startGateway(
   // V8 CPU profile there when it exits (NODE_OPTIONS may not carry --cpu-prof).
   const profile = process.env.PORTICO_BENCH_PROFILE;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  const proc = spawnOwned(process.execPath, [...nodeArgs, cli, '--config', file], {
-    stdio: ['ignore', out, 'inherit'],
-    env: { ...process.env, REDIS_URL: '' },
-  });
+  const proc = spawnOwned(
+    process.execPath,
+    [...nodeArgs, cli, '--config', file],
+    { stdio: ['ignore', out, 'inherit'], env: { ...process.env, REDIS_URL: '' } },
+    cpus,
+  );
   closeSync(out);
   proc.once('exit', () => void rm(dir, { recursive: true, force: true }));
   await waitForFileLine(proc, log, /portico ready/, 'gateway');
-  return { url: `http://127.0.0.1:${port}/bench`, proc };
+  const scheme = server?.tls === undefined ? 'http' : 'https';
+  return { url: `${scheme}://127.0.0.1:${port}/bench`, proc };
 }
 
 export async function stopGateways(gateways: { proc: ChildProcess }[]): Promise<void> {

@@ -27,6 +27,16 @@ export class Samples {
     this.values[this.length++] = ms;
   }
 
+  /** The samples so far (a copy: it may be transferred to another thread). */
+  raw(): Float64Array {
+    return this.values.slice(0, this.length);
+  }
+
+  /** Adds every sample of another run (a load-generator thread's). */
+  addAll(values: Float64Array): void {
+    for (const v of values) this.add(v);
+  }
+
   /** Nearest-rank percentiles, rounded to the microsecond. */
   summary(): LatencySummary {
     const sorted = this.values.slice(0, this.length).sort();

@@ -29,11 +29,12 @@ function redisVersion(): string | undefined {
   return /v=(\S+)/.exec(stdout ?? '')?.[1];
 }
 
-export function describeMachine(): Machine {
+/** `cores`: the CPUs the bench may use, counted before it pinned itself (affinity.ts). */
+export function describeMachine(cores = availableParallelism()): Machine {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   return {
     cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    cores: availableParallelism(),
+    cores,
     memoryGb: Math.round(totalmem() / 2 ** 30),
     kernel: release(),
     node: process.version,

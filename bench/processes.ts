@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { pinnedCommand } from './affinity.js';
 
 const started = new Set<ChildProcess>();
 const exitHooks: (() => void)[] = [];
@@ -56,9 +57,17 @@ export function onExit(hook: () => void): void {
   exitHooks.push(hook);
 }
 
-/** Spawns a process the bench owns: killed with its children when the bench exits. */
-export function spawnOwned(command: string, args: string[], options: SpawnOptions): ChildProcess {
-  const proc = spawn(command, args, options);
+/**
+ * Spawns a process the bench owns: killed with its children when the bench exits. With
+ * `cpus`, it runs under `taskset -c` (same PID: taskset execs the command).
+ */
+export function spawnOwned(
+  command: string,
+  args: string[],
+  options: SpawnOptions,
+  cpus?: readonly number[],
+): ChildProcess {
+  const proc = spawn(...pinnedCommand(command, args, cpus), options);
   started.add(proc);
   proc.once('exit', () => started.delete(proc));
   return proc;
@@ -129,11 +138,14 @@ export async function waitForFileLine(
 export async function startNodeServer(
   script: string,
   env: NodeJS.ProcessEnv = {},
+  cpus?: readonly number[],
 ): Promise<{ proc: ChildProcess; port: number; ports: number[] }> {
-  const proc = spawnOwned(process.execPath, [script], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    env: { ...process.env, ...env },
-  });
+  const proc = spawnOwned(
+    process.execPath,
+    [script],
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...env } },
+    cpus,
+  );
   // `ready <port>`, or `ready <port> <port>…` from a server listening on several.
   const match = await waitForLine(proc, /^ready (\d+(?: \d+)*)$/m, script);
   // The channel must not keep the bench itself alive.

@@ -17,14 +17,14 @@ import {
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chartSvg } from './chart.js';
+import { STREAMS_PER_SESSION } from './h2-client.js';
 import { median } from './harness.js';
+import { ablationNotes, ablationTable, criteria17Lines } from './ablation-report.js';
+import { layoutSection, scalingTable } from './layout-report.js';
+import { table } from './table.js';
+import { tlsTable } from './tls-report.js';
 
-/** A markdown table with padded columns (readable as text too). */
-export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
-  return [line(head), line(widths.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
-}
+export { table } from './table.js';
 
 const num = (n: number | undefined, digits = 0) =>
   n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits);
@@ -172,7 +172,8 @@ function runLine(report: BenchReport): string {
   const o = report.options;
   return (
     `${o.connections} connections, pipelining 1, ${o.warmUpS} s warm-up + ${o.durationS} s measured per target, ` +
-    `${o.rounds} round(s) interleaved; fixed rates ${o.rates.join(' and ')} req/s for ${o.durationS} s ` +
+    `${o.rounds} round(s) interleaved; h2 targets: as many streams in flight, ${STREAMS_PER_SESSION} per TLS session; ` +
+    `fixed rates ${o.rates.join(' and ')} req/s for ${o.durationS} s ` +
     `(first ${o.fixedRateSettleS} s not measured); whole run ${Math.round(report.elapsedS)} s`
   );
 }
@@ -194,8 +195,24 @@ export function textReport(report: BenchReport): string {
     'Fixed-rate latency',
     fixedRateTable(report),
     '',
+    'Per-middleware cost (1 worker, saturation)',
+    ablationTable(report),
+    ablationNotes(report),
+    '',
+    'Scaling',
+    scalingTable(report),
+    '',
+    'TLS',
+    tlsTable(report),
+    '',
+    'Layout',
+    layoutSection(report),
+    '',
     'Targets (issue 6)',
     report.smoke ? 'not judged: a smoke run measures cold targets for 1 s' : criteriaLines(report),
+    '',
+    'Targets (issue 17)',
+    report.smoke ? 'not judged: a smoke run measures cold targets for 1 s' : criteria17Lines(report),
     '',
   ].join('\n');
 }
@@ -229,9 +246,21 @@ Everything but the analysis section is rewritten by the next run.
 - CPU: ${m.cpu}, ${m.cores} cores available, ${m.memoryGb} GB RAM, Linux ${m.kernel}
 - Node ${m.node}; nginx ${m.nginx ?? 'not installed'}; fast-gateway ${m.fastGateway}; autocannon ${m.autocannon}; redis-server ${m.redis ?? '?'}
 - Run: ${runLine(report)}
-- Load generator, upstream, Redis, the OTLP endpoint and the gateway share these cores, so
-  read ratios and CPU µs/request rather than absolute req/s.
 ${skipped ? `\n${skipped}\n` : ''}
+## Layout
+
+Where each process ran. On 8 cores or more the load generator, upstream, Redis, the OTLP
+endpoint and the target each get their own cores (bench/core-map.ts; the same layout for
+every target), pinned with \`taskset\`; below 8 they share the cores. \`Cpus_allowed_list
+seen\` is what the kernel applied to each role's processes (all of them: gateway workers,
+nginx workers, upstream workers), read from /proc while the run went.
+
+${layoutSection(report)}
+
+## Targets (issue 17)
+
+${criteria17Lines(report)}
+
 ## Targets (issue 6)
 
 ${criteriaLines(report)}
@@ -252,8 +281,8 @@ call, which also counts the commands a script runs inside Redis (total_commands_
 counts the same way; it is in the JSON); reads/req: Redis socket reads
 (total_reads_processed), i.e. round trips once ioredis auto-pipelining has batched commands.
 Upstream, Redis and OTLP endpoint CPU: what the target made those processes spend per
-request. Client CPU: the bench process (load generator) in % of one core; near 100 % the
-client, not the target, sets the pace. Other load: CPU the machine spent on anything but
+request. Client CPU: the bench process (load generator) in % of one core; near 100 % per
+load-generator thread (see Layout) the client, not the target, sets the pace. Other load: CPU the machine spent on anything but
 the bench's processes during the target's worst round, in % of one core (/proc/stat minus
 the bench's processes; a few % is the kernel's own loopback network work): far above that,
 the round competed with other work and its figures are suspect. Each target runs only while it is measured (nothing
@@ -268,6 +297,35 @@ each on a keep-alive connection from a pool, timed from send to last byte. Achie
 the rate means the target saturated. The client's send lag shows its own jitter.
 
 ${fixedRateTable(report)}
+
+## Per-middleware cost (issue 17)
+
+Each middleware alone on a route (\`portico-only-<name>\`, 1 worker, its config section and
+nothing else), between bare and the full chain, at saturation. µs/req over bare and × bare
+are taken round by round, then the median. \`npm run bench -- --ablation\` runs these rows
+alone (and \`direct\`, for the fixed-rate p99 below).
+
+${ablationTable(report)}
+
+${ablationNotes(report)}
+
+## Scaling (issue 17)
+
+portico-bare, portico-full, fast-gateway and nginx at 1, 2, 4 and 8 workers (the counts the
+gateway has cores for), at saturation; × 1 worker is the same target's throughput ratio,
+round by round. \`npm run bench -- --scaling\` runs these alone.
+
+${scalingTable(report)}
+
+## TLS (issue 15)
+
+portico-bare and nginx in plain HTTP, over TLS with HTTP/1.1 (\`-tls\`: autocannon, keep-alive
+connections, so one handshake per connection) and over HTTP/2 (\`-h2\`: the bench's
+\`node:http2\` client, 50 streams in flight, 5 per TLS session), the same certificate
+(EC P-256) for both; upstream exchanges are plain HTTP/1.1 in all. × plain: CPU µs/request
+over the same gateway in plain HTTP, round by round.
+
+${tlsTable(report)}
 
 ## Analysis
 

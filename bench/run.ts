@@ -11,10 +11,15 @@
  * section kept) and bench/results/chart.svg.
  *
  * Flags: --duration S (5), --rounds N (3), --only a,b (target names like `portico-full`, or
- * ids like `portico-full/1`), --smoke: every target once for 1 s, no warm-up, one low fixed
+ * ids like `portico-full/1`), --ablation (bare, each middleware alone, full: ABLATION_IDS),
+ * --scaling (SCALED gateways at 1, 2, 4, 8 workers), --cpus N (plan the core map of
+ * core-map.ts for N cores: ≥ 8 puts client, upstream, Redis, OTLP endpoint and gateway on
+ * their own cores with taskset; more than the machine has folds the plan onto its CPUs, to
+ * test the layout), --smoke: every target once for 1 s, no warm-up, one low fixed
  * rate (summary.ts SMOKE) for 1 s; fails on errors, non-2xx answers or a target that did not
  * answer, never on latency. Smoke and --only runs write
- * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/.
+ * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/
+ * (--ablation, --scaling and --cpus runs too go to a temp dir).
  * --baseline DIR adds portico-bare@base/1 and portico-full@base/1, run by DIR's built CLI.
  * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
  * change to the report's format) without measuring anything.
@@ -23,11 +28,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startRedis } from '../test/helpers/redis.js';
+import { Affinities, availableCpus, Placement } from './affinity.js';
+import { clusterWorkers, roleCounts, scalingCounts } from './core-map.js';
 import { fixedRate } from './fixed-rate.js';
 import { arg, inRounds, option } from './harness.js';
 import { saturate, warmUp } from './load.js';
@@ -43,7 +50,7 @@ import {
   smokeProblems,
   type TargetResult,
 } from './summary.js';
-import { allTargets, type Running, type Shared, type TargetSpec } from './targets.js';
+import { allTargets, pickTargets, type Running, type Shared, type TargetSpec } from './targets.js';
 import { Progress } from './progress.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
@@ -60,7 +67,23 @@ if (saved !== undefined) {
 }
 
 const SMOKE = process.argv.includes('--smoke');
-const CLUSTER = availableParallelism();
+const ABLATION_RUN = process.argv.includes('--ablation');
+const SCALING_RUN = process.argv.includes('--scaling');
+
+// Where every process runs (core-map.ts): the bench process itself is the load generator.
+const cpusFlag = option('cpus');
+if (process.argv.includes('--cpus') && !/^[1-9]\d*$/.test(cpusFlag ?? '')) {
+  console.error(`--cpus: expected a number of cores (1 or more), got ${cpusFlag ?? 'nothing'}`);
+  process.exit(2);
+}
+const { placement, notice: layoutNotice } = Placement.plan(
+  cpusFlag === undefined ? undefined : Number(cpusFlag),
+);
+if (layoutNotice !== undefined) console.error(`notice: ${layoutNotice}`);
+const layout = placement.layout;
+const machineCores = availableCpus().length;
+placement.pin(process.pid, 'client');
+const CLUSTER = clusterWorkers(layout);
 const options: BenchReport['options'] = {
   connections: 50,
   pipelining: 1,
@@ -71,6 +94,7 @@ const options: BenchReport['options'] = {
   rates: SMOKE ? [...SMOKE_RUN.rates] : [1000, 2000],
   fixedRateSettleS: SMOKE ? SMOKE_RUN.fixedRateSettleS : 0.5,
   clusterWorkers: CLUSTER,
+  clientThreads: layout.clientThreads,
 };
 const startedAt = new Date();
 
@@ -84,17 +108,18 @@ if (baselineCli !== undefined && !existsSync(baselineCli)) {
 }
 
 // Which targets: all, or those --only names; the ones this machine cannot run are skipped.
-const all = allTargets(CLUSTER, baselineCli);
-const only = option('only')
-  ?.split(',')
-  .map((name) => name.trim())
-  .filter((name) => name !== '');
-const unknown = only?.filter((name) => !all.some((t) => t.id === name || t.name === name)) ?? [];
-if (unknown.length > 0) {
-  console.error(`unknown target(s) ${unknown.join(', ')}; known: ${all.map((t) => t.id).join(', ')}`);
+const scaling = scalingCounts(layout);
+const all = allTargets({ cluster: CLUSTER, scaling, ...(baselineCli ? { baselineCli } : {}) });
+const picked = pickTargets(all, {
+  ...(option('only') !== undefined ? { only: option('only') } : {}),
+  ablation: ABLATION_RUN,
+  scaling: SCALING_RUN ? scaling : undefined,
+});
+if ('unknown' in picked) {
+  console.error(`unknown target(s) ${picked.unknown.join(', ')}; known: ${all.map((t) => t.id).join(', ')}`);
   process.exit(2);
 }
-const selected = only ? all.filter((t) => only.includes(t.id) || only.includes(t.name)) : all;
+const { selected, subset } = picked;
 const results: TargetResult[] = selected.map((t) => {
   const skipped = t.skip();
   if (skipped !== undefined) console.error(`notice: skipping ${t.label}: ${skipped}`);
@@ -127,10 +152,19 @@ console.error(
 
 // What the targets share: the upstream, Redis and an OTLP endpoint, each its own process.
 const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
-const upstream = await startNodeServer(script('upstream'));
+const upstreamWorkers = layout.kind === 'separate' ? roleCounts(layout.cores).upstream : 1;
+const upstream = await startNodeServer(
+  script('upstream'),
+  { WORKERS: String(upstreamWorkers) },
+  placement.cpusOf('upstream'),
+);
 const redis = active.some((t) => t.redis) ? await startRedis() : undefined;
 onExit(() => redis?.kill('SIGKILL'));
-const otlp = active.some((t) => t.tracing) ? await startNodeServer(script('otlp-sink')) : undefined;
+// Started by a test helper, so pinned once it runs (every thread of it).
+if (redis) placement.pin(redis.pid, 'redis');
+const otlp = active.some((t) => t.tracing)
+  ? await startNodeServer(script('otlp-sink'), {}, placement.cpusOf('otlp'))
+  : undefined;
 const secret = 'bench-secret-bench-secret-bench-secret-0123';
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const sign = (alg: string, key: Parameters<SignJWT['sign']>[0]) =>
@@ -145,7 +179,14 @@ const shared: Shared = {
     hs256: await sign('HS256', new TextEncoder().encode(secret)),
     rs256: await sign('RS256', privateKey),
   },
+  ...(placement.cpusOf('gateway') ? { gatewayCpus: placement.cpusOf('gateway') } : {}),
 };
+// What the kernel applies (Cpus_allowed_list) to each role's processes, for the report.
+const observed = new Affinities();
+observed.record('client', [process.pid]);
+observed.record('upstream', [shared.upstream.pid]);
+if (redis) observed.record('redis', [redis.pid]);
+if (otlp) observed.record('otlp', [otlp.proc.pid as number]);
 /** Process groups whose CPU is recorded beside the target's. */
 const others = {
   upstream: [shared.upstream.pid],
@@ -168,13 +209,15 @@ async function measure(t: TargetSpec, round: number): Promise<Measured | undefin
   let target: Running | undefined;
   try {
     target = await t.start(shared);
-    const warm = options.warmUpS > 0 ? await warmUp(target, options.connections) : 0;
+    if (t.id !== 'direct') observed.record('gateway', target.pids);
+    const client = { threads: options.clientThreads };
+    const warm = options.warmUpS > 0 ? await warmUp(target, options.connections, client) : 0;
     const before = t.redis && redis ? await redisCounters(redis) : undefined;
-    const run = await saturate(target, {
-      connections: options.connections,
-      duration: options.durationS,
-      others,
-    });
+    const run = await saturate(
+      target,
+      { connections: options.connections, duration: options.durationS, others },
+      client,
+    );
     if (t.tracing) tracedRequests += warm + run.total;
     const saturation: SaturationRun =
       before === undefined || redis === undefined || redisOverhead === undefined
@@ -220,13 +263,14 @@ const report: BenchReport = {
   date: startedAt.toISOString(),
   elapsedS: (Date.now() - startedAt.getTime()) / 1000,
   smoke: SMOKE,
-  machine: describeMachine(),
+  machine: describeMachine(machineCores),
   options,
+  layout: { ...layout, observed: observed.lists() },
   ...(spans !== undefined ? { spans: { received: spans, tracedRequests } } : {}),
   targets: results,
 };
 process.stdout.write(`\n${textReport(report)}\n`);
-const official = !SMOKE && only === undefined;
+const official = !SMOKE && !subset && cpusFlag === undefined;
 const dir = official
   ? BENCH_DIR
   : await mkdtemp(join(tmpdir(), `portico-bench-${SMOKE ? 'smoke' : 'only'}-`));

@@ -6,6 +6,7 @@
 import type { FixedRateResult } from './fixed-rate.js';
 import { median } from './harness.js';
 import type { LoadResult } from './load.js';
+import type { Layout, Role } from './core-map.js';
 import type { Machine } from './machine.js';
 import type { RedisPerRequest } from './redis-stats.js';
 
@@ -48,7 +49,11 @@ export interface BenchReport {
     rates: number[];
     fixedRateSettleS: number;
     clusterWorkers: number;
+    /** Load-generator threads (absent in runs from before issue 17: 1). */
+    clientThreads?: number;
   };
+  /** Where the processes ran (absent in runs from before issue 17: every process shared the cores). */
+  layout?: Layout & { observed: Partial<Record<Role, string[]>> };
   /** Spans the OTLP endpoint received over the whole run (traced targets only). */
   spans?: { received: number; tracedRequests: number };
   targets: TargetResult[];
@@ -227,4 +232,210 @@ export function smokeProblems(report: BenchReport): string[] {
     problems.push(`no spans reached the OTLP endpoint for ${report.spans.tracedRequests} traced requests`);
   }
   return problems;
+}
+
+/** Median over the rounds both ran of figure(a) − figure(b). */
+export function difference(
+  a: TargetResult | undefined,
+  b: TargetResult | undefined,
+  figure: (r: SaturationRun) => number,
+): number | undefined {
+  if (!ran(a) || !ran(b)) return undefined;
+  const per = a.saturation.flatMap((ra) => {
+    const rb = b.saturation.find((x) => x.round === ra.round);
+    return rb ? [figure(ra) - figure(rb)] : [];
+  });
+  return per.length > 0 ? median(per) : undefined;
+}
+
+export interface AblationRow {
+  id: string;
+  /** What the route runs. */
+  what: string;
+  measured: boolean;
+  rps?: number;
+  cpuUsPerReq?: number;
+  /** CPU µs/request over portico-bare/1, round by round. */
+  addedUs?: number;
+  /** CPU µs/request ÷ portico-bare/1's, round by round. */
+  timesBare?: number;
+  peakRssWorkerMb?: number;
+}
+
+/** Issue 17's per-middleware cost table: bare, each middleware alone, full (1 worker each). */
+export const ABLATION_ROWS: readonly [string, string][] = [
+  ['portico-bare/1', 'bare (no middleware)'],
+  ['portico-only-tracing/1', 'tracing (100 % sampled)'],
+  ['portico-only-tracing-sampled/1', 'tracing, sampling 0.1'],
+  ['portico-only-auth/1', 'auth (HS256, token cache)'],
+  ['portico-only-ratelimit-redis/1', 'ratelimit (Redis store)'],
+  ['portico-only-ratelimit-embedded/1', 'ratelimit (embedded store)'],
+  ['portico-only-logging/1', 'logging'],
+  ['portico-only-metrics/1', 'metrics'],
+  ['portico-full/1', 'full chain (100 % sampled)'],
+  ['portico-full-sampled/1', 'full chain, sampling 0.1'],
+];
+
+export function ablation(report: BenchReport): AblationRow[] {
+  const bare = find(report, 'portico-bare/1');
+  const cpu = (r: SaturationRun) => r.cpuUsPerReq;
+  return ABLATION_ROWS.map(([id, what]) => {
+    const t = find(report, id);
+    if (!ran(t)) return { id, what, measured: false };
+    const row: AblationRow = {
+      id,
+      what,
+      measured: true,
+      rps: med(t, (r) => r.rps),
+      cpuUsPerReq: med(t, cpu),
+    };
+    const added = difference(t, bare, cpu);
+    const times = ratio(t, bare, cpu);
+    const rss = peakRss(t, ['worker']);
+    if (added !== undefined) row.addedUs = added;
+    if (times !== undefined) row.timesBare = times;
+    if (rss !== undefined) row.peakRssWorkerMb = rss;
+    return row;
+  });
+}
+
+export interface ScalingRow {
+  name: string;
+  /** Per worker count: median req/s and its ratio to the same target at 1 worker (undefined: not measured). */
+  cells: { workers: number; rps?: number; speedUp?: number; cpuUsPerReq?: number }[];
+}
+
+/** The scaling table: each SCALED gateway at each worker count that ran. */
+export function scaling(
+  report: BenchReport,
+  names: readonly string[],
+  counts: readonly number[],
+): ScalingRow[] {
+  return names.map((name) => {
+    const one = find(report, `${name}/1`);
+    return {
+      name,
+      cells: counts.map((workers) => {
+        const t = find(report, `${name}/${workers}`);
+        if (!ran(t)) return { workers };
+        const speedUp = ratio(t, one);
+        return {
+          workers,
+          rps: med(t, (r) => r.rps),
+          cpuUsPerReq: med(t, (r) => r.cpuUsPerReq),
+          ...(speedUp === undefined ? {} : { speedUp }),
+        };
+      }),
+    };
+  });
+}
+
+/** Issue 17's targets, each met or not. */
+export function criteria17(report: BenchReport): Criterion[] {
+  const t = (id: string) => find(report, id);
+  const cpu = (r: SaturationRun) => r.cpuUsPerReq;
+  const judged = (
+    what: string,
+    value: number | undefined,
+    goal: string,
+    met: (v: number) => boolean,
+    unit = ' ×',
+    digits = 2,
+    note?: string,
+  ): Criterion => ({
+    what,
+    value: value === undefined ? 'not measured' : `${fmt(value, digits)}${unit}`,
+    goal,
+    met: value === undefined ? undefined : met(value),
+    ...(note ? { note } : {}),
+  });
+  const bare = t('portico-bare/1');
+  const added = (id: string) => {
+    const d = difference(t(id), bare, cpu);
+    return d === undefined ? undefined : `${d >= 0 ? '+' : ''}${fmt(d, 0)} µs/request over bare`;
+  };
+  const full = report.targets.filter((x) => ran(x) && x.name === 'portico-full');
+  const fullRss = full.flatMap((x) => {
+    const mb = peakRss(x, ['worker']);
+    return mb === undefined ? [] : [mb];
+  });
+  const separate = report.layout?.kind === 'separate';
+  return [
+    judged(
+      'portico-full ÷ portico-bare CPU µs/request, 1 worker',
+      ratio(t('portico-full/1'), bare, cpu),
+      '≤ 1.40',
+      (v) => v <= 1.4,
+    ),
+    judged(
+      'portico-full ÷ portico-bare throughput, 1 worker',
+      ratio(t('portico-full/1'), bare),
+      '≥ 0.70',
+      (v) => v >= 0.7,
+    ),
+    judged(
+      'tracing alone ÷ portico-bare CPU µs/request (100 % sampled)',
+      ratio(t('portico-only-tracing/1'), bare, cpu),
+      '≤ 1.20 (≤ 12 µs where bare costs ~60)',
+      (v) => v <= 1.2,
+      ' ×',
+      2,
+      added('portico-only-tracing/1'),
+    ),
+    judged(
+      'logging alone ÷ portico-bare CPU µs/request',
+      ratio(t('portico-only-logging/1'), bare, cpu),
+      '≤ 1.08 (≤ 5 µs where bare costs ~60)',
+      (v) => v <= 1.08,
+      ' ×',
+      2,
+      added('portico-only-logging/1'),
+    ),
+    judged(
+      'portico-bare ÷ node-raw throughput, 1 worker',
+      ratio(bare, t('node-raw')),
+      '≥ 0.95',
+      (v) => v >= 0.95,
+    ),
+    judged(
+      'node-raw ÷ portico-bare CPU µs/request (bare as efficient as node-raw), 1 worker',
+      ratio(t('node-raw'), bare, cpu),
+      '≥ 0.95',
+      (v) => v >= 0.95,
+    ),
+    judged(
+      'peak RSS per worker under full-chain saturation (portico-full)',
+      fullRss.length > 0 ? Math.max(...fullRss) : undefined,
+      '≤ 110 MB',
+      (v) => v <= 110,
+      ' MB',
+      1,
+    ),
+    {
+      // Only judged with the load generator on its own cores; on shared cores it is shown.
+      ...judged(
+        'p99 added by portico-full over direct at 2000 req/s, 1 worker',
+        addedLatency(t('portico-full/1'), t('direct'), 2000),
+        '≤ 1 ms, load generator on its own cores',
+        (v) => v <= 1,
+        ' ms',
+        3,
+        separate
+          ? 'load generator on its own cores'
+          : 'not judged: the load generator shared the cores (see Layout)',
+      ),
+      ...(separate ? {} : { met: undefined }),
+    },
+  ];
+}
+
+/**
+ * Targets whose load generator was busy ≥ 90 % of the cores its threads had (median over
+ * rounds): there the client, not the target, may have set the pace.
+ */
+export function clientBound(report: BenchReport): string[] {
+  const threads = report.options.clientThreads ?? 1;
+  return measuredTargets(report)
+    .filter((t) => med(t, (r) => r.cpu.pctOfCore.client ?? 0) >= 90 * threads)
+    .map((t) => t.id);
 }

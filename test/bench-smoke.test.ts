@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basename } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { allowedCpus, availableCpus } from '../bench/affinity.js';
+import { formatCpuList, planLayout, type Role, ROLES } from '../bench/core-map.js';
 import { fixedRate } from '../bench/fixed-rate.js';
 import { saturate } from '../bench/load.js';
+import { processTree } from '../bench/processes.js';
 import { type BenchReport, SMOKE, smokeProblems } from '../bench/summary.js';
+import { ABLATION_IDS } from '../bench/targets.js';
 
 /**
  * A server as slow as a loaded CI machine running portico-full: one response at a time, each
@@ -77,5 +85,121 @@ describe('bench --smoke', () => {
       server.close();
       server.closeAllConnections();
     }
+  });
+});
+
+const BENCH = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+
+/** Which role a process of the bench is, by its command line (undefined: not one to judge). */
+function roleOf(pid: number, benchPid: number): Role | undefined {
+  if (pid === benchPid) return 'client';
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return undefined;
+  }
+  // `taskset -c LIST cmd` before it execs, or a child between fork and exec: not placed yet.
+  if (basename(argv[0] ?? '') === 'taskset' || argv.some((a) => a.endsWith('bench/run.js'))) return undefined;
+  const line = argv.join(' ');
+  if (line.includes('redis-server')) return 'redis';
+  if (line.includes('servers/upstream.js')) return 'upstream';
+  if (line.includes('servers/otlp-sink.js')) return 'otlp';
+  if (line.includes('src/cli.js')) return 'gateway';
+  return undefined;
+}
+
+/**
+ * Runs the real bench with `args` and, every 50 ms while it runs, reads Cpus_allowed_list of
+ * every process below it (and of every thread of the bench process, the load generator):
+ * the last value seen per process, by role.
+ */
+async function watchBench(args: string[]) {
+  const bench = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  bench.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const last = new Map<string, { role: Role; list: string }>();
+  const pid = bench.pid as number;
+  const poll = () => {
+    // From the line the bench prints once it has pinned itself and chosen its targets (a
+    // thread that ended before the pin would otherwise be remembered unpinned).
+    if (!/^bench( --smoke)?: /m.test(stderr)) return;
+    for (const p of processTree(pid)) {
+      const role = roleOf(p, pid);
+      const list = allowedCpus(p);
+      if (role !== undefined && list !== undefined) last.set(String(p), { role, list });
+    }
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      // exited
+    }
+    for (const tid of tasks) {
+      const list = allowedCpus(`${pid}/task/${tid}`);
+      if (list !== undefined) last.set(`${pid}/${tid}`, { role: 'client', list });
+    }
+  };
+  const timer = setInterval(poll, 50);
+  const code = await new Promise<number | null>((resolve) => bench.once('exit', resolve));
+  clearInterval(timer);
+  const json = /report: .*?, (\S+\.json)/.exec(stderr)?.[1];
+  assert.equal(code, 0, stderr);
+  assert.ok(json, stderr);
+  const report = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+  const seen = new Map<Role, Set<string>>();
+  for (const { role, list } of last.values()) seen.set(role, (seen.get(role) ?? new Set()).add(list));
+  return { report, seen, stderr };
+}
+
+describe('bench layout (issue 17): taskset applied to every process the bench starts', () => {
+  test('--cpus 16 places client, upstream, Redis, OTLP endpoint and gateway on their planned CPUs', async () => {
+    const available = availableCpus();
+    const plan = planLayout(16, available);
+    // Not --smoke: this judges where processes ran, not whether a loaded machine answered
+    // every request of a gateway folded onto one CPU (the smoke's verdict).
+    const { report, seen, stderr } = await watchBench([
+      ...['--cpus', '16', '--only', 'portico-full/1'],
+      ...['--duration', '1', '--rounds', '1'],
+    ]);
+    for (const role of ROLES) {
+      const expected = formatCpuList(plan.cpus[role]);
+      assert.deepEqual([...(seen.get(role) ?? [])], [expected], `${role}: ${stderr}`);
+      assert.deepEqual(report.layout?.observed[role], [expected], role);
+    }
+    assert.equal(report.layout?.kind, 'separate');
+    assert.equal(report.options.clientThreads, plan.clientThreads);
+  });
+
+  test('without --cpus on a machine under 8 cores nothing is pinned (as before)', async (t) => {
+    const available = availableCpus();
+    if (available.length >= 8) {
+      t.skip(`this machine has ${available.length} CPUs: the default layout is separate here`);
+      return;
+    }
+    const { report, seen } = await watchBench(['--smoke', '--only', 'portico-bare/1']);
+    const all = formatCpuList(available);
+    for (const role of ['client', 'upstream', 'gateway'] as const) {
+      assert.deepEqual([...(seen.get(role) ?? [])], [all], role);
+    }
+    assert.equal(report.layout?.pinned, false);
+    assert.equal(report.layout?.kind, 'shared');
+  });
+});
+
+describe('bench --ablation (issue 17)', () => {
+  test('a smoke run of --ablation measures bare, each middleware alone and full, and fills the table', async () => {
+    const { report, stderr } = await watchBench(['--smoke', '--ablation']);
+    assert.deepEqual(report.targets.map((t) => t.id).sort(), [...ABLATION_IDS].sort());
+    for (const t of report.targets) {
+      assert.deepEqual(t.failures, [], t.id);
+      assert.ok((t.saturation[0]?.total ?? 0) > 0, `${t.id}: ${stderr}`);
+    }
+    const results = /report: (\S+RESULTS\.md)/.exec(stderr)?.[1] as string;
+    // The table (the notes below it want the 2,000 req/s run a smoke run does not make).
+    const section =
+      readFileSync(results, 'utf8').split('## Per-middleware cost')[1]?.split('\n- p99')[0] ?? '';
+    assert.match(section, /portico-only-logging\/1/);
+    assert.doesNotMatch(section, /to be measured/);
   });
 });
