@@ -15,5 +15,6 @@ export {
   type VerifierFactory,
   VerifierUnavailableError,
 } from './worker/middleware/auth/verifier.js';
+export { serverSpanOf } from './worker/middleware/tracing/middleware.js';
 export type { Handler, Middleware, MiddlewareEnv, MiddlewareFactory } from './worker/middleware/types.js';
 export type { WorkerResources } from './worker/resources.js';

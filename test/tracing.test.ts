@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { freePort, request } from './helpers/net.js';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
+const ENTRY = fileURLToPath(new URL('./fixtures/custom-entry.js', import.meta.url));
+const INTERNAL = 1;
 const SERVER = 2;
 const CLIENT = 3;
 const ERROR = 2;
@@ -52,12 +55,14 @@ describe('tracing over OTLP gRPC', () => {
           { path: '/users/:id', target: upstream.url, middleware: ['tracing', 'logging'] },
           { path: '/down', target: 'http://127.0.0.1:1', middleware: ['tracing'] },
           { path: '/pooled', upstream: 'pooled', middleware: ['tracing'] },
+          { path: '/user-span', target: upstream.url, middleware: ['tracing', 'user-span'] },
         ],
         upstreams: { pooled: { targets: [{ url: upstream.url }] } },
         otel: { endpoint: receiver.endpoint, service_name: 'portico-test', export_interval: '100ms' },
       },
       {
         workers: 2,
+        entry: ENTRY,
         // If the SDK started anything configured from the environment (OTLP metrics or logs
         // exporters), it would connect here; the trace exporter uses `otel.endpoint` only.
         env: {
@@ -97,6 +102,22 @@ describe('tracing over OTLP gRPC', () => {
     // The trace id is in the request's log line.
     const line = await gw.waitFor((r) => r.request_id === 'trace-1');
     assert.equal(line.trace_id, traceId);
+  });
+
+  test("user middleware's @opentelemetry/api spans nest under the SERVER span, in the same export", async () => {
+    const reply = await request(`${gw.url}/user-span`, { headers: { 'x-request-id': 'trace-user' } });
+    assert.equal(reply.status, 200);
+    const { traceId } = upstreamTraceparent(upstream, 'trace-user');
+    await receiver.waitForSpans((spans) => spansOf(spans, traceId).length >= 3);
+    const spans = spansOf(receiver.spans, traceId);
+    const server = spans.find((s) => s.kind === SERVER);
+    const user = spans.find((s) => s.name === 'user work');
+    assert.ok(server && user, JSON.stringify(spans));
+    assert.equal(user.kind, INTERNAL);
+    assert.equal(user.parentSpanId, server.spanId);
+    assert.equal(user.attributes['user.step'], 1);
+    assert.equal(user.resource['service.name'], 'portico-test');
+    assert.equal(server.attributes['user.tag'], 'set by user middleware', 'set through serverSpanOf(req)');
   });
 
   test("a pool's CLIENT span names the endpoint the request went to", async () => {

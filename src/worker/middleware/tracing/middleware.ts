@@ -1,12 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Attributes,
-  type Context,
   propagation,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
-  SpanKind,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
@@ -14,6 +12,7 @@ import type { TracingSettings } from '../../../shared/config/schema.js';
 import { internalContextOf } from '../../context.js';
 import { ResourceKind } from '../../resources.js';
 import type { Middleware, MiddlewareEnv } from '../types.js';
+import type { GatewaySpan } from './gateway-span.js';
 import type { TracingRuntime } from './provider.js';
 
 /** One SDK per worker and set of `otel` settings, shared by every route. */
@@ -34,7 +33,7 @@ const ATTR_URL_SCHEME = 'url.scheme';
 
 const SERVER_SPAN = Symbol('portico.serverSpan');
 const CLIENT_SPAN = Symbol('portico.clientSpan');
-type Traced = IncomingMessage & { [SERVER_SPAN]?: Span; [CLIENT_SPAN]?: Span };
+type Traced = IncomingMessage & { [SERVER_SPAN]?: GatewaySpan; [CLIENT_SPAN]?: GatewaySpan };
 
 const passThrough: Middleware = (next) => next;
 
@@ -97,19 +96,14 @@ export async function tracingMiddleware(
       const server = (req as Traced)[SERVER_SPAN];
       if (!server) return;
       const method = req.method ?? 'GET';
-      const client = tracer.startSpan(
-        method,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            [ATTR_HTTP_REQUEST_METHOD]: method,
-            [ATTR_SERVER_ADDRESS]: endpoint.host,
-            [ATTR_SERVER_PORT]: endpoint.port,
-            [ATTR_URL_PATH]: req.url,
-          },
-        },
-        trace.setSpan(ROOT_CONTEXT, server),
-      );
+      const client = tracer.startClient(server, method);
+      if (client.isRecording())
+        client.attributes = {
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_SERVER_ADDRESS]: endpoint.host,
+          [ATTR_SERVER_PORT]: endpoint.port,
+          [ATTR_URL_PATH]: req.url ?? '/',
+        };
       (req as Traced)[CLIENT_SPAN] = client;
       injectTraceContext(req.headers, client.spanContext());
     },
@@ -147,18 +141,25 @@ export async function tracingMiddleware(
     function tracing(req, res) {
       const ctx = internalContextOf(req);
       const method = req.method ?? 'GET';
-      const parent: Context =
-        req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
-      const attributes: Attributes = {
-        [ATTR_HTTP_REQUEST_METHOD]: method,
-        [ATTR_HTTP_ROUTE]: route.path,
-        [ATTR_URL_PATH]: ctx.path,
-        [ATTR_URL_SCHEME]: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-        [ATTR_CLIENT_ADDRESS]: ctx.clientIp,
-        [ATTR_NETWORK_PEER_ADDRESS]: req.socket.remoteAddress,
-      };
-      const span = tracer.startSpan(spanName(method), { kind: SpanKind.SERVER, attributes }, parent);
-      ctx.traceId = span.spanContext().traceId;
+      const parent: SpanContext | undefined =
+        req.headers.traceparent === undefined
+          ? undefined
+          : trace.getSpanContext(propagation.extract(ROOT_CONTEXT, req.headers));
+      const span = tracer.startServer(spanName(method), parent, ctx.startTime);
+      if (span.isRecording()) {
+        const attributes: Attributes = {
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_HTTP_ROUTE]: route.path,
+          [ATTR_URL_PATH]: ctx.path,
+          [ATTR_URL_SCHEME]: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+          [ATTR_CLIENT_ADDRESS]: ctx.clientIp,
+        };
+        // Undefined only on a socket already destroyed; an attribute is left out, not empty.
+        const peer = req.socket.remoteAddress;
+        if (peer !== undefined) attributes[ATTR_NETWORK_PEER_ADDRESS] = peer;
+        span.attributes = attributes;
+      }
+      ctx.traceId = span.traceId;
       (req as Traced)[SERVER_SPAN] = span;
       res.on('close', onResponseClose); // emitted once per response
       return next(req, res);

@@ -1,8 +1,7 @@
 import { hostname } from 'node:os';
-import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { context, propagation, trace } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { dashboardStatus } from '../../dashboard-feed.js';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
@@ -16,9 +15,12 @@ import {
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { TracingSettings } from '../../../shared/config/schema.js';
+import { GatewayTraceExporter } from './exporter.js';
+import { GatewayTracer } from './gateway-span.js';
 
 export interface TracingRuntime {
-  tracer: Tracer;
+  /** Makes the gateway's own spans (SDK spans are for user middleware). */
+  tracer: GatewayTracer;
   /** Flushes buffered spans (bounded by `otel.export_timeout`) and stops the SDK. */
   shutdown(): Promise<void>;
 }
@@ -78,30 +80,32 @@ class ReportingExporter implements SpanExporter {
 export function startTracing(settings: TracingSettings, logger: Logger): TracingRuntime {
   const scheme = settings.tls ? 'https' : 'http'; // the exporter picks TLS or plaintext from it
   const exporter = new ReportingExporter(
-    new OTLPTraceExporter({
+    new GatewayTraceExporter({
       url: `${scheme}://${settings.endpoint}`,
       timeoutMillis: settings.export_timeout,
     }),
     logger,
     settings.endpoint,
   );
+  const resource = resourceFromAttributes({
+    [ATTR_SERVICE_NAME]: settings.service_name,
+    [ATTR_SERVICE_INSTANCE_ID]: `${hostname()}:${process.pid}`,
+  });
+  // Bounded queue: when the collector is slow or down, new spans are dropped, never queued
+  // without limit and never waited for on the request path.
+  const processor = new BatchSpanProcessor({
+    exporter,
+    maxQueueSize: settings.max_queue_size,
+    maxExportBatchSize: Math.min(512, settings.max_queue_size),
+    scheduledDelayMillis: settings.export_interval,
+    exportTimeoutMillis: settings.export_timeout,
+  });
+  // The provider is for user middleware's SDK spans; the gateway's own spans go to the same
+  // processor directly, as one resource and scope, so one export carries both.
   const provider = new TracerProvider({
-    resource: resourceFromAttributes({
-      [ATTR_SERVICE_NAME]: settings.service_name,
-      [ATTR_SERVICE_INSTANCE_ID]: `${hostname()}:${process.pid}`,
-    }),
+    resource,
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampling_ratio) }),
-    spanProcessors: [
-      // Bounded queue: when the collector is slow or down, new spans are dropped, never queued
-      // without limit and never waited for on the request path.
-      new BatchSpanProcessor({
-        exporter,
-        maxQueueSize: settings.max_queue_size,
-        maxExportBatchSize: Math.min(512, settings.max_queue_size),
-        scheduledDelayMillis: settings.export_interval,
-        exportTimeoutMillis: settings.export_timeout,
-      }),
-    ],
+    spanProcessors: [processor],
   });
   // Spans are passed explicitly, so no context needs to follow async work. An
   // AsyncLocalStorage manager would switch on async hooks for the whole worker as soon as the
@@ -111,7 +115,7 @@ export function startTracing(settings: TracingSettings, logger: Logger): Tracing
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
   return {
-    tracer: trace.getTracer('portico'),
+    tracer: new GatewayTracer({ processor, resource, scope: { name: 'portico' } }, settings.sampling_ratio),
     shutdown: () => provider.shutdown(),
   };
 }
