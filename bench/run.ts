@@ -20,7 +20,8 @@
  * answer, never on latency. Smoke and --only runs write
  * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/
  * (--ablation, --scaling and --cpus runs too go to a temp dir).
- * --baseline DIR adds portico-bare@base/1 and portico-full@base/1, run by DIR's built CLI.
+ * --baseline DIR adds portico-bare@base/1 and portico-full@base/1, run by DIR's built CLI (and,
+ * with --ablation, each portico-only-*@base/1).
  * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
  * change to the report's format) without measuring anything.
  * Fixed: 50 connections, pipelining 1. Loopback only.

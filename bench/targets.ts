@@ -305,8 +305,9 @@ export const ABLATION_IDS: readonly string[] = [
 export const SCALED: readonly string[] = ['portico-bare', 'portico-full', 'fast-gateway', 'nginx'];
 
 /**
- * `portico-bare@base` and `portico-full@base`: the same setups run by another checkout's CLI
- * (`--baseline DIR`), so a change is measured against the previous main in one run.
+ * `portico-bare@base`, `portico-full@base` and `portico-only-<name>@base`: the same setups run
+ * by another checkout's CLI (`--baseline DIR`), so a change is measured against the previous
+ * main in one run (pick the ablation ones with --only).
  */
 function baselineGateways(cli: string): Gateway[] {
   return [
@@ -318,6 +319,13 @@ function baselineGateways(cli: string): Gateway[] {
       counts: 'one',
       start: portico({ ...FULL, cli }),
     },
+    ...ABLATION.map(({ name, setup, redis, tracing }) => ({
+      name: `${name}@base`,
+      counts: 'one' as const,
+      ...(redis ? { redis } : {}),
+      ...(tracing ? { tracing } : {}),
+      start: portico({ ...setup, cli }),
+    })),
   ];
 }
 
@@ -397,8 +405,10 @@ export function pickTargets(
     ?.split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');
+  // The ablation's @base twins run when asked for (--ablation with --baseline, or by name).
+  const baseAblation = (t: TargetSpec) => t.name.startsWith('portico-only-') && t.name.endsWith('@base');
   if (named === undefined && !flags.ablation && flags.scaling === undefined) {
-    return { selected: [...all], subset: false };
+    return { selected: all.filter((t) => !baseAblation(t)), subset: false };
   }
   const wanted = [
     ...(named ?? []),
@@ -407,5 +417,6 @@ export function pickTargets(
   ];
   const unknown = wanted.filter((name) => !all.some((t) => t.id === name || t.name === name));
   if (unknown.length > 0) return { unknown };
+  if (flags.ablation) wanted.push(...all.filter(baseAblation).map((t) => t.id));
   return { selected: all.filter((t) => wanted.includes(t.id) || wanted.includes(t.name)), subset: true };
 }
