@@ -263,11 +263,11 @@ ${layoutSection(report)}
 
 ## Targets (issue 18)
 
-The dashboard page open in a headless Chromium (\`${WATCHED}\`: portico-bare's config, admin
-listener included as in every Portico target, with the page polling \`/admin/*\` every 2 s
-through the measured window) against portico-bare, whose admin listener is on and
-unwatched. CPU µs/request counts the gateway's primary and workers; Chromium's own CPU is
-recorded apart (\`watcher\` in the JSON), like the load generator's.
+\`${WATCHED}\`: portico-bare's config (its admin listener is on, as in every Portico
+target) with the dashboard page open in a headless Chromium, polling \`/admin/*\` every 2 s
+through the measured window, against portico-bare with nobody watching, in the same run.
+CPU µs/request counts the gateway's primary and workers; Chromium's own CPU is recorded
+apart (\`watcher\` in the JSON), like the load generator's.
 
 ${criteria18Lines(report)}
 
