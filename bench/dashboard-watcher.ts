@@ -3,7 +3,8 @@
  * downloads a browser) with the dashboard page open on a gateway's admin listener, polling as
  * it does for an operator. Like the load generator it is not the target: its CPU is recorded
  * as its own group, never in the gateway's, so only what the watching costs the gateway's
- * primary and workers shows in the target's CPU µs/request.
+ * primary and workers shows in the target's CPU µs/request. Started by the bench process,
+ * it runs on that process's CPUs: the load generator's cores when the layout pins them.
  */
 import { existsSync } from 'node:fs';
 import { onExit } from './processes.js';
