@@ -169,8 +169,11 @@ function portico(setup: PorticoSetup) {
       ...(tls !== undefined && 'tls' in tls ? { ca: tls.tls.caPem } : {}),
       ...(watcher ? { watcher } : {}),
       stop: async () => {
-        await watcher?.close();
-        await stopGateways(instances);
+        try {
+          await watcher?.close();
+        } finally {
+          await stopGateways(instances);
+        }
       },
     };
   };
