@@ -2,7 +2,7 @@
  * The report's per-middleware cost table (issue 17's ablation) and issue 17's targets, for
  * stdout and RESULTS.md.
  */
-import { ablation, type BenchReport, criteria17, find, peakRss } from './summary.js';
+import { ablation, type BenchReport, type Criterion, criteria17, find, peakRss } from './summary.js';
 import { addedLatency } from './summary.js';
 import { table } from './table.js';
 
@@ -41,7 +41,12 @@ export function ablationNotes(report: BenchReport): string {
 }
 
 export function criteria17Lines(report: BenchReport): string {
-  return criteria17(report)
+  return criterionLines(criteria17(report));
+}
+
+/** Targets as report lines: met, NOT met, or n/a (not measured or not judged). */
+export function criterionLines(criteria: readonly Criterion[]): string {
+  return criteria
     .map((c) => {
       const verdict = c.met === undefined ? 'n/a' : c.met ? 'met' : 'NOT met';
       return `- **${verdict}** — ${c.what}: **${c.value}** (target ${c.goal}${c.note ? `; ${c.note}` : ''})`;

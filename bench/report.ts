@@ -20,6 +20,7 @@ import { chartSvg } from './chart.js';
 import { STREAMS_PER_SESSION } from './h2-client.js';
 import { median } from './harness.js';
 import { ablationNotes, ablationTable, criteria17Lines } from './ablation-report.js';
+import { criteria18Lines, WATCHED } from './dashboard-report.js';
 import { layoutSection, scalingTable } from './layout-report.js';
 import { table } from './table.js';
 import { tlsTable } from './tls-report.js';
@@ -214,6 +215,9 @@ export function textReport(report: BenchReport): string {
     'Targets (issue 17)',
     report.smoke ? 'not judged: a smoke run measures cold targets for 1 s' : criteria17Lines(report),
     '',
+    'Targets (issue 18)',
+    report.smoke ? 'not judged: a smoke run measures cold targets for 1 s' : criteria18Lines(report),
+    '',
   ].join('\n');
 }
 
@@ -256,6 +260,16 @@ seen\` is what the kernel applied to each role's processes (all of them: gateway
 nginx workers, upstream workers), read from /proc while the run went.
 
 ${layoutSection(report)}
+
+## Targets (issue 18)
+
+\`${WATCHED}\`: portico-bare's config (its admin listener is on, as in every Portico
+target) with the dashboard page open in a headless Chromium, polling \`/admin/*\` every 2 s
+through the measured window, against portico-bare with nobody watching, in the same run.
+CPU µs/request counts the gateway's primary and workers; Chromium's own CPU is recorded
+apart (\`watcher\` in the JSON), like the load generator's.
+
+${criteria18Lines(report)}
 
 ## Targets (issue 17)
 

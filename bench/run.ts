@@ -53,6 +53,7 @@ import {
 } from './summary.js';
 import { allTargets, pickTargets, type Running, type Shared, type TargetSpec } from './targets.js';
 import { Progress } from './progress.js';
+import { pollsDuring } from './dashboard-report.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
 
@@ -214,21 +215,30 @@ async function measure(t: TargetSpec, round: number): Promise<Measured | undefin
     const client = { threads: options.clientThreads };
     const warm = options.warmUpS > 0 ? await warmUp(target, options.connections, client) : 0;
     const before = t.redis && redis ? await redisCounters(redis) : undefined;
+    // Issue 18: the browser watching the dashboard is recorded beside the target, not in it.
+    const watcher = target.watcher;
+    const groups = watcher ? { ...others, watcher: [watcher.pid] } : others;
+    const pollsBefore = watcher?.polls();
     const run = await saturate(
       target,
-      { connections: options.connections, duration: options.durationS, others },
+      { connections: options.connections, duration: options.durationS, others: groups },
       client,
     );
+    const polls = watcher && pollsBefore ? pollsDuring(pollsBefore, watcher.polls()) : undefined;
     if (t.tracing) tracedRequests += warm + run.total;
-    const saturation: SaturationRun =
-      before === undefined || redis === undefined || redisOverhead === undefined
-        ? { round, ...run }
-        : { round, ...run, redis: perRequest(before, await redisCounters(redis), run.total, redisOverhead) };
+    const saturation: SaturationRun = {
+      round,
+      ...run,
+      ...(before === undefined || redis === undefined || redisOverhead === undefined
+        ? {}
+        : { redis: perRequest(before, await redisCounters(redis), run.total, redisOverhead) }),
+      ...(polls ? { dashboardPolls: polls } : {}),
+    };
     const fixed: FixedRun[] = [];
     for (const rate of t.fixedRate ? options.rates : []) {
       progress.step(`${lap} at ${rate} req/s · ${options.durationS} s…`);
       const settle = options.fixedRateSettleS;
-      const result = await fixedRate(target, { rate, duration: options.durationS, settle, others });
+      const result = await fixedRate(target, { rate, duration: options.durationS, settle, others: groups });
       if (t.tracing) tracedRequests += result.sent;
       fixed.push({ round, ...result });
     }

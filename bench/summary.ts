@@ -9,11 +9,14 @@ import type { LoadResult } from './load.js';
 import type { Layout, Role } from './core-map.js';
 import type { Machine } from './machine.js';
 import type { RedisPerRequest } from './redis-stats.js';
+import type { PollCount } from './dashboard-watcher.js';
 
 export interface SaturationRun extends LoadResult {
   round: number;
   /** Redis work per request, for targets that use it. */
   redis?: RedisPerRequest;
+  /** Issue 18: the dashboard page's `/admin/*` requests during the measured window. */
+  dashboardPolls?: PollCount;
 }
 
 export interface FixedRun extends FixedRateResult {
@@ -227,6 +230,8 @@ export function smokeProblems(report: BenchReport): string[] {
       if (r.non2xx > 0 || r.errors > 0)
         problems.push(`${t.label} (${r.kind}): ${r.non2xx} non-2xx, ${r.errors} errors`);
     }
+    for (const r of t.saturation.filter((x) => (x.dashboardPolls?.failed ?? 0) > 0))
+      problems.push(`${t.label}: ${r.dashboardPolls?.failed} of the dashboard page's requests failed`);
   }
   if (report.spans && report.spans.tracedRequests > 0 && report.spans.received <= 0) {
     problems.push(`no spans reached the OTLP endpoint for ${report.spans.tracedRequests} traced requests`);

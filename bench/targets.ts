@@ -6,8 +6,10 @@
  * default (one per gateway core); the scaling table's gateways also at 1, 2, 4 and 8 workers
  * (as many as the gateway has cores for), the ablation's one-middleware routes at 1 worker.
  */
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/net.js';
+import { chromiumMissing, type Watcher, watchDashboard } from './dashboard-watcher.js';
 import { CLI, startGateway, stopGateways } from './harness.js';
 import { findNginx, startNginx } from './nginx.js';
 import { startNodeServer, stopProcess } from './processes.js';
@@ -38,6 +40,8 @@ export interface Running {
   /** Root PIDs: their process trees are the target's CPU and memory. */
   pids: number[];
   headers: Record<string, string>;
+  /** Issue 18: a browser with the dashboard open, whose CPU is not the target's. */
+  watcher?: Watcher;
   stop(): Promise<void>;
 }
 
@@ -97,6 +101,8 @@ interface PorticoSetup {
   cli?: string;
   /** Issue 15: HTTPS (`h1`: HTTP/1.1 only; `h2`: with `http2: true`, loaded over HTTP/2). */
   tls?: 'h1' | 'h2';
+  /** Issue 18: the dashboard page is open in a headless Chromium while the target runs. */
+  watched?: boolean;
 }
 
 /** The config of a setup: only the sections its middleware uses (a one-middleware route pays for nothing else). */
@@ -147,20 +153,42 @@ async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<str
 function portico(setup: PorticoSetup) {
   return async (s: Shared, workers: number): Promise<Running> => {
     const instances = await Promise.all(
-      Array.from({ length: setup.instances ?? 1 }, async () =>
-        startGateway(await porticoConfig(s, setup), workers, setup.cli, s.gatewayCpus),
-      ),
+      Array.from({ length: setup.instances ?? 1 }, async () => {
+        const config = await porticoConfig(s, setup);
+        const gateway = await startGateway(config, workers, setup.cli, s.gatewayCpus);
+        return { ...gateway, adminPort: (config.admin as { port: number } | undefined)?.port };
+      }),
     );
     const tls = setup.tls === undefined ? undefined : benchTls();
+    const watcher = setup.watched ? await watch(instances) : undefined;
     return {
       urls: instances.map((g) => g.url),
       pids: instances.map((g) => g.proc.pid as number),
       headers: bearer(setup.verifier === 'rs256' ? s.tokens.rs256 : s.tokens.hs256),
       ...(setup.tls === 'h2' ? { protocol: 'h2' as const } : {}),
       ...(tls !== undefined && 'tls' in tls ? { ca: tls.tls.caPem } : {}),
-      stop: () => stopGateways(instances),
+      ...(watcher ? { watcher } : {}),
+      stop: async () => {
+        try {
+          await watcher?.close();
+        } finally {
+          await stopGateways(instances);
+        }
+      },
     };
   };
+}
+
+/** The dashboard of the (one) instance, opened; the gateways are stopped if it does not open. */
+async function watch(instances: { adminPort?: number | undefined; proc: ChildProcess }[]): Promise<Watcher> {
+  const port = instances[0]?.adminPort;
+  try {
+    if (port === undefined) throw new Error('the dashboard target has no admin port');
+    return await watchDashboard(`http://127.0.0.1:${port}/`);
+  } catch (error) {
+    await stopGateways(instances);
+    throw error;
+  }
 }
 
 interface Gateway {
@@ -241,6 +269,13 @@ const GATEWAYS: Gateway[] = [
     start: (s, workers) => nodeServer(s, 'fast-gateway', { WORKERS: String(workers) }),
   },
   { name: 'portico-bare', fixedRate: true, counts: 'scaled', start: portico({ middleware: [] }) },
+  // Issue 18: portico-bare, same config (the admin listener is on in every Portico target),
+  // with the dashboard page open and polling through the measured window.
+  {
+    name: 'portico-bare-dashboard',
+    skip: chromiumMissing,
+    start: portico({ middleware: [], watched: true }),
+  },
   // portico-bare balancing over three endpoints: what a pool costs per request (issue 13).
   { name: 'portico-pool', start: portico({ middleware: [], pool: true }) },
   {

@@ -13,6 +13,7 @@ import { saturate } from '../bench/load.js';
 import { processTree } from '../bench/processes.js';
 import { type BenchReport, SMOKE, smokeProblems } from '../bench/summary.js';
 import { ABLATION_IDS } from '../bench/targets.js';
+import { chromiumMissing } from '../bench/dashboard-watcher.js';
 
 /**
  * A server as slow as a loaded CI machine running portico-full: one response at a time, each
@@ -119,8 +120,19 @@ async function watchBench(args: string[]) {
   let stderr = '';
   bench.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const last = new Map<string, { role: Role; list: string }>();
+  /** Every process seen below the bench, with its command line. */
+  const commands = new Map<number, string>();
   const pid = bench.pid as number;
   const poll = () => {
+    for (const p of processTree(pid).slice(1)) {
+      try {
+        const line = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        // Empty once it has exited and is not yet reaped: keep what it ran.
+        if (line !== '') commands.set(p, line);
+      } catch {
+        // exited
+      }
+    }
     // From the line the bench prints once it has pinned itself and chosen its targets (a
     // thread that ended before the pin would otherwise be remembered unpinned).
     if (!/^bench( --smoke)?: /m.test(stderr)) return;
@@ -149,7 +161,7 @@ async function watchBench(args: string[]) {
   const report = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
   const seen = new Map<Role, Set<string>>();
   for (const { role, list } of last.values()) seen.set(role, (seen.get(role) ?? new Set()).add(list));
-  return { report, seen, stderr };
+  return { report, seen, stderr, commands };
 }
 
 describe('bench layout (issue 17): taskset applied to every process the bench starts', () => {
@@ -201,5 +213,33 @@ describe('bench --ablation (issue 17)', () => {
       readFileSync(results, 'utf8').split('## Per-middleware cost')[1]?.split('\n- p99')[0] ?? '';
     assert.match(section, /portico-only-logging\/1/);
     assert.doesNotMatch(section, /to be measured/);
+  });
+});
+
+const noChromium = chromiumMissing();
+if (noChromium) console.warn(`# SKIP bench dashboard target: ${noChromium}`);
+
+describe('bench portico-bare-dashboard (issue 18)', { skip: noChromium ?? false }, () => {
+  test("the page polls through the measured window; Chromium's CPU is recorded apart from the gateway's", async () => {
+    // Not --smoke: 5 s measured, so at least two of the page's refreshes (every 2 s) start
+    // inside the window, and one is answered there even on a loaded machine.
+    const { report, stderr, commands } = await watchBench([
+      ...['--only', 'portico-bare-dashboard/1'],
+      ...['--duration', '5', '--rounds', '1'],
+    ]);
+    const [t] = report.targets;
+    assert.deepEqual(t?.failures, [], stderr);
+    const run = t?.saturation[0];
+    assert.ok(run && run.total > 0, stderr);
+    assert.ok((run.dashboardPolls?.answered ?? 0) >= 4, JSON.stringify(run.dashboardPolls));
+    assert.equal(run.dashboardPolls?.failed, 0);
+    assert.ok((run.cpu.usPerReq.watcher ?? 0) > 0, JSON.stringify(run.cpu));
+    // The target's processes (its memory is sampled from the same trees as its CPU) are the
+    // gateway's primary and its worker; no Chromium process among them.
+    const chromium = [...commands].filter(([, line]) => /chromium/.test(line)).map(([p]) => p);
+    assert.ok(chromium.length > 0, 'no chromium process seen');
+    const measured = run.memory.map((m) => m.pid);
+    assert.equal(measured.length, 2, JSON.stringify(run.memory));
+    for (const p of measured) assert.match(commands.get(p) ?? '', /src\/cli\.js/, `pid ${p}`);
   });
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ablationTable } from '../../bench/ablation-report.js';
+import { criteria18, criteria18Lines, pollsDuring } from '../../bench/dashboard-report.js';
+import { chromiumMissing } from '../../bench/dashboard-watcher.js';
 import { ablation, type BenchReport, criteria17, type SaturationRun } from '../../bench/summary.js';
 import { ABLATION_IDS, allTargets, pickTargets } from '../../bench/targets.js';
 import { tlsTable } from '../../bench/tls-report.js';
@@ -118,5 +120,81 @@ describe('bench TLS table (issue 15)', () => {
     assert.match(md, /portico-bare-tls\/1\s*\|\s*9500\s*\|\s*80\s*\|\s*1\.45/); // (1.5 + 1.4) / 2
     assert.match(md, /portico-bare-h2\/1\s*\|\s*skipped: this gateway does not accept server\.tls/);
     assert.match(md, /nginx-tls\/1\s*\|\s*to be measured/);
+  });
+});
+
+describe('bench dashboard target (issue 18)', () => {
+  /** A portico-bare-dashboard run: `polls` page requests answered in the window, Chromium's CPU apart. */
+  const watched = (round: number, cpuUsPerReq: number, polls = 12, failed = 0): SaturationRun => ({
+    ...run(round, cpuUsPerReq, 13000),
+    cpu: { usPerReq: { target: cpuUsPerReq, watcher: 1.5 }, pctOfCore: {} },
+    dashboardPolls: { answered: polls, failed },
+  });
+  const bare = () => target('portico-bare/1', [run(1, 50, 13000), run(2, 60, 12000), run(3, 40, 15000)]);
+  const line = (r: BenchReport) => criteria18(r)[0];
+
+  test('CPU µs/request with the page open over bare, round by round, then the median', () => {
+    // Per round 1.10, 1.02, 1.02: median 1.02, met (the medians, 55 ÷ 50, would say 1.10).
+    const met = line(
+      report([
+        bare(),
+        target('portico-bare-dashboard/1', [watched(1, 55), watched(2, 61.2), watched(3, 40.8)]),
+      ]),
+    );
+    assert.equal(met?.value, '1.020 ×');
+    assert.equal(met?.met, true);
+    assert.match(
+      met?.note ?? '',
+      /12 page requests answered per measured window; Chromium's own 1\.5 µs\/req not counted/,
+    );
+    // Per round 1.04, 1.05, 1.00: median 1.04 > 1.03.
+    const over = line(
+      report([bare(), target('portico-bare-dashboard/1', [watched(1, 52), watched(2, 63), watched(3, 40)])]),
+    );
+    assert.equal(over?.met, false);
+  });
+
+  test('not judged when the page did not poll or its requests failed in a round', () => {
+    const silent = line(
+      report([bare(), target('portico-bare-dashboard/1', [watched(1, 50), watched(2, 60, 0)])]),
+    );
+    assert.equal(silent?.met, undefined);
+    assert.match(silent?.note ?? '', /not judged: the page did not poll during round 2/);
+    const failing = line(report([bare(), target('portico-bare-dashboard/1', [watched(1, 50, 12, 4)])]));
+    assert.equal(failing?.met, undefined);
+    assert.match(failing?.note ?? '', /requests failed in round 1/);
+  });
+
+  test('without Chromium the target is skipped and the report says why', () => {
+    const why = chromiumMissing('/nonexistent/chromium');
+    assert.match(why ?? '', /chromium is not installed at \/nonexistent\/chromium/);
+    const skipped = { ...target('portico-bare-dashboard/1', []), skipped: why as string };
+    const r = report([bare(), skipped]);
+    assert.equal(line(r)?.met, undefined);
+    assert.match(
+      criteria18Lines(r),
+      /^- \*\*n\/a\*\* — portico-bare-dashboard ÷ portico-bare CPU µs\/request, 1 worker: \*\*not measured\*\* \(target ≤ 1\.03; skipped: chromium is not installed/,
+    );
+  });
+
+  test('the 2-worker variant is shown, never judged; polls are counted between two readings', () => {
+    const r = report([
+      bare(),
+      target('portico-bare-dashboard/1', [watched(1, 50)]),
+      target('portico-bare/2', [run(1, 50, 20000)]),
+      target('portico-bare-dashboard/2', [watched(1, 60)]),
+    ]);
+    const [, two] = criteria18(r);
+    assert.equal(two?.value, '1.200 ×');
+    assert.equal(two?.met, undefined);
+    assert.deepEqual(pollsDuring({ answered: 4, failed: 1 }, { answered: 16, failed: 1 }), {
+      answered: 12,
+      failed: 0,
+    });
+    const ids = allTargets({ cluster: 2, scaling: [1, 2] }).map((t) => t.id);
+    assert.ok(
+      ids.includes('portico-bare-dashboard/1') && ids.includes('portico-bare-dashboard/2'),
+      ids.join(),
+    );
   });
 });
