@@ -11,6 +11,7 @@ import { PlanSwitch } from './plan-switch.js';
 import { WorkerResources } from './resources.js';
 import { createEdgeServer } from './tls/edge-server.js';
 import { createRedirectServer } from './tls/redirect.js';
+import { flushRequestLines } from './middleware/request-log.js';
 import type { StopRequests } from './stop-requests.js';
 import type { EndpointDirectory } from './upstream/directory.js';
 
@@ -139,6 +140,7 @@ export async function runWorker(
     live.close();
     void resources.close().then(() => {
       logger.info('worker drained');
+      flushRequestLines();
       logger.flush(() => process.exit(0));
     });
   }
