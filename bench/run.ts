@@ -20,6 +20,7 @@
  * answer, never on latency. Smoke and --only runs write
  * their report to a temp dir: only a full run rewrites bench/RESULTS.md and bench/results/
  * (--ablation, --scaling and --cpus runs too go to a temp dir).
+ * --cli DIR runs DIR's built CLI where this checkout's would run (to compare two older checkouts).
  * --baseline DIR adds portico-bare@base/1 and portico-full@base/1, run by DIR's built CLI (and,
  * with --ablation, each portico-only-*@base/1).
  * --report results/<date>.json rewrites RESULTS.md and the chart from a saved run (after a
@@ -51,7 +52,14 @@ import {
   smokeProblems,
   type TargetResult,
 } from './summary.js';
-import { allTargets, pickTargets, type Running, type Shared, type TargetSpec } from './targets.js';
+import {
+  allTargets,
+  CANDIDATE_ENV,
+  pickTargets,
+  type Running,
+  type Shared,
+  type TargetSpec,
+} from './targets.js';
 import { Progress } from './progress.js';
 import { pollsDuring } from './dashboard-report.js';
 
@@ -107,6 +115,17 @@ const baselineCli = baselineDir === undefined ? undefined : join(baselineDir, 'd
 if (baselineCli !== undefined && !existsSync(baselineCli)) {
   console.error(`--baseline: ${baselineCli} does not exist (run npm ci in ${baselineDir} first)`);
   process.exit(2);
+}
+
+// --cli DIR: DIR's built CLI stands in for this checkout's (see CANDIDATE_ENV).
+const candidateDir = option('cli');
+if (candidateDir !== undefined) {
+  const candidate = join(candidateDir, 'dist/src/cli.js');
+  if (!existsSync(candidate)) {
+    console.error(`--cli: ${candidate} does not exist (run npm ci in ${candidateDir} first)`);
+    process.exit(2);
+  }
+  process.env[CANDIDATE_ENV] = candidate;
 }
 
 // Which targets: all, or those --only names; the ones this machine cannot run are skipped.

@@ -150,8 +150,17 @@ async function porticoConfig(s: Shared, setup: PorticoSetup): Promise<Record<str
   };
 }
 
-function portico(setup: PorticoSetup) {
+/**
+ * `--cli DIR` (run.ts): the targets that would run this checkout's CLI run DIR's instead, so
+ * two older checkouts can be compared with each other (with `--baseline`), both configured
+ * as a baseline is.
+ */
+export const CANDIDATE_ENV = 'PORTICO_BENCH_CANDIDATE_CLI';
+
+function portico(given: PorticoSetup) {
   return async (s: Shared, workers: number): Promise<Running> => {
+    const candidate = process.env[CANDIDATE_ENV];
+    const setup = given.cli === undefined && candidate !== undefined ? { ...given, cli: candidate } : given;
     const instances = await Promise.all(
       Array.from({ length: setup.instances ?? 1 }, async () => {
         const config = await porticoConfig(s, setup);
