@@ -93,6 +93,8 @@ export async function startGateway(
   // V8 CPU profile there when it exits (NODE_OPTIONS may not carry --cpu-prof).
   const profile = process.env.PORTICO_BENCH_PROFILE;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  // PORTICO_BENCH_NODE_ARGS: more node flags for every gateway process (to measure a V8 option).
+  nodeArgs.push(...(process.env.PORTICO_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''));
   const proc = spawnOwned(
     process.execPath,
     [...nodeArgs, cli, '--config', file],
