@@ -215,14 +215,17 @@ function writeAnyValue(w: Writer, value: unknown): void {
   } else if (Array.isArray(value)) {
     w.tag(5, 2);
     const array = w.open();
-    for (const item of value) {
-      w.tag(1, 2);
-      const any = w.open();
-      writeAnyValue(w, item);
-      w.close(any);
-    }
+    for (const item of value) writeNestedAnyValue(w, 1, item);
     w.close(array);
   }
+}
+
+/** An AnyValue as the length-delimited field `field` (an array's value, a KeyValue's value). */
+function writeNestedAnyValue(w: Writer, field: number, value: unknown): void {
+  w.tag(field, 2);
+  const at = w.open();
+  writeAnyValue(w, value);
+  w.close(at);
 }
 
 function writeAttributes(w: Writer, attributes: Attributes, field: number): void {
@@ -237,10 +240,7 @@ function writeAttributes(w: Writer, attributes: Attributes, field: number): void
     }
     const kv = w.open();
     writeKey(w, key);
-    w.tag(2, 2);
-    const any = w.open();
-    writeAnyValue(w, value);
-    w.close(any);
+    writeNestedAnyValue(w, 2, value);
     w.close(kv);
   }
 }
