@@ -294,6 +294,31 @@ describe('TLS at the edge: HTTPS, SNI, HTTP/2, client certificates, redirect', (
     await receiver.waitForSpans((spans) => spans.filter((s) => s.kind === 2).length >= 3);
   });
 
+  test('HTTP/2 pseudo-header fields do not count toward server.max_headers', async () => {
+    const session = http2Connect(`https://a.test:${gw.port}`, {
+      ca: caPem,
+      servername: 'a.test',
+      host: '127.0.0.1',
+    } as never);
+    const statusWith = (count: number) =>
+      new Promise<number>((resolve, reject) => {
+        const headers: Record<string, string> = { ':path': '/plain', ':method': 'GET' };
+        for (let i = 0; i < count; i++) headers[`x-field-${i}`] = 'v';
+        const stream = session.request(headers);
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+    try {
+      // The default max_headers is 100: 100 header fields pass, whatever the 4 pseudo-headers.
+      assert.equal(await statusWith(100), 200);
+      assert.equal(await statusWith(101), 431);
+    } finally {
+      session.close();
+    }
+  });
+
   test("Node's http2 client gets h2 through the full chain", async () => {
     const session = http2Connect(`https://a.test:${gw.port}`, {
       ca: caPem,
