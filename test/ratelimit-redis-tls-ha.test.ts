@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { makeCa, removeCa, type TestCa } from './helpers/certs.js';
+import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { sleep } from './helpers/net.js';
+import { get, statusCounts } from './helpers/ratelimit.js';
+import {
+  integerReply,
+  type RunningCluster,
+  type RunningSentinel,
+  redisTls,
+  startRedisCluster,
+  startRedisSentinel,
+} from './helpers/redis.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+/*
+ * Black-box: `redis.tls` with `redis.sentinel` and with `redis.cluster`, against servers
+ * that serve TLS only (`--port 0 --tls-port`) and speak it to each other (replication,
+ * sentinels, the cluster bus), all signed by a test CA. Buckets barely refill (0.1 token/s)
+ * and `on_store_error: deny`: a connection that fails answers 503, never a silent per-worker
+ * limit that could pass for a shared one.
+ */
+const BURST = 4;
+
+let upstream: Upstream;
+let ca: TestCa;
+let otherCa: TestCa;
+let sentinel: RunningSentinel;
+let cluster: RunningCluster;
+
+before(async () => {
+  ca = makeCa();
+  otherCa = makeCa('Some Other CA');
+  const tls = redisTls(ca);
+  // Both setups at once: creating them is the slow part of this file.
+  [upstream, sentinel, cluster] = await Promise.all([
+    startUpstream(),
+    startRedisSentinel({ tls }),
+    startRedisCluster({ replicas: 0, tls }),
+  ]);
+});
+after(async () => {
+  await Promise.all([sentinel?.stop(), cluster?.stop(), upstream?.close()]);
+  if (ca) removeCa(ca);
+  if (otherCa) removeCa(otherCa);
+});
+
+const config = (redis: Record<string, unknown>) => ({
+  server: { workers: 1, trusted_proxies: ['127.0.0.1'] },
+  routes: [{ path: '/ip', target: upstream.url, middleware: ['ratelimit'] }],
+  rate_limit: { requests_per_second: 0.1, burst: BURST, on_store_error: 'deny' },
+  redis,
+});
+
+const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+
+/**
+ * 10 concurrent requests per client over two instances: exactly the burst admitted per
+ * client, the rest refused (not 503: the store answered every one).
+ */
+async function sharedExactly(a: RunningGateway, b: RunningGateway, ips: string[]): Promise<void> {
+  const answers = await Promise.all(
+    ips.flatMap((ip) =>
+      Array.from({ length: 10 }, (_, i) =>
+        get(`${(i % 2 === 0 ? a : b).url}/ip`, from(ip)).then((r) => ({ ip, r })),
+      ),
+    ),
+  );
+  for (const ip of ips) {
+    const counts = statusCounts(answers.filter((x) => x.ip === ip).map((x) => x.r));
+    assert.deepEqual(counts, { 200: BURST, 429: 10 - BURST }, `${ip}: ${JSON.stringify(counts)}`);
+  }
+}
+
+/** The gateway exits non-zero with one line on stderr matching `line`, and no stack trace. */
+async function failsAtStart(gw: RunningGateway, line: RegExp): Promise<void> {
+  const code = await Promise.race([gw.exited, sleep(20_000).then(() => 'running')]);
+  if (code === 'running') await gw.stop('SIGKILL');
+  assert.notEqual(code, 'running', 'the gateway exited at start');
+  assert.notEqual(code, 0);
+  const lines = gw.stderr().trim().split('\n');
+  assert.equal(lines.length, 1, gw.stderr());
+  assert.match(lines[0] as string, line);
+  assert.doesNotMatch(gw.stderr(), /\n\s+at /, 'no stack trace');
+}
+
+describe('TLS to Redis behind Sentinel (sentinels and servers TLS only)', () => {
+  test('redis.sentinel with redis.tls.ca: two instances share exact limits on the master', async () => {
+    const settings = config({
+      sentinel: { name: sentinel.name, nodes: sentinel.sentinels },
+      tls: { ca: ca.cert },
+    });
+    const [a, b] = await Promise.all([startGateway(settings), startGateway(settings)]);
+    try {
+      await sharedExactly(a, b, ['10.20.0.1', '10.20.0.2']);
+      assert.ok(integerReply(await sentinel.master.command('DBSIZE')) >= 2, 'buckets on the master');
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('a CA that did not sign the sentinels’ certificate fails the start with one clear line', async () => {
+    const gw = await startGateway(
+      config({ sentinel: { name: sentinel.name, nodes: sentinel.sentinels }, tls: { ca: otherCa.cert } }),
+      { waitReady: false },
+    );
+    const first = (sentinel.sentinels[0] as string).replace(/\./g, '\\.');
+    await failsAtStart(
+      gw,
+      new RegExp(`^redis\\.sentinel\\.nodes: TLS to Redis at ${first} failed: .*certificate`),
+    );
+  });
+});
+
+describe('TLS to Redis Cluster (3 masters, TLS only, TLS cluster bus)', () => {
+  test('redis.cluster with redis.tls.ca: two instances share exact limits across the masters', async () => {
+    const settings = config({ cluster: { nodes: cluster.seeds.slice(0, 2) }, tls: { ca: ca.cert } });
+    const [a, b] = await Promise.all([startGateway(settings), startGateway(settings)]);
+    try {
+      const ips = ['10.21.0.1', '10.21.0.2', '10.21.0.3', '10.21.0.4'];
+      await sharedExactly(a, b, ips);
+      // Each bucket is on the master that serves its slot: the keys are spread over the nodes.
+      const holders = new Set<number>();
+      for (const ip of ips) {
+        const key = `portico:rl:{g|ip:${ip}}`;
+        const node = cluster.nodes[0];
+        assert.ok(node);
+        const owner = await cluster.masterOf(integerReply(await node.command('CLUSTER', 'KEYSLOT', key)));
+        assert.equal(integerReply(await owner.command('EXISTS', key)), 1, `${ip}'s bucket on its master`);
+        holders.add(owner.port);
+      }
+      assert.ok(holders.size >= 2, `buckets on ${holders.size} master(s)`);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('a CA that did not sign the nodes’ certificate fails the start with one clear line', async () => {
+    const gw = await startGateway(
+      config({ cluster: { nodes: cluster.seeds.slice(0, 2) }, tls: { ca: otherCa.cert } }),
+      { waitReady: false },
+    );
+    const first = (cluster.seeds[0] as string).replace(/\./g, '\\.');
+    await failsAtStart(
+      gw,
+      new RegExp(`^redis\\.cluster\\.nodes: TLS to Redis at ${first} failed: .*certificate`),
+    );
+  });
+});
