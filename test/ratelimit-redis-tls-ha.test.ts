@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { makeCa, removeCa, type TestCa } from './helpers/certs.js';
+import { makeCa, makeCert, removeCa, type TestCa, type TestCert } from './helpers/certs.js';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
-import { sleep } from './helpers/net.js';
 import { get, statusCounts } from './helpers/ratelimit.js';
 import {
   integerReply,
   type RunningCluster,
+  type RunningRedis,
   type RunningSentinel,
+  type RedisTls,
   redisTls,
   startRedisCluster,
   startRedisSentinel,
@@ -26,13 +27,17 @@ const BURST = 4;
 let upstream: Upstream;
 let ca: TestCa;
 let otherCa: TestCa;
+let tls: RedisTls;
+/** Signed by the right CA, but for a DNS name only: not for 127.0.0.1, where nodes are announced. */
+let dnsOnly: TestCert;
 let sentinel: RunningSentinel;
 let cluster: RunningCluster;
 
 before(async () => {
   ca = makeCa();
   otherCa = makeCa('Some Other CA');
-  const tls = redisTls(ca);
+  tls = redisTls(ca);
+  dnsOnly = makeCert(ca, { cn: 'redis.internal', name: 'dns-only' });
   // Both setups at once: creating them is the slow part of this file.
   [upstream, sentinel, cluster] = await Promise.all([
     startUpstream(),
@@ -75,7 +80,12 @@ async function sharedExactly(a: RunningGateway, b: RunningGateway, ips: string[]
 
 /** The gateway exits non-zero with one line on stderr matching `line`, and no stack trace. */
 async function failsAtStart(gw: RunningGateway, line: RegExp): Promise<void> {
-  const code = await Promise.race([gw.exited, sleep(20_000).then(() => 'running')]);
+  let timer: NodeJS.Timeout | undefined;
+  const running = new Promise<'running'>((resolve) => {
+    timer = setTimeout(() => resolve('running'), 20_000);
+  });
+  const code = await Promise.race([gw.exited, running]);
+  clearTimeout(timer);
   if (code === 'running') await gw.stop('SIGKILL');
   assert.notEqual(code, 'running', 'the gateway exited at start');
   assert.notEqual(code, 0);
@@ -83,6 +93,18 @@ async function failsAtStart(gw: RunningGateway, line: RegExp): Promise<void> {
   assert.equal(lines.length, 1, gw.stderr());
   assert.match(lines[0] as string, line);
   assert.doesNotMatch(gw.stderr(), /\n\s+at /, 'no stack trace');
+}
+
+/** Runs `check` while `nodes` serve `dnsOnly` (a live TLS reload), then their own pair again. */
+async function servingDnsOnly(nodes: RunningRedis[], check: () => Promise<void>): Promise<void> {
+  const serve = (cert: string, key: string) =>
+    Promise.all(nodes.map((n) => n.command('CONFIG', 'SET', 'tls-cert-file', cert, 'tls-key-file', key)));
+  for (const reply of await serve(dnsOnly.cert, dnsOnly.key)) assert.equal(reply, '+OK\r\n');
+  try {
+    await check();
+  } finally {
+    await serve(tls.cert, tls.key);
+  }
 }
 
 describe('TLS to Redis behind Sentinel (sentinels and servers TLS only)', () => {
@@ -110,6 +132,21 @@ describe('TLS to Redis behind Sentinel (sentinels and servers TLS only)', () => 
       gw,
       new RegExp(`^redis\\.sentinel\\.nodes: TLS to Redis at ${first} failed: .*certificate`),
     );
+  });
+
+  test('a master whose certificate does not name the address the sentinels announce fails the start', async () => {
+    await servingDnsOnly([sentinel.master, sentinel.replica], async () => {
+      const gw = await startGateway(
+        config({ sentinel: { name: sentinel.name, nodes: sentinel.sentinels }, tls: { ca: ca.cert } }),
+        { waitReady: false },
+      );
+      await failsAtStart(
+        gw,
+        new RegExp(
+          `^redis\\.sentinel\\.nodes: TLS to Redis at 127\\.0\\.0\\.1:${sentinel.master.port}, the master the sentinel at .* names, failed: .*altnames.* \\(its certificate must name the address it is reached at\\)$`,
+        ),
+      );
+    });
   });
 });
 
@@ -146,5 +183,23 @@ describe('TLS to Redis Cluster (3 masters, TLS only, TLS cluster bus)', () => {
       gw,
       new RegExp(`^redis\\.cluster\\.nodes: TLS to Redis at ${first} failed: .*certificate`),
     );
+  });
+
+  test('masters whose certificates do not name the addresses the cluster announces fail the start', async () => {
+    // The seed's own certificate verifies; the other masters', found through it, do not.
+    const [seed, ...others] = cluster.nodes as [RunningRedis, ...RunningRedis[]];
+    await servingDnsOnly(others, async () => {
+      const gw = await startGateway(
+        config({ cluster: { nodes: [`127.0.0.1:${seed.port}`] }, tls: { ca: ca.cert } }),
+        { waitReady: false },
+      );
+      const announced = others.map((n) => n.port).join('|');
+      await failsAtStart(
+        gw,
+        new RegExp(
+          `^redis\\.cluster\\.nodes: TLS to Redis at 127\\.0\\.0\\.1:(${announced}), a master the cluster announces, failed: .*altnames.* \\(its certificate must name the address it is reached at\\)$`,
+        ),
+      );
+    });
   });
 });
