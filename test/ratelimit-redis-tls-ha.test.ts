@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeCa, makeCert, removeCa, type TestCa, type TestCert } from './helpers/certs.js';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { sleep } from './helpers/net.js';
 import { get, statusCounts } from './helpers/ratelimit.js';
 import {
   integerReply,
@@ -147,6 +148,39 @@ describe('TLS to Redis behind Sentinel (sentinels and servers TLS only)', () => 
         ),
       );
     });
+  });
+  test('a master certificate that stops verifying at run time is said once, in words; shared limiting returns with a good one', async () => {
+    const gw = await startGateway(
+      config({ sentinel: { name: sentinel.name, nodes: sentinel.sentinels }, tls: { ca: ca.cert } }),
+    );
+    try {
+      assert.equal((await get(`${gw.url}/ip`, from('10.22.0.1'))).status, 200);
+      await servingDnsOnly([sentinel.master, sentinel.replica], async () => {
+        // The gateway's connection drops; reconnecting meets the new certificate.
+        await sentinel.master.command('CLIENT', 'KILL', 'TYPE', 'normal');
+        const failed = await gw.waitFor((r) => String(r.msg).startsWith('redis TLS connection failed'));
+        assert.equal(failed.level, 50);
+        assert.match(String(failed.msg), /altnames/);
+        assert.doesNotMatch(
+          String(failed.msg),
+          /no TLS session/,
+          'a session was made: its certificate failed',
+        );
+        assert.equal((await get(`${gw.url}/ip`, from('10.22.0.1'))).status, 503, 'deny');
+      });
+      // The worker finds the store again on a request after its probe interval.
+      let status = 0;
+      for (const deadline = Date.now() + 20_000; status !== 200 && Date.now() < deadline;) {
+        await sleep(500);
+        status = (await get(`${gw.url}/ip`, from('10.22.0.1'))).status;
+      }
+      assert.equal(status, 200, 'shared limiting resumed');
+      await gw.waitFor((r) => String(r.msg).startsWith('rate-limit store available again'));
+      const failures = gw.records().filter((r) => String(r.msg).startsWith('redis TLS connection failed'));
+      assert.equal(failures.length, 1, 'said once');
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
