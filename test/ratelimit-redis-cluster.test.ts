@@ -77,6 +77,106 @@ async function clusterCalls(only: readonly string[]): Promise<number> {
   return total;
 }
 
+/*
+ * Quotas and the ban count in the cluster through rate-limiter-flexible (RateLimiterRedis
+ * on the ioredis Cluster): every counter command touches one key, so one slot. Declared
+ * before the failover test, which kills a master. `deny`: a counter that fails answers 503.
+ */
+describe('quotas and ban on Redis Cluster, shared by two instances', () => {
+  let qa: RunningGateway;
+  let qb: RunningGateway;
+  before(async () => {
+    const settings = {
+      ...config({ cluster: { nodes: cluster.seeds.slice(2, 4) } }),
+      rate_limit: {
+        requests_per_second: 100,
+        burst: 100,
+        on_store_error: 'deny',
+        quotas: [{ limit: 5, per: 'minute' }],
+        ban: { after: 3, within: '1m', for: '10m' },
+      },
+    };
+    [qa, qb] = await Promise.all([
+      startGateway(settings, { entry: ENTRY }),
+      startGateway(settings, { entry: ENTRY }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([qa?.stop(), qb?.stop()]);
+  });
+
+  const MINUTE = 60_000;
+  const nextMinuteMs = () => (Math.floor(Date.now() / MINUTE) + 1) * MINUTE;
+  /** A check that must fit in one UTC minute first waits out a minute about to end. */
+  const roomInMinute = async () => {
+    const left = nextMinuteMs() - Date.now();
+    if (left < 8_000) await sleep(left + 50);
+  };
+  const errorOf = (answer: Answer) => (JSON.parse(answer.body) as { error?: string }).error;
+  /** The master that holds `key` now. */
+  const holderOf = async (key: string) => {
+    const live = cluster.nodes.find((n) => n.pid !== -1) as RunningRedis;
+    return cluster.masterOf(integerReply(await live.command('CLUSTER', 'KEYSLOT', key)));
+  };
+
+  test('{limit: 5, per: minute} admits 5 across instances, then 429 naming the quota until the next minute', async () => {
+    await roomInMinute();
+    const seen: Answer[] = [];
+    for (let i = 0; i < 7; i++) seen.push(await get(`${(i % 2 === 0 ? qa : qb).url}/ip`, from('10.6.0.1')));
+    assert.deepEqual(
+      seen.map((r) => [r.status, errorOf(r) ?? 'ok']),
+      [
+        ...Array.from({ length: 5 }, () => [200, 'ok']),
+        [429, 'quota exceeded: minute'],
+        [429, 'quota exceeded: minute'],
+      ],
+    );
+    const expected = Math.ceil((nextMinuteMs() - Date.now()) / 1000);
+    const retryAfter = Number(seen[5]?.headers['retry-after']);
+    assert.ok(
+      Math.abs(retryAfter - expected) <= 2,
+      `Retry-After ${retryAfter}; the next minute in ${expected} s`,
+    );
+    // The count lives in the cluster, on the master that serves its key's slot.
+    const window = new Date(nextMinuteMs() - MINUTE).toISOString().slice(0, 16);
+    const key = `portico:rl:quota:g|ip:10.6.0.1|minute:${window}`;
+    const holder = await holderOf(key);
+    // Refunds are not awaited by the answer: give the last one a moment.
+    let count = '';
+    for (let i = 0; i < 20 && count !== '$1\r\n5\r\n'; i++) {
+      if (i > 0) await sleep(50);
+      count = await holder.command('GET', key);
+    }
+    assert.equal(count, '$1\r\n5\r\n', 'five admitted, refusals refunded');
+  });
+
+  test('a concurrent burst over 2 instances x 2 workers admits exactly the quota', async () => {
+    await roomInMinute();
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => get(`${(i % 2 === 0 ? qa : qb).url}/ip`, from('10.6.0.2'))),
+    );
+    assert.deepEqual(statusCounts(answers), { 200: 5, 429: 25 });
+  });
+
+  test('a key refused 3 times on one instance is banned on both', async () => {
+    await roomInMinute();
+    const ip = '10.6.0.3';
+    const seen: Answer[] = [];
+    for (let i = 0; i < 8; i++) {
+      seen.push(await get(`${qa.url}/ip`, from(ip)));
+      if (i >= 5) await sleep(100); // a refusal is counted after its answer
+    }
+    assert.deepEqual(statusCounts(seen), { 200: 5, 429: 3 });
+    const onA = await get(`${qa.url}/ip`, from(ip));
+    assert.deepEqual([onA.status, errorOf(onA)], [429, 'banned: too many refused requests']);
+    // Instance b never refused this key: it learns the ban from the cluster.
+    const onB = await get(`${qb.url}/ip`, from(ip));
+    assert.deepEqual([onB.status, errorOf(onB)], [429, 'banned: too many refused requests']);
+    const retryAfter = Number(onB.headers['retry-after']);
+    assert.ok(retryAfter > 590 && retryAfter <= 600, `Retry-After ${retryAfter}: the ban lasts 10 min`);
+  });
+});
+
 describe('ratelimit on Redis Cluster (3 masters + 3 replicas), two instances x two workers', () => {
   test('100 concurrent requests over keys spread across the slots admit exactly the burst per key', async () => {
     const ips = ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5'];

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { makeCa, makeCert, removeCa, type TestCa } from './helpers/certs.js';
+import { makeCa, removeCa, type TestCa } from './helpers/certs.js';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { get, statusCounts } from './helpers/ratelimit.js';
-import { integerReply, type RunningRedis, startRedis } from './helpers/redis.js';
+import { integerReply, type RunningRedis, redisTls, startRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 /*
@@ -23,12 +22,9 @@ let aclRedis: RunningRedis;
 before(async () => {
   ca = makeCa();
   otherCa = makeCa('Some Other CA');
-  const server = makeCert(ca, { cn: 'localhost', altNames: ['DNS:localhost', 'IP:127.0.0.1'] });
   [upstream, tlsRedis, aclRedis] = await Promise.all([
     startUpstream(),
-    startRedis({
-      tls: { cert: server.cert, key: server.key, ca: ca.cert, caPem: readFileSync(ca.cert, 'utf8') },
-    }),
+    startRedis({ tls: redisTls(ca) }),
     startRedis({ username: 'portico', password: PASSWORD }),
   ]);
 });

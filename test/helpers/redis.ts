@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { makeCert, type TestCa } from './certs.js';
 import { freePort, sleep } from './net.js';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
@@ -18,13 +19,44 @@ interface Access {
   ca?: string;
 }
 
+/** TLS only (`--port 0 --tls-port`): PEM file paths of the server's pair and of the CA. */
+export interface RedisTls {
+  cert: string;
+  key: string;
+  /**
+   * The pair a server shows when it connects out (replication, cluster bus); a cluster
+   * node always asks its peers for a client certificate (clientAuth usage).
+   */
+  clientCert: string;
+  clientKey: string;
+  ca: string;
+  /** The CA certificate's PEM text, for the helper's own connections. */
+  caPem: string;
+}
+
+/**
+ * A server certificate for `localhost`/127.0.0.1 signed by `ca`, as `tls` of the helpers
+ * below (one pair serves every node: Redis checks no host name between nodes).
+ */
+export function redisTls(ca: TestCa): RedisTls {
+  const server = makeCert(ca, { cn: 'localhost', altNames: ['DNS:localhost', 'IP:127.0.0.1'] });
+  const client = makeCert(ca, { cn: 'redis-node', usage: 'client' });
+  return {
+    cert: server.cert,
+    key: server.key,
+    clientCert: client.cert,
+    clientKey: client.key,
+    ca: ca.cert,
+    caPem: readFileSync(ca.cert, 'utf8'),
+  };
+}
+
 export interface RedisStartOptions {
   /** `requirepass` (the `default` user), or the password of `username`. */
   password?: string;
   /** An ACL user with every permission; the `default` user is then switched off. */
   username?: string;
-  /** TLS only (`--port 0 --tls-port`): PEM file paths of the server's pair and of the CA. */
-  tls?: { cert: string; key: string; ca: string; caPem: string };
+  tls?: RedisTls;
   /** More redis-server arguments (cluster mode, replicaof…). */
   args?: string[];
   /** Working directory (cluster config files); default: a fresh temporary one. */
@@ -78,6 +110,10 @@ export async function startRedis(options: RedisStartOptions = {}): Promise<Runni
           tls.key,
           '--tls-ca-cert-file',
           tls.ca,
+          '--tls-client-cert-file',
+          tls.clientCert,
+          '--tls-client-key-file',
+          tls.clientKey,
           '--tls-auth-clients',
           'no',
         ];
@@ -166,11 +202,14 @@ export interface RunningCluster {
 /**
  * A Redis Cluster on loopback: `masters` masters with `replicas` replicas each, created
  * with `redis-cli --cluster create`. A small `cluster-node-timeout` makes a replica take
- * over within seconds of its master's death.
+ * over within seconds of its master's death. With `tls`, every node serves TLS only, and
+ * the cluster bus and replication speak TLS too (`tls-cluster`, `tls-replication`), so
+ * the nodes announce their TLS ports.
  */
 export async function startRedisCluster(
-  options: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {},
+  options: { masters?: number; replicas?: number; nodeTimeoutMs?: number; tls?: RedisTls } = {},
 ): Promise<RunningCluster> {
+  const { tls } = options;
   const masters = options.masters ?? 3;
   const replicas = options.replicas ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'portico-cluster-'));
@@ -183,7 +222,9 @@ export async function startRedisCluster(
       nodes.push(
         await startRedis({
           dir: dir,
+          ...(tls === undefined ? {} : { tls }),
           args: [
+            ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
             '--cluster-enabled',
             'yes',
             '--cluster-config-file',
@@ -200,14 +241,20 @@ export async function startRedisCluster(
       );
     }
     const seeds = nodes.map((n) => `127.0.0.1:${n.port}`);
-    await promisify(execFile)(REDIS_CLI, [
-      '--cluster',
-      'create',
-      ...seeds,
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
+    // Bounded: nodes that cannot meet leave `--cluster create` waiting for them forever.
+    await promisify(execFile)(
+      REDIS_CLI,
+      [
+        ...(tls === undefined ? [] : ['--tls', '--cacert', tls.ca]),
+        '--cluster',
+        'create',
+        ...seeds,
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ],
+      { timeout: 30_000 },
+    );
     const dead = new Set<RunningRedis>();
     const cluster: RunningCluster = {
       nodes,
@@ -282,12 +329,21 @@ export interface RunningSentinel {
 
 /**
  * One master, one replica and three sentinels (quorum 2) on loopback, with a small
- * `down-after-milliseconds` so a dead master is replaced within seconds.
+ * `down-after-milliseconds` so a dead master is replaced within seconds. With `tls`, the
+ * servers and the sentinels serve TLS only and speak it to each other (`tls-replication`).
  */
-export async function startRedisSentinel(name = 'mymaster'): Promise<RunningSentinel> {
+export async function startRedisSentinel(
+  options: { name?: string; tls?: RedisTls } = {},
+): Promise<RunningSentinel> {
+  const { name = 'mymaster', tls } = options;
   const dir = mkdtempSync(join(tmpdir(), 'portico-sentinel-'));
-  const master = await startRedis();
-  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  const viaTls = tls === undefined ? {} : { tls };
+  const tlsArgs = tls === undefined ? [] : ['--tls-replication', 'yes'];
+  const master = await startRedis({ ...viaTls, args: tlsArgs });
+  const replica = await startRedis({
+    ...viaTls,
+    args: [...tlsArgs, '--replicaof', '127.0.0.1', String(master.port)],
+  });
   const sentinels: RunningRedis[] = [];
   const stopAll = async () => {
     await Promise.all([master.stop(), replica.stop(), ...sentinels.map((s) => s.stop())]);
@@ -307,7 +363,7 @@ export async function startRedisSentinel(name = 'mymaster'): Promise<RunningSent
           '',
         ].join('\n'),
       );
-      sentinels.push(await startSentinelProcess(conf, dir));
+      sentinels.push(await startRedis({ dir, ...viaTls, args: ['--sentinel', ...tlsArgs], confFile: conf }));
     }
     // Each sentinel must know the other two and the replica before a failover can be agreed.
     await until(async () => {
@@ -340,11 +396,6 @@ export async function startRedisSentinel(name = 'mymaster'): Promise<RunningSent
     },
     stop: stopAll,
   };
-}
-
-/** `redis-server <conf> --sentinel` on a free port, as a RunningRedis (its `command` talks to the sentinel). */
-async function startSentinelProcess(conf: string, dir: string): Promise<RunningRedis> {
-  return startRedis({ dir, args: ['--sentinel'], confFile: conf });
 }
 
 /** Polls `check` every 100 ms until it is true. */

@@ -87,8 +87,9 @@ export function watchRedisHealth(
     target.refuse(err);
     if (!reported.has(what)) {
       reported.add(what);
+      // A certificate that failed (wrong CA, a name it lacks) proves a session was made.
       const hint =
-        tls && what.startsWith('TLS') && !/TLS|SSL/.test(err.message)
+        tls && what.startsWith('TLS') && !/TLS|SSL|certificate/i.test(err.message)
           ? ' (no TLS session: does the port serve TLS?)'
           : '';
       logger.error(
