@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { WindowCounters } from '../src/shared/ratelimit/window-counters.js';
-import { ClusterStore } from '../src/worker/middleware/ratelimit/cluster-store.js';
 import { type CounterStore, MemoryCounterStore } from '../src/worker/middleware/ratelimit/counter-store.js';
 import { RedisCounters } from '../src/worker/middleware/ratelimit/redis-counters.js';
 import { createRedisClient } from '../src/worker/middleware/ratelimit/redis-store.js';
+import { startEmbeddedStore } from './helpers/embedded-store.js';
 import { sleep } from './helpers/net.js';
 import { type RunningRedis, startRedis } from './helpers/redis.js';
 
@@ -20,7 +18,6 @@ interface Harness {
   close(): Promise<void>;
 }
 
-const HOST = fileURLToPath(new URL('./fixtures/embedded-store-host.js', import.meta.url));
 let redis: RunningRedis;
 before(async () => {
   redis = await startRedis();
@@ -49,21 +46,7 @@ const implementations: [string, () => Promise<Harness>][] = [
       return { store, close: () => Promise.resolve(client.disconnect()) };
     },
   ],
-  [
-    'embedded (ClusterStore over IPC to the primary-side host)',
-    async () => {
-      const child: ChildProcess = fork(HOST, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-      await new Promise((resolve) => child.once('spawn', resolve));
-      const store = new ClusterStore(child, 2_000);
-      return {
-        store,
-        close: async () => {
-          await store.close();
-          child.kill();
-        },
-      };
-    },
-  ],
+  ['embedded (ClusterStore over IPC to the primary-side host)', startEmbeddedStore],
 ];
 
 for (const [name, make] of implementations) {

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { BlockedKeys } from '../src/worker/middleware/ratelimit/blocked-keys.js';
-import { ClusterStore } from '../src/worker/middleware/ratelimit/cluster-store.js';
 import { compilePolicy, nextTokenInUs, remainingOf } from '../src/shared/ratelimit/gcra.js';
 import { STORE_UNAVAILABLE, WorkerLimiter } from '../src/worker/middleware/ratelimit/limiter.js';
 import { MemoryBuckets } from '../src/shared/ratelimit/memory-buckets.js';
@@ -15,6 +12,7 @@ import { defineTakeCommand } from '../src/worker/middleware/ratelimit/lua.js';
 import { createRedisConnection } from '../src/worker/middleware/ratelimit/redis-connection.js';
 import { parseRedisNode } from '../src/shared/config/settings.js';
 import type { LimiterStore } from '../src/worker/middleware/ratelimit/store.js';
+import { startEmbeddedStore } from './helpers/embedded-store.js';
 import { freePort, sleep } from './helpers/net.js';
 import { type RunningCluster, type RunningRedis, startRedis, startRedisCluster } from './helpers/redis.js';
 
@@ -28,7 +26,6 @@ interface Harness {
   close(): Promise<void>;
 }
 
-const HOST = fileURLToPath(new URL('./fixtures/embedded-store-host.js', import.meta.url));
 let redis: RunningRedis;
 let cluster: RunningCluster;
 before(async () => {
@@ -69,21 +66,7 @@ const implementations: [string, () => Promise<Harness>][] = [
       return { store, close: () => store.close() };
     },
   ],
-  [
-    'embedded (ClusterStore over IPC to the primary-side host)',
-    async () => {
-      const child: ChildProcess = fork(HOST, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-      await new Promise((resolve) => child.once('spawn', resolve));
-      const store = new ClusterStore(child, 2_000);
-      return {
-        store,
-        close: async () => {
-          await store.close();
-          child.kill();
-        },
-      };
-    },
-  ],
+  ['embedded (ClusterStore over IPC to the primary-side host)', startEmbeddedStore],
 ];
 
 for (const [name, make] of implementations) {
